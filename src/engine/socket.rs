@@ -1,0 +1,61 @@
+//! Socket setup for listeners and relayed streams (socket2; no `unsafe` here).
+//!
+//! Failures to tune an accepted socket are logged, never fatal: the bytes still flow.
+
+use std::io;
+use std::net::SocketAddr;
+use std::os::fd::{AsFd, OwnedFd};
+use std::time::Duration;
+
+use socket2::{Domain, SockRef, Socket, TcpKeepalive, Type};
+
+/// Keepalive probes start after this much silence: long enough not to matter for streams that
+/// carry tokens, short enough to find peers that vanished (NAT timeouts are often 5-15 min).
+const KEEPALIVE_IDLE: Duration = Duration::from_secs(60);
+const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(10);
+
+/// TCP_NODELAY (token streams are small writes) and keepalive on a relayed socket.
+pub fn tune_stream(fd: &impl AsFd) {
+    let s = SockRef::from(fd);
+    if let Err(e) = s.set_tcp_nodelay(true) {
+        tracing::debug!(error = %e, "TCP_NODELAY");
+    }
+    let ka = TcpKeepalive::new()
+        .with_time(KEEPALIVE_IDLE)
+        .with_interval(KEEPALIVE_INTERVAL);
+    if let Err(e) = s.set_tcp_keepalive(&ka) {
+        tracing::debug!(error = %e, "SO_KEEPALIVE");
+    }
+}
+
+/// A non-blocking, tuned socket for a connect to `addr`.
+pub fn backend_socket(addr: SocketAddr) -> io::Result<OwnedFd> {
+    let s = Socket::new(Domain::for_address(addr), Type::STREAM.nonblocking().cloexec(), None)?;
+    tune_stream(&s);
+    Ok(s.into())
+}
+
+/// Makes the next close send RST instead of FIN: used to pass a reset on to the other peer.
+pub fn set_linger_zero(fd: &impl AsFd) {
+    if let Err(e) = SockRef::from(fd).set_linger(Some(Duration::ZERO)) {
+        tracing::debug!(error = %e, "SO_LINGER");
+    }
+}
+
+/// One worker's SO_REUSEPORT listening socket on `addr`.
+pub fn listener(addr: SocketAddr, backlog: u32) -> io::Result<OwnedFd> {
+    let s = Socket::new(Domain::for_address(addr), Type::STREAM.nonblocking().cloexec(), None)?;
+    s.set_reuse_address(true)?;
+    s.set_reuse_port(true)?;
+    s.bind(&addr.into())?;
+    s.listen(backlog.min(i32::MAX as u32) as i32)?;
+    Ok(s.into())
+}
+
+/// The address a listener is bound to (resolves port 0).
+pub fn local_addr(fd: &impl AsFd) -> io::Result<SocketAddr> {
+    SockRef::from(fd)
+        .local_addr()?
+        .as_socket()
+        .ok_or_else(|| io::Error::other("listener has no inet address"))
+}

@@ -1,0 +1,94 @@
+//! Counters each worker keeps about its own connections, read by tests, the demo and (later)
+//! the admin endpoint. Each worker writes only its own, with relaxed atomics: never a lock.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use crossbeam_utils::CachePadded;
+
+#[derive(Default)]
+pub struct WorkerStats {
+    pub accepted: AtomicU64,
+    /// Connections that ended with both directions closed cleanly.
+    pub completed: AtomicU64,
+    pub resets: AtomicU64,
+    pub connect_failures: AtomicU64,
+    pub retries: AtomicU64,
+    /// Clients closed because no backend of their pool could take them.
+    pub no_backend: AtomicU64,
+    pub idle_timeouts: AtomicU64,
+    /// Bytes received (each relayed byte is counted once, on the side it arrived).
+    pub bytes: AtomicU64,
+    /// Times a recv stopped because the provided buffer ring was empty.
+    pub buffer_starved: AtomicU64,
+    gauges: CachePadded<Gauges>,
+}
+
+#[derive(Default)]
+struct Gauges {
+    connections: AtomicU64,
+    buffers_in_use: AtomicU64,
+}
+
+impl WorkerStats {
+    pub(super) fn publish(&self, connections: usize, buffers_in_use: u32) {
+        self.gauges
+            .connections
+            .store(connections as u64, Ordering::Relaxed);
+        self.gauges
+            .buffers_in_use
+            .store(buffers_in_use as u64, Ordering::Relaxed);
+    }
+
+    pub fn snapshot(&self) -> StatsSnapshot {
+        let r = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        StatsSnapshot {
+            accepted: r(&self.accepted),
+            completed: r(&self.completed),
+            resets: r(&self.resets),
+            connect_failures: r(&self.connect_failures),
+            retries: r(&self.retries),
+            no_backend: r(&self.no_backend),
+            idle_timeouts: r(&self.idle_timeouts),
+            bytes: r(&self.bytes),
+            buffer_starved: r(&self.buffer_starved),
+            connections: r(&self.gauges.connections),
+            buffers_in_use: r(&self.gauges.buffers_in_use),
+        }
+    }
+}
+
+/// A copy of the counters, summed over workers by [`super::Server::stats`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct StatsSnapshot {
+    pub accepted: u64,
+    pub completed: u64,
+    pub resets: u64,
+    pub connect_failures: u64,
+    pub retries: u64,
+    pub no_backend: u64,
+    pub idle_timeouts: u64,
+    pub bytes: u64,
+    pub buffer_starved: u64,
+    /// Connections in the workers' slabs at their last loop turn.
+    pub connections: u64,
+    pub buffers_in_use: u64,
+}
+
+impl std::ops::Add for StatsSnapshot {
+    type Output = StatsSnapshot;
+    fn add(self, o: StatsSnapshot) -> StatsSnapshot {
+        StatsSnapshot {
+            accepted: self.accepted + o.accepted,
+            completed: self.completed + o.completed,
+            resets: self.resets + o.resets,
+            connect_failures: self.connect_failures + o.connect_failures,
+            retries: self.retries + o.retries,
+            no_backend: self.no_backend + o.no_backend,
+            idle_timeouts: self.idle_timeouts + o.idle_timeouts,
+            bytes: self.bytes + o.bytes,
+            buffer_starved: self.buffer_starved + o.buffer_starved,
+            connections: self.connections + o.connections,
+            buffers_in_use: self.buffers_in_use + o.buffers_in_use,
+        }
+    }
+}

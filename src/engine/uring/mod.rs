@@ -1,0 +1,277 @@
+//! The ring and buffer layer: the only place in ringlb with `unsafe` code.
+//!
+//! It wraps one io_uring instance and its provided buffer ring behind a safe interface of the
+//! few operations the relay needs. Every pointer handed to the kernel is either owned by this
+//! module for as long as the kernel may use it (buffers, the wake-up counter) or copied by the
+//! kernel during submission (socket addresses, kept in a scratch list until the turn's submit).
+//! It must never free memory an in-flight operation may still touch.
+#![allow(unsafe_code)]
+
+mod bufring;
+mod error;
+
+use std::io;
+use std::net::SocketAddr;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::sync::Arc;
+use std::time::Duration;
+
+use io_uring::types::{CancelBuilder, Fd, SubmitArgs, Timespec};
+use io_uring::{cqueue, opcode, squeue, IoUring};
+use socket2::SockAddr;
+
+pub use bufring::BufRing;
+pub use error::UringError;
+
+/// One completion, copied out of the completion queue so handlers may submit freely.
+#[derive(Clone, Copy, Debug)]
+pub struct Completion {
+    pub user_data: u64,
+    pub result: i32,
+    pub flags: u32,
+}
+
+impl Completion {
+    /// True if a multishot op will post more completions.
+    pub fn more(&self) -> bool {
+        cqueue::more(self.flags)
+    }
+
+    /// The provided buffer this completion filled, if any.
+    pub fn buffer(&self) -> Option<u16> {
+        cqueue::buffer_select(self.flags)
+    }
+}
+
+/// Wakes a worker blocked in its ring from another thread (eventfd read by the ring).
+#[derive(Clone)]
+pub struct Waker {
+    fd: Arc<OwnedFd>,
+}
+
+impl Waker {
+    pub fn wake(&self) {
+        let one: u64 = 1;
+        // SAFETY: writes 8 bytes from a live u64 to an eventfd we own; a failure (counter
+        // saturated) still leaves the worker woken, so the result is ignored on purpose.
+        let _ = unsafe { libc::write(self.fd.as_raw_fd(), (&one as *const u64).cast(), 8) };
+    }
+}
+
+pub struct Ring {
+    // Field order matters: the IoUring is dropped (closed) before the buffer memory.
+    uring: IoUring,
+    bufs: BufRing,
+    waker: Waker,
+    /// Target of the eventfd read; boxed so its address is stable while the read is pending.
+    wake_buf: Box<u64>,
+    /// Socket addresses referenced by queued connect SQEs; the kernel copies them during
+    /// submission, so they are dropped after the turn's submit.
+    addrs: Vec<Box<SockAddr>>,
+    /// Completions reaped but not yet handed to the worker.
+    backlog: Vec<Completion>,
+}
+
+impl Ring {
+    /// Creates the ring (SINGLE_ISSUER and DEFER_TASKRUN where the kernel has them) and its
+    /// provided buffer ring, and probes for every op the relay uses.
+    pub fn new(entries: u32, buffer_count: u32, buffer_size: u32) -> Result<Ring, UringError> {
+        let uring = build_ring(entries)?;
+        error::probe_ops(&uring)?;
+        let bufs = BufRing::new(buffer_count, buffer_size, 0)?;
+        bufs.register(&uring)?;
+        // SAFETY: plain eventfd(2) call; the returned fd is checked and then owned.
+        let efd = unsafe { libc::eventfd(0, libc::EFD_CLOEXEC | libc::EFD_NONBLOCK) };
+        if efd < 0 {
+            return Err(UringError::Setup {
+                what: "eventfd",
+                source: io::Error::last_os_error(),
+            });
+        }
+        // SAFETY: `efd` is a fresh, valid fd that nothing else owns.
+        let fd = Arc::new(unsafe { OwnedFd::from_raw_fd(efd) });
+        Ok(Ring {
+            uring,
+            bufs,
+            waker: Waker { fd },
+            wake_buf: Box::new(0),
+            addrs: Vec::new(),
+            backlog: Vec::with_capacity(1024),
+        })
+    }
+
+    pub fn waker(&self) -> Waker {
+        self.waker.clone()
+    }
+
+    pub fn bufs(&self) -> &BufRing {
+        &self.bufs
+    }
+
+    pub fn bufs_mut(&mut self) -> &mut BufRing {
+        &mut self.bufs
+    }
+
+    fn push(&mut self, entry: squeue::Entry) {
+        loop {
+            // SAFETY: every entry built by this module references only memory that outlives
+            // the op (see each builder below).
+            if unsafe { self.uring.submission().push(&entry) }.is_ok() {
+                return;
+            }
+            // Queue full: hand what we have to the kernel and retry. An error here (EBUSY on a
+            // backed-up completion queue) resolves as soon as completions are reaped, which the
+            // worker does before its next wait; dropping the entry is never right, so retry.
+            if let Err(e) = self.uring.submit() {
+                tracing::debug!(error = %e, "submit while flushing a full queue");
+                self.collect();
+            }
+        }
+    }
+
+    /// Multishot accept on a listening socket.
+    pub fn accept_multi(&mut self, fd: RawFd, user_data: u64) {
+        let e = opcode::AcceptMulti::new(Fd(fd))
+            .flags(libc::SOCK_CLOEXEC | libc::SOCK_NONBLOCK)
+            .build()
+            .user_data(user_data);
+        self.push(e);
+    }
+
+    /// Multishot receive into the provided buffer ring.
+    pub fn recv_multi(&mut self, fd: RawFd, user_data: u64) {
+        let e = opcode::RecvMulti::new(Fd(fd), self.bufs.bgid())
+            .build()
+            .user_data(user_data);
+        self.push(e);
+    }
+
+    /// Sends `len` bytes of provided buffer `bid` starting at `offset`. The buffer stays owned
+    /// by the worker (not recycled) until this send completes; the memory lives with `self`.
+    pub fn send_buf(&mut self, fd: RawFd, bid: u16, offset: u32, len: u32, user_data: u64) {
+        let ptr = self.bufs.addr(bid, offset);
+        let e = opcode::Send::new(Fd(fd), ptr, len)
+            .flags(libc::MSG_NOSIGNAL)
+            .build()
+            .user_data(user_data);
+        self.push(e);
+    }
+
+    pub fn connect(&mut self, fd: RawFd, addr: SocketAddr, user_data: u64) {
+        let sa = Box::new(SockAddr::from(addr));
+        let e = opcode::Connect::new(Fd(fd), sa.as_ptr().cast(), sa.len())
+            .build()
+            .user_data(user_data);
+        // The kernel copies the address while preparing the SQE during submit; keep it alive
+        // until then.
+        self.addrs.push(sa);
+        self.push(e);
+    }
+
+    pub fn shutdown_write(&mut self, fd: RawFd, user_data: u64) {
+        let e = opcode::Shutdown::new(Fd(fd), libc::SHUT_WR)
+            .build()
+            .user_data(user_data);
+        self.push(e);
+    }
+
+    /// Cancels the op submitted with `target`.
+    pub fn cancel(&mut self, target: u64, user_data: u64) {
+        let e = opcode::AsyncCancel::new(target)
+            .build()
+            .user_data(user_data);
+        self.push(e);
+    }
+
+    /// Cancels every op pending on `fd`.
+    pub fn cancel_fd(&mut self, fd: RawFd, user_data: u64) {
+        let e = opcode::AsyncCancel2::new(CancelBuilder::fd(Fd(fd)).all())
+            .build()
+            .user_data(user_data);
+        self.push(e);
+    }
+
+    /// Arms a read of the wake-up eventfd; completes when [`Waker::wake`] is called.
+    pub fn arm_waker(&mut self, user_data: u64) {
+        let buf: *mut u64 = &mut *self.wake_buf;
+        let e = opcode::Read::new(Fd(self.waker.fd.as_raw_fd()), buf.cast(), 8)
+            .build()
+            .user_data(user_data);
+        self.push(e);
+    }
+
+    /// Publishes recycled buffers, submits everything queued this turn and waits for at least
+    /// one completion or `timeout`; then moves all completions into `out`.
+    pub fn submit_and_wait(
+        &mut self,
+        timeout: Duration,
+        out: &mut Vec<Completion>,
+    ) -> Result<(), UringError> {
+        self.bufs.publish();
+        let ts = Timespec::from(timeout);
+        let args = SubmitArgs::new().timespec(&ts);
+        match self.uring.submitter().submit_with_args(1, &args) {
+            Ok(_) => {}
+            Err(e) => match e.raw_os_error() {
+                Some(libc::ETIME) | Some(libc::EINTR) | Some(libc::EBUSY) | Some(libc::EAGAIN) => {}
+                _ => return Err(UringError::Submit(e)),
+            },
+        }
+        self.addrs.clear();
+        self.collect();
+        out.append(&mut self.backlog);
+        Ok(())
+    }
+
+    /// Submits without waiting (used while draining at shutdown).
+    pub fn submit(&mut self) -> Result<(), UringError> {
+        self.bufs.publish();
+        self.uring.submit().map_err(UringError::Submit)?;
+        self.addrs.clear();
+        Ok(())
+    }
+
+    fn collect(&mut self) {
+        for cqe in self.uring.completion() {
+            self.backlog.push(Completion {
+                user_data: cqe.user_data(),
+                result: cqe.result(),
+                flags: cqe.flags(),
+            });
+        }
+    }
+
+    /// Keeps the buffer memory alive forever: called when the worker stops with ops that may
+    /// still be in flight.
+    pub fn leak_buffers(&mut self) {
+        self.bufs.leak_on_drop();
+    }
+}
+
+/// Takes ownership of a descriptor the kernel returned in a completion (accept).
+pub fn adopt_fd(fd: i32) -> OwnedFd {
+    debug_assert!(fd >= 0);
+    // SAFETY: a non-negative accept result is a new descriptor that nothing else owns.
+    unsafe { OwnedFd::from_raw_fd(fd) }
+}
+
+fn build_ring(entries: u32) -> Result<IoUring, UringError> {
+    let cq = entries.saturating_mul(4);
+    let mut builder = IoUring::builder();
+    builder
+        .setup_cqsize(cq)
+        .setup_single_issuer()
+        .setup_defer_taskrun()
+        .setup_submit_all();
+    match builder.build(entries) {
+        Ok(r) => return Ok(r),
+        Err(e) if e.raw_os_error() == Some(libc::EINVAL) => {
+            tracing::warn!("io_uring: SINGLE_ISSUER/DEFER_TASKRUN not available, using plain setup");
+        }
+        Err(e) => return Err(UringError::from_setup(e)),
+    }
+    IoUring::builder()
+        .setup_cqsize(cq)
+        .build(entries)
+        .map_err(UringError::from_setup)
+}

@@ -1,0 +1,103 @@
+//! Timeouts and leaks: connect timeout against a real black hole, idle timeout, and 5,000
+//! sequential connections leaving descriptors and backend counts at their baseline.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::time::{Duration, Instant};
+
+use common::*;
+
+fn config(connect_timeout: &str, idle_timeout: &str, retries: u32, n: usize) -> String {
+    let mut t = format!(
+        r#"
+[runtime]
+workers = 2
+[[listener]]
+name = "test"
+bind = "127.0.0.1:0"
+pool = "p"
+[[pool]]
+name = "p"
+balance = "round_robin"
+connect_timeout = "{connect_timeout}"
+idle_timeout = "{idle_timeout}"
+retries = {retries}
+"#
+    );
+    for i in 0..n {
+        t += &format!("[[pool.backend]]\naddr = \"{{B{i}}}\"\n");
+    }
+    t
+}
+
+#[test]
+fn connect_timeout_closes_the_client_when_no_backend_answers() {
+    let (_hole, _fill, hole) = black_hole();
+    let server = start(&config("200ms", "1h", 0, 1), &[hole]);
+    let started = Instant::now();
+    let mut s = connect(addr(&server));
+    let mut buf = [0u8; 8];
+    let r = s.read(&mut buf);
+    assert!(matches!(r, Ok(0)) || r.is_err(), "client closed: {r:?}");
+    assert!(started.elapsed() >= Duration::from_millis(190));
+    assert_eq!(server.stats().connect_failures, 1);
+    wait_for("released", || active(&server) == vec![0]);
+}
+
+#[test]
+fn connect_timeout_retries_another_backend() {
+    let (_hole, _fill, hole) = black_hole();
+    let server = start(&config("150ms", "1h", 1, 2), &[hole, echo_backend()]);
+    for _ in 0..4 {
+        let mut s = connect(addr(&server));
+        s.write_all(b"hi").unwrap();
+        let mut buf = [0u8; 2];
+        s.read_exact(&mut buf).unwrap();
+        assert_eq!(&buf, b"hi");
+    }
+    assert!(server.stats().connect_failures >= 1);
+}
+
+#[test]
+fn idle_timeout_closes_silent_streams_only() {
+    let server = start(&config("1s", "300ms", 0, 1), &[echo_backend()]);
+    let mut s = connect(addr(&server));
+    s.write_all(b"x").unwrap();
+    let mut one = [0u8; 1];
+    s.read_exact(&mut one).unwrap();
+    let started = Instant::now();
+    let r = s.read(&mut one);
+    assert!(matches!(r, Ok(0)) || r.is_err(), "idle stream closed: {r:?}");
+    assert!(started.elapsed() >= Duration::from_millis(250));
+    assert_eq!(server.stats().idle_timeouts, 1);
+    wait_for("released", || active(&server) == vec![0]);
+}
+
+#[test]
+fn five_thousand_sequential_connections_leave_nothing_behind() {
+    let backend = echo_backend();
+    let server = start(&config("1s", "1h", 0, 1), &[backend]);
+    let to = addr(&server);
+    // Warm up once so lazily created descriptors (thread pools, etc.) are in the baseline.
+    let mut s = connect(to);
+    s.write_all(b"w").unwrap();
+    let mut one = [0u8; 1];
+    s.read_exact(&mut one).unwrap();
+    drop(s);
+    wait_for("warm-up released", || active(&server) == vec![0] && server.stats().connections == 0);
+    let baseline = open_fds();
+    for i in 0..5000u32 {
+        let mut s = connect(to);
+        let msg = i.to_le_bytes();
+        s.write_all(&msg).unwrap();
+        let mut back = [0u8; 4];
+        s.read_exact(&mut back).unwrap();
+        assert_eq!(back, msg);
+    }
+    wait_for("counts back to zero", || active(&server) == vec![0]);
+    wait_for("descriptors back to baseline", || {
+        server.stats().connections == 0 && open_fds() <= baseline
+    });
+    assert_eq!(server.stats().accepted, 5001);
+}
