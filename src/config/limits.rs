@@ -1,0 +1,67 @@
+//! Defaults and bounds of every config value, in one place so that the validator, the example
+//! config and the engine agree. Values here must never be changed without updating
+//! config/ringlb.toml, which documents them to operators.
+
+use std::time::Duration;
+
+/// Each worker owns one ring, its buffers and its connections; more than this many is a typo
+/// (no machine ringlb targets has that many cores), and would exhaust memory before it helped.
+pub const MAX_WORKERS: usize = 1024;
+
+/// 4096 submission entries let one worker keep a few thousand sockets busy per loop turn
+/// without a full queue forcing an early `io_uring_enter`, at a few hundred KiB of ring memory.
+pub const DEFAULT_RING_ENTRIES: u32 = 4096;
+/// Smaller rings make every busy loop turn a syscall; the kernel needs a power of two.
+pub const MIN_RING_ENTRIES: u32 = 64;
+/// The kernel's limit for submission queue entries (IORING_MAX_ENTRIES).
+pub const MAX_RING_ENTRIES: u32 = 32768;
+
+/// 32 KiB holds a typical burst of streamed tokens or a whole chat request in one receive,
+/// while 1024 of them still cost only 32 MiB per worker.
+pub const DEFAULT_BUFFER_SIZE: u32 = 32768;
+/// One page: smaller buffers make each receive carry too little for its completion's cost.
+pub const MIN_BUFFER_SIZE: u32 = 4096;
+/// 1 MiB: beyond this a single buffer is mostly unused memory for streaming workloads.
+pub const MAX_BUFFER_SIZE: u32 = 1_048_576;
+
+/// 1024 buffers per worker cover that many sockets with a receive in flight at once; the
+/// rest wait for a buffer to come back, which bounds memory instead of failing.
+pub const DEFAULT_BUFFER_COUNT: u32 = 1024;
+/// Fewer buffers than this stall a worker on a handful of busy sockets.
+pub const MIN_BUFFER_COUNT: u32 = 16;
+/// The kernel's limit for a provided-buffer ring, which also needs a power of two.
+pub const MAX_BUFFER_COUNT: u32 = 32768;
+
+/// 256 KiB (8 default buffers) in flight per direction absorbs a slow reader's hiccups
+/// without letting one stalled client pin a large share of a worker's buffers.
+pub const DEFAULT_MAX_UNSENT: u32 = 262_144;
+
+/// Linux's default `somaxconn` since 5.4: a connect burst from a client fleet is queued
+/// rather than refused, and the kernel caps larger values anyway.
+pub const DEFAULT_BACKLOG: u32 = 4096;
+/// `listen(2)` takes a C `int`.
+pub const MAX_BACKLOG: u32 = i32::MAX as u32;
+
+/// Three seconds is far longer than a healthy local-network connect, yet short enough that
+/// a dead GPU host costs a client only a short wait before a retry on another backend.
+pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
+/// One hour: inference streams and WebSocket sessions legitimately stay quiet for minutes
+/// (long prompts, queued requests), so only truly abandoned connections are closed.
+pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(3600);
+/// Longer timeouts are almost surely a unit typo ("3h" for "3s"), and the bound keeps
+/// millisecond deadline arithmetic far from overflow.
+pub const MAX_TIMEOUT: Duration = Duration::from_secs(365 * 24 * 3600);
+
+/// Two retries ride out one or two dead backends without turning a fleet-wide outage into a
+/// long wait for every client.
+pub const DEFAULT_RETRIES: u32 = 2;
+
+/// Equal share per backend unless the operator says otherwise.
+pub const DEFAULT_WEIGHT: u32 = 1;
+/// Large enough for any real ratio between GPUs, small enough that weight sums cannot
+/// overflow a u64 however many backends a pool has.
+pub const MAX_WEIGHT: u32 = 1_000_000;
+
+/// 0 means unlimited: the balancer, not a cap, spreads load unless the operator knows a
+/// backend's concurrency limit.
+pub const DEFAULT_MAX_CONNECTIONS: u32 = 0;

@@ -1,0 +1,132 @@
+//! Validation of one `[[pool]]` and its `[[pool.backend]]` entries.
+//!
+//! A pool that passes has a name, a known balance strategy, sane timeouts and at least one
+//! backend with a distinct, connectable address. It must never let through a backend the
+//! engine could not connect to (port 0) or a weight that would starve or overflow.
+
+use super::checks::Checker;
+use super::error::ConfigError;
+use super::limits::*;
+use super::raw::{RawBackend, RawPool};
+use super::{Backend, Balance, Pool};
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::ops::Range;
+use toml::Spanned;
+
+/// Checks the `index`-th (0-based) pool; returns it with the span of its name, which the
+/// caller needs to report a duplicate.
+pub(super) fn validate_pool(
+    check: &Checker,
+    index: usize,
+    raw: &Spanned<RawPool>,
+) -> Result<(Pool, Range<usize>), ConfigError> {
+    let table = raw.span();
+    let p: &RawPool = raw.get_ref();
+    let name = check.name(&p.name, &table, &format!("pool {}", index + 1))?;
+    let ctx = format!("pool {:?}", name.get_ref());
+
+    let balance = match &p.balance {
+        None => Balance::LeastConnections,
+        Some(value) => Balance::from_name(value.get_ref()).ok_or_else(|| {
+            let allowed: Vec<String> = Balance::ALL
+                .iter()
+                .map(|b| format!("{:?}", b.as_str()))
+                .collect();
+            check.err(
+                &value.span(),
+                format!(
+                    "{ctx}: unknown `balance` {:?}; allowed: {}",
+                    value.get_ref(),
+                    allowed.join(", ")
+                ),
+            )
+        })?,
+    };
+    let connect_timeout = check.timeout(
+        &p.connect_timeout,
+        &ctx,
+        "connect_timeout",
+        DEFAULT_CONNECT_TIMEOUT,
+    )?;
+    let idle_timeout =
+        check.timeout(&p.idle_timeout, &ctx, "idle_timeout", DEFAULT_IDLE_TIMEOUT)?;
+    let retries = check.int(
+        &p.retries,
+        &ctx,
+        "retries",
+        (0, i64::from(u32::MAX)),
+        i64::from(DEFAULT_RETRIES),
+    )? as u32;
+
+    if p.backend.is_empty() {
+        return Err(check.err(
+            &name.span(),
+            format!("{ctx}: has no backends; add at least one [[pool.backend]] with an `addr`"),
+        ));
+    }
+    let mut backends: Vec<Backend> = Vec::with_capacity(p.backend.len());
+    let mut seen: HashMap<SocketAddr, usize> = HashMap::new();
+    for (i, raw_backend) in p.backend.iter().enumerate() {
+        let ctx = format!("{ctx} backend {}", i + 1);
+        let (backend, addr_span) = validate_backend(check, &ctx, raw_backend)?;
+        if let Some(first) = seen.get(&backend.addr) {
+            return Err(check.err(
+                &addr_span,
+                format!(
+                    "{ctx}: duplicate `addr` {} (same as backend {first})",
+                    backend.addr
+                ),
+            ));
+        }
+        seen.insert(backend.addr, i + 1);
+        backends.push(backend);
+    }
+
+    let pool = Pool {
+        name: name.get_ref().clone(),
+        balance,
+        connect_timeout,
+        idle_timeout,
+        retries,
+        backends,
+    };
+    Ok((pool, name.span()))
+}
+
+/// Checks one backend; returns it with the span of its address for duplicate reports.
+fn validate_backend(
+    check: &Checker,
+    ctx: &str,
+    raw: &Spanned<RawBackend>,
+) -> Result<(Backend, Range<usize>), ConfigError> {
+    let b: &RawBackend = raw.get_ref();
+    let addr_value = check.required(&b.addr, &raw.span(), ctx, "addr")?;
+    let addr = check.socket_addr(addr_value, ctx, "addr", "127.0.0.1:9001")?;
+    if addr.port() == 0 {
+        return Err(check.err(
+            &addr_value.span(),
+            format!("{ctx}: `addr` {addr} has port 0, which nothing can connect to"),
+        ));
+    }
+    let weight = check.int(
+        &b.weight,
+        ctx,
+        "weight",
+        (1, i64::from(MAX_WEIGHT)),
+        i64::from(DEFAULT_WEIGHT),
+    )? as u32;
+    let max_connections = check.int(
+        &b.max_connections,
+        ctx,
+        "max_connections",
+        (0, i64::from(u32::MAX)),
+        i64::from(DEFAULT_MAX_CONNECTIONS),
+    )? as u32;
+    let backend = Backend {
+        addr,
+        weight,
+        max_connections,
+    };
+    Ok((backend, addr_value.span()))
+}

@@ -1,0 +1,93 @@
+//! The config file's shape exactly as written: what serde reads from TOML, before any rule is
+//! checked.
+//!
+//! Every key is optional here (even required ones) and keeps its byte span, so that
+//! `validate` can report a missing key or a bad value with a message naming the key and the
+//! table it belongs to. This layer must never apply defaults or judge values; unknown keys are
+//! its only rejection (`deny_unknown_fields`), because a misspelt key silently ignored would
+//! leave a default in place that the operator thinks they changed.
+
+use serde::de::{Deserializer, Visitor};
+use serde::Deserialize;
+use std::fmt;
+use toml::Spanned;
+
+/// The whole file. Integers are read as `i64` (TOML's integer type) so that a negative or
+/// oversized value reaches `validate` and gets a range message instead of a type error.
+#[derive(Debug, Deserialize)]
+#[serde(
+    deny_unknown_fields,
+    expecting = "a TOML document with [runtime], [[listener]] and [[pool]] tables"
+)]
+pub(super) struct RawConfig {
+    pub runtime: Option<RawRuntime>,
+    #[serde(default)]
+    pub listener: Vec<Spanned<RawListener>>,
+    #[serde(default)]
+    pub pool: Vec<Spanned<RawPool>>,
+}
+
+/// `[runtime]`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, expecting = "a [runtime] table")]
+pub(super) struct RawRuntime {
+    pub workers: Option<Spanned<i64>>,
+    pub pin_workers: Option<bool>,
+    pub ring_entries: Option<Spanned<i64>>,
+    pub buffer_size: Option<Spanned<i64>>,
+    pub buffer_count: Option<Spanned<i64>>,
+    pub max_unsent: Option<Spanned<i64>>,
+}
+
+/// One `[[listener]]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, expecting = "a [[listener]] table")]
+pub(super) struct RawListener {
+    pub name: Option<Spanned<String>>,
+    pub bind: Option<Spanned<String>>,
+    pub pool: Option<Spanned<String>>,
+    pub backlog: Option<Spanned<i64>>,
+}
+
+/// One `[[pool]]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, expecting = "a [[pool]] table")]
+pub(super) struct RawPool {
+    pub name: Option<Spanned<String>>,
+    pub balance: Option<Spanned<String>>,
+    pub connect_timeout: Option<Spanned<RawDuration>>,
+    pub idle_timeout: Option<Spanned<RawDuration>>,
+    pub retries: Option<Spanned<i64>>,
+    #[serde(default)]
+    pub backend: Vec<Spanned<RawBackend>>,
+}
+
+/// One `[[pool.backend]]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, expecting = "a [[pool.backend]] table")]
+pub(super) struct RawBackend {
+    pub addr: Option<Spanned<String>>,
+    pub weight: Option<Spanned<i64>>,
+    pub max_connections: Option<Spanned<i64>>,
+}
+
+/// A duration as written. Its own type only so that `timeout = 3` is answered with "expected
+/// a duration string such as "3s"" rather than serde's bare "expected a string".
+#[derive(Debug)]
+pub(super) struct RawDuration(pub String);
+
+impl<'de> Deserialize<'de> for RawDuration {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct DurationVisitor;
+        impl Visitor<'_> for DurationVisitor {
+            type Value = RawDuration;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a duration string with a unit, such as \"3s\", \"250ms\" or \"1h\"")
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<RawDuration, E> {
+                Ok(RawDuration(v.to_string()))
+            }
+        }
+        deserializer.deserialize_str(DurationVisitor)
+    }
+}

@@ -1,0 +1,223 @@
+//! Turns the raw file shape into a typed, checked `Config`: applies defaults, checks every
+//! range, resolves listener -> pool names to indices, and rejects duplicates and conflicts.
+//!
+//! It reports the first problem it meets (runtime, then pools, then listeners, each in file
+//! order), located at the offending value. It must never accept a config the engine could trip
+//! over at run time: whatever passes here is safe to bind, size rings with, and balance across.
+
+use super::checks::Checker;
+use super::error::{ConfigError, Locator};
+use super::limits::*;
+use super::pools::validate_pool;
+use super::raw::{RawConfig, RawListener, RawRuntime};
+use super::{Config, Listener, Pool, Runtime};
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::ops::Range;
+
+/// Checks `raw` (parsed from the text `loc` refers to) and builds the typed config.
+pub(super) fn validate(raw: &RawConfig, loc: &Locator) -> Result<Config, ConfigError> {
+    let check = Checker { loc };
+    let runtime = validate_runtime(&check, raw.runtime.as_ref())?;
+
+    let mut pools: Vec<Pool> = Vec::with_capacity(raw.pool.len());
+    let mut pool_index: HashMap<String, (usize, Range<usize>)> = HashMap::new();
+    for (i, raw_pool) in raw.pool.iter().enumerate() {
+        let (pool, name_span) = validate_pool(&check, i, raw_pool)?;
+        if let Some((_, first)) = pool_index.get(&pool.name) {
+            return Err(check.err(
+                &name_span,
+                format!(
+                    "pool {:?}: duplicate pool `name` (first defined at line {})",
+                    pool.name,
+                    loc.line_of(first)
+                ),
+            ));
+        }
+        pool_index.insert(pool.name.clone(), (i, name_span));
+        pools.push(pool);
+    }
+
+    let mut listeners: Vec<Listener> = Vec::with_capacity(raw.listener.len());
+    let mut names: HashMap<String, Range<usize>> = HashMap::new();
+    let mut binds: Vec<(SocketAddr, String, Range<usize>)> = Vec::new();
+    for (i, raw_listener) in raw.listener.iter().enumerate() {
+        let table = raw_listener.span();
+        let l: &RawListener = raw_listener.get_ref();
+        let name = check.name(&l.name, &table, &format!("listener {}", i + 1))?;
+        let ctx = format!("listener {:?}", name.get_ref());
+        if let Some(first) = names.get(name.get_ref()) {
+            return Err(check.err(
+                &name.span(),
+                format!(
+                    "{ctx}: duplicate listener `name` (first defined at line {})",
+                    loc.line_of(first)
+                ),
+            ));
+        }
+        names.insert(name.get_ref().clone(), name.span());
+
+        let bind_value = check.required(&l.bind, &table, &ctx, "bind")?;
+        let bind = check.socket_addr(bind_value, &ctx, "bind", "127.0.0.1:8080")?;
+        if let Some((other, other_name, other_span)) = binds
+            .iter()
+            .find(|(other, ..)| binds_conflict(*other, bind))
+        {
+            return Err(check.err(
+                &bind_value.span(),
+                format!(
+                    "{ctx}: `bind` {bind} overlaps {other} of listener {other_name:?} \
+                     (line {}); two sockets cannot listen on the same address and port",
+                    loc.line_of(other_span)
+                ),
+            ));
+        }
+        binds.push((bind, name.get_ref().clone(), bind_value.span()));
+
+        let pool_value = check.required(&l.pool, &table, &ctx, "pool")?;
+        let pool = match pool_index.get(pool_value.get_ref()) {
+            Some((index, _)) => *index,
+            None => {
+                let mut known: Vec<String> =
+                    pools.iter().map(|p| format!("{:?}", p.name)).collect();
+                known.sort();
+                let known = if known.is_empty() {
+                    "no [[pool]] is defined".to_string()
+                } else {
+                    format!("defined pools: {}", known.join(", "))
+                };
+                return Err(check.err(
+                    &pool_value.span(),
+                    format!(
+                        "{ctx}: `pool` names unknown pool {:?}; {known}",
+                        pool_value.get_ref()
+                    ),
+                ));
+            }
+        };
+
+        let backlog = check.int(
+            &l.backlog,
+            &ctx,
+            "backlog",
+            (1, i64::from(MAX_BACKLOG)),
+            i64::from(DEFAULT_BACKLOG),
+        )?;
+        listeners.push(Listener {
+            name: name.get_ref().clone(),
+            bind,
+            pool,
+            // In range by the check above.
+            backlog: backlog as u32,
+        });
+    }
+
+    if listeners.is_empty() {
+        return Err(check.err(
+            &(0..0),
+            "no [[listener]] is defined; ringlb needs at least one to accept connections"
+                .to_string(),
+        ));
+    }
+    Ok(Config {
+        runtime,
+        listeners,
+        pools,
+    })
+}
+
+/// Whether two listen addresses would collide: same nonzero port, and the same IP or a
+/// wildcard of the same family. Port 0 asks the kernel for a fresh port, so it never collides.
+fn binds_conflict(a: SocketAddr, b: SocketAddr) -> bool {
+    if a.port() != b.port() || a.port() == 0 {
+        return false;
+    }
+    a.ip() == b.ip()
+        || (a.is_ipv4() == b.is_ipv4() && (a.ip().is_unspecified() || b.ip().is_unspecified()))
+}
+
+fn validate_runtime(check: &Checker, raw: Option<&RawRuntime>) -> Result<Runtime, ConfigError> {
+    let empty = RawRuntime {
+        workers: None,
+        pin_workers: None,
+        ring_entries: None,
+        buffer_size: None,
+        buffer_count: None,
+        max_unsent: None,
+    };
+    let r = raw.unwrap_or(&empty);
+    let ctx = "runtime";
+    let workers = check.int(&r.workers, ctx, "workers", (0, MAX_WORKERS as i64), 0)? as usize;
+    let workers = if workers == 0 {
+        std::thread::available_parallelism().map_or(1, |n| n.get())
+    } else {
+        workers
+    };
+    let ring_entries = check.pow2(
+        &r.ring_entries,
+        ctx,
+        "ring_entries",
+        (MIN_RING_ENTRIES, MAX_RING_ENTRIES),
+        DEFAULT_RING_ENTRIES,
+    )?;
+    let buffer_size = check.int(
+        &r.buffer_size,
+        ctx,
+        "buffer_size",
+        (i64::from(MIN_BUFFER_SIZE), i64::from(MAX_BUFFER_SIZE)),
+        i64::from(DEFAULT_BUFFER_SIZE),
+    )? as u32;
+    let buffer_count = check.pow2(
+        &r.buffer_count,
+        ctx,
+        "buffer_count",
+        (MIN_BUFFER_COUNT, MAX_BUFFER_COUNT),
+        DEFAULT_BUFFER_COUNT,
+    )?;
+    let max_unsent = max_unsent(check, r, buffer_size)?;
+    Ok(Runtime {
+        workers,
+        pin_workers: r.pin_workers.unwrap_or(false),
+        ring_entries,
+        buffer_size,
+        buffer_count,
+        max_unsent,
+    })
+}
+
+/// `max_unsent` must hold at least one full buffer, or a single receive would already be over
+/// the limit and reading would stop for good. When it is the default that is too small, the
+/// error points at the `buffer_size` that made it so.
+fn max_unsent(check: &Checker, r: &RawRuntime, buffer_size: u32) -> Result<u32, ConfigError> {
+    match (&r.max_unsent, &r.buffer_size) {
+        (Some(value), _) => {
+            let v = *value.get_ref();
+            if v < i64::from(buffer_size) {
+                return Err(check.err(
+                    &value.span(),
+                    format!(
+                        "runtime: `max_unsent` must be at least `buffer_size` ({buffer_size}), \
+                         got {v}"
+                    ),
+                ));
+            }
+            u32::try_from(v).map_err(|_| {
+                check.err(
+                    &value.span(),
+                    format!(
+                        "runtime: `max_unsent` must be at most {}, got {v}",
+                        u32::MAX
+                    ),
+                )
+            })
+        }
+        (None, Some(size)) if buffer_size > DEFAULT_MAX_UNSENT => Err(check.err(
+            &size.span(),
+            format!(
+                "runtime: `buffer_size` {buffer_size} is larger than the default `max_unsent` \
+                 {DEFAULT_MAX_UNSENT}; set `max_unsent` to at least {buffer_size}"
+            ),
+        )),
+        (None, _) => Ok(DEFAULT_MAX_UNSENT),
+    }
+}
