@@ -244,6 +244,26 @@ async fn idle_timeout_closes_silent_and_partial_clients() {
 }
 
 #[tokio::test]
+async fn http10_stream_is_close_delimited() {
+    let backend = MockBackend::start(fast("h10")).await.unwrap();
+    let mut c = Client::connect(backend.addr()).await;
+    let req = String::from_utf8(completion(3, true)).unwrap();
+    c.send(req.replacen("HTTP/1.1", "HTTP/1.0", 1).as_bytes())
+        .await;
+    let head = c.head().await;
+    assert_eq!(head.status, 200);
+    assert_eq!(head.get("transfer-encoding"), None);
+    assert_eq!(head.get("connection"), Some("close"));
+    let mut body = std::mem::take(&mut c.buf);
+    c.s.read_to_end(&mut body).await.unwrap();
+    let text = String::from_utf8(body).unwrap();
+    let events: Vec<&str> = text.split_terminator("\n\n").collect();
+    assert_eq!(events.len(), 4);
+    assert!(events[2].starts_with("data: {") && events[2].contains("tok2 "));
+    assert_eq!(events[3], "data: [DONE]");
+}
+
+#[tokio::test]
 async fn json_completion_pipelined_and_expect_continue() {
     let backend = MockBackend::start(fast("b2")).await.unwrap();
     let mut c = Client::connect(backend.addr()).await;

@@ -9,7 +9,7 @@ use tokio::time::Instant;
 
 use super::conn::{Conn, Request};
 use super::generate::{token_text, GenRequest, Generation};
-use super::http::response_head;
+use super::http::{response_head, Framing};
 use super::inference::Outcome;
 use super::server::Shared;
 use super::sse::{completion_chunk, push_chunk, push_event, DONE_EVENT, LAST_CHUNK};
@@ -27,17 +27,17 @@ pub(crate) async fn handle(
         Ok(r) => r,
         Err(detail) => return Outcome::Reject((400, "Bad Request"), detail),
     };
-    let keep_alive = req.head.keep_alive;
+    let framing = if req.head.http10 {
+        Framing::Close
+    } else {
+        Framing::Chunked
+    };
+    // A close-delimited stream ends the connection, whatever the request asked for.
+    let keep_alive = req.head.keep_alive && !(gen_req.stream && framing == Framing::Close);
     if gen_req.stream {
         // Like Starlette's StreamingResponse the head goes out at once, before the queue.
-        let head = response_head(
-            200,
-            "OK",
-            &shared.name,
-            "text/event-stream",
-            None,
-            keep_alive,
-        );
+        let ctype = "text/event-stream";
+        let head = response_head((200, "OK"), &shared.name, ctype, framing, keep_alive);
         if conn.stream.write_all(head.as_bytes()).await.is_err() {
             return Outcome::Drop;
         }
@@ -50,7 +50,7 @@ pub(crate) async fn handle(
         return Outcome::Drop;
     };
     let result = if gen_req.stream {
-        stream(conn, gen, &shared.name).await
+        stream(conn, gen, &shared.name, framing).await
     } else {
         whole(conn, gen, &shared.name, keep_alive).await
     };
@@ -61,9 +61,18 @@ pub(crate) async fn handle(
     }
 }
 
-async fn stream(conn: &mut Conn, mut gen: Generation, model: &str) -> std::io::Result<()> {
+async fn stream(
+    conn: &mut Conn,
+    mut gen: Generation,
+    model: &str,
+    framing: Framing,
+) -> std::io::Result<()> {
     let id = format!("cmpl-{model}-{}", gen.id());
     let last = gen.total().saturating_sub(1);
+    let frame = |out: &mut Vec<u8>, events: &[u8]| match framing {
+        Framing::Chunked => push_chunk(out, events),
+        _ => out.extend_from_slice(events),
+    };
     let (mut events, mut out) = (Vec::new(), Vec::new());
     while let Some(batch) = gen.next_batch().await {
         events.clear();
@@ -74,13 +83,15 @@ async fn stream(conn: &mut Conn, mut gen: Generation, model: &str) -> std::io::R
                 &completion_chunk(&id, model, &token_text(i), i == last),
             );
         }
-        push_chunk(&mut out, &events);
+        frame(&mut out, &events);
         conn.stream.write_all(&out).await?;
         gen.written(batch);
     }
     out.clear();
-    push_chunk(&mut out, DONE_EVENT);
-    out.extend_from_slice(LAST_CHUNK);
+    frame(&mut out, DONE_EVENT);
+    if framing == Framing::Chunked {
+        out.extend_from_slice(LAST_CHUNK);
+    }
     conn.stream.write_all(&out).await?;
     gen.finish();
     Ok(())

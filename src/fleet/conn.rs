@@ -11,7 +11,9 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::time::Instant;
 
-use super::http::{parse_head, response_head, Head, HttpError, MAX_BODY_BYTES, MAX_HEAD_BYTES};
+use super::http::{
+    parse_head, response_head, Framing, Head, HttpError, MAX_BODY_BYTES, MAX_HEAD_BYTES,
+};
 
 /// How long a closing connection keeps draining input after its final response, so the
 /// client can read that response before unread bytes turn the close into a reset.
@@ -87,6 +89,10 @@ impl Conn {
         }
         let body = self.buf[head_len..end].to_vec();
         self.buf.drain(..end);
+        // One large body must not pin a megabyte to a long-lived keep-alive connection.
+        if self.buf.capacity() > 4 * READ_CHUNK && self.buf.len() <= READ_CHUNK {
+            self.buf.shrink_to(READ_CHUNK);
+        }
         Ok(Some(Request { head, body }))
     }
 
@@ -112,14 +118,8 @@ impl Conn {
         body: &[u8],
         keep_alive: bool,
     ) -> std::io::Result<()> {
-        let head = response_head(
-            status.0,
-            status.1,
-            backend,
-            content_type,
-            Some(body.len()),
-            keep_alive,
-        );
+        let framing = Framing::Length(body.len());
+        let head = response_head(status, backend, content_type, framing, keep_alive);
         let mut out = Vec::with_capacity(head.len() + body.len());
         out.extend_from_slice(head.as_bytes());
         out.extend_from_slice(body);

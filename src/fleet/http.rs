@@ -62,6 +62,8 @@ pub(crate) struct Head {
     /// Path without the query string.
     pub path: String,
     pub keep_alive: bool,
+    /// An HTTP/1.0 request: its client cannot decode a chunked response.
+    pub http10: bool,
     pub content_length: u64,
     pub expect_continue: bool,
     /// `Upgrade: websocket` together with a `Connection: upgrade` token.
@@ -102,6 +104,7 @@ pub(crate) fn parse_head(buf: &[u8]) -> Result<Option<(Head, usize)>, HttpError>
         method: method.to_string(),
         path: target.split('?').next().unwrap_or(target).to_string(),
         keep_alive: version >= 1,
+        http10: version == 0,
         ..Head::default()
     };
     let mut content_length: Option<u64> = None;
@@ -154,23 +157,36 @@ pub(crate) fn parse_head(buf: &[u8]) -> Result<Option<(Head, usize)>, HttpError>
     Ok(Some((head, len)))
 }
 
-/// A response head carrying `x-backend`; `body_len: None` means a chunked body follows.
+/// How a response body is delimited.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Framing {
+    Length(usize),
+    Chunked,
+    /// Ends when the connection closes: streaming to HTTP/1.0 clients, which lack chunking.
+    Close,
+}
+
+/// A response head carrying `x-backend`.
 pub(crate) fn response_head(
-    status: u16,
-    reason: &str,
+    status: (u16, &str),
     backend: &str,
     content_type: &str,
-    body_len: Option<usize>,
+    framing: Framing,
     keep_alive: bool,
 ) -> String {
-    let framing = match body_len {
-        Some(n) => format!("Content-Length: {n}\r\n"),
-        None => "Transfer-Encoding: chunked\r\nCache-Control: no-cache\r\n".to_string(),
+    let (framing, keep_alive) = match framing {
+        Framing::Length(n) => (format!("Content-Length: {n}\r\n"), keep_alive),
+        Framing::Chunked => (
+            "Transfer-Encoding: chunked\r\nCache-Control: no-cache\r\n".to_string(),
+            keep_alive,
+        ),
+        Framing::Close => ("Cache-Control: no-cache\r\n".to_string(), false),
     };
     let connection = if keep_alive { "keep-alive" } else { "close" };
     format!(
-        "HTTP/1.1 {status} {reason}\r\nContent-Type: {content_type}\r\nx-backend: {backend}\r\n\
-         {framing}Connection: {connection}\r\n\r\n"
+        "HTTP/1.1 {} {}\r\nContent-Type: {content_type}\r\nx-backend: {backend}\r\n\
+         {framing}Connection: {connection}\r\n\r\n",
+        status.0, status.1
     )
 }
 
@@ -218,7 +234,7 @@ mod tests {
     #[test]
     fn http10_closes_unless_asked() {
         let (head, _) = parse_head(b"GET / HTTP/1.0\r\n\r\n").unwrap().unwrap();
-        assert!(!head.keep_alive);
+        assert!(!head.keep_alive && head.http10);
         let (head, _) = parse_head(b"GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n")
             .unwrap()
             .unwrap();
