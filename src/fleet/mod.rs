@@ -1,1 +1,36 @@
-//! placeholder
+//! Mock GPU inference backends for the demo, the tests and the benchmarks of ringlb.
+//!
+//! A [`MockBackend`] is a small tokio HTTP/1.1 server that behaves like vLLM/SGLang/TGI as seen
+//! from the network: `POST /v1/completions` streams paced tokens over SSE (chunked, keep-alive),
+//! `GET /v1/stream` does the same over a WebSocket, `GET /metrics` exposes vLLM-named gauges, and
+//! a bounded number of generation slots (the GPU's max-num-seqs) makes overload show up as a
+//! growing time to first token. Raw TCP modes (echo, source, respond, sink) serve byte-exact tests
+//! and throughput benchmarks.
+//!
+//! This is control-plane/tooling code: it must never be linked into the balancer's data plane,
+//! and it must never panic, leak or spin on what a client sends.
+
+mod capacity;
+mod completions;
+mod conn;
+mod error;
+mod generate;
+mod http;
+mod inference;
+mod metrics;
+mod options;
+mod pattern;
+mod raw;
+mod server;
+mod sse;
+mod stats;
+mod websocket;
+
+pub use error::FleetError;
+pub use options::{
+    MockOptions, Mode, DEFAULT_CAPACITY, DEFAULT_TOKENS_PER_SEC, DEFAULT_TTFT,
+    DEFAULT_WORKER_THREADS,
+};
+pub use pattern::pattern_fill;
+pub use server::{run_blocking, MockBackend};
+pub use stats::{BackendStats, StatsSnapshot};

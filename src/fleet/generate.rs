@@ -1,0 +1,154 @@
+//! One generation: the request body it comes from, the token schedule, and its accounting.
+//!
+//! Tokens are due at `first_at + i * interval`; when the writer falls behind (or the pace is
+//! very high) all due tokens come out as one batch so a fast mock never needs one timer or one
+//! syscall per token. Must never emit a token before it is due, nor count tokens not written.
+
+use std::ops::Range;
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::Deserialize;
+use tokio::time::Instant;
+
+use super::capacity::Slot;
+use super::stats::BackendStats;
+
+/// Largest `max_tokens` accepted: keeps a non-streamed body (about 10 bytes a token) near 1 MB.
+pub(crate) const MAX_TOKENS: u64 = 100_000;
+
+/// Most tokens written in one batch, so one write stays small even at an unpaced rate.
+const MAX_BATCH: u64 = 256;
+
+/// OpenAI's default when a completions request has no `max_tokens`.
+fn default_max_tokens() -> u64 {
+    16
+}
+
+/// The fields of a completions request the mock looks at; the prompt is accepted, not used.
+#[derive(Debug, Deserialize)]
+pub(crate) struct GenRequest {
+    #[serde(default = "default_max_tokens")]
+    pub max_tokens: u64,
+    #[serde(default)]
+    pub stream: bool,
+}
+
+impl GenRequest {
+    /// Parses a JSON request body; the error text is meant for the client.
+    pub(crate) fn parse(body: &[u8]) -> Result<GenRequest, String> {
+        let req: GenRequest =
+            serde_json::from_slice(body).map_err(|e| format!("invalid request body: {e}"))?;
+        if req.max_tokens > MAX_TOKENS {
+            return Err(format!("max_tokens must be at most {MAX_TOKENS}"));
+        }
+        Ok(req)
+    }
+}
+
+/// The text of token `i`, as clients see it.
+pub(crate) fn token_text(i: u64) -> String {
+    format!("tok{i} ")
+}
+
+/// A generation holding a slot. Dropping it before [`Generation::finish`] counts it aborted.
+pub(crate) struct Generation {
+    id: u64,
+    _slot: Slot,
+    stats: Arc<BackendStats>,
+    received: Instant,
+    first_at: Instant,
+    interval: Duration,
+    total: u64,
+    next: u64,
+    finished: bool,
+}
+
+impl Generation {
+    pub(crate) fn new(
+        id: u64,
+        slot: Slot,
+        stats: Arc<BackendStats>,
+        received: Instant,
+        first_at: Instant,
+        interval: Duration,
+        total: u64,
+    ) -> Generation {
+        Generation {
+            id,
+            _slot: slot,
+            stats,
+            received,
+            first_at,
+            interval,
+            total,
+            next: 0,
+            finished: false,
+        }
+    }
+
+    /// This backend's sequence number of the request (for response ids).
+    pub(crate) fn id(&self) -> u64 {
+        self.id
+    }
+
+    /// Number of tokens this generation produces.
+    pub(crate) fn total(&self) -> u64 {
+        self.total
+    }
+
+    /// Waits until the next token is due and returns every token due by then (at most
+    /// [`MAX_BATCH`]); `None` once all tokens were handed out.
+    pub(crate) async fn next_batch(&mut self) -> Option<Range<u64>> {
+        if self.next >= self.total {
+            return None;
+        }
+        let due_at = self.due_at(self.next);
+        tokio::time::sleep_until(due_at).await;
+        let elapsed = Instant::now().saturating_duration_since(self.first_at);
+        let due = match elapsed.as_nanos().checked_div(self.interval.as_nanos()) {
+            Some(n) => u64::try_from(n).unwrap_or(u64::MAX).saturating_add(1),
+            None => u64::MAX,
+        };
+        let end = due
+            .min(self.total)
+            .min(self.next + MAX_BATCH)
+            .max(self.next + 1);
+        let batch = self.next..end;
+        self.next = end;
+        Some(batch)
+    }
+
+    fn due_at(&self, i: u64) -> Instant {
+        // Cannot overflow: the options cap the interval at an hour and requests cap
+        // `max_tokens` at MAX_TOKENS, so the offset stays below twelve years.
+        let i = u32::try_from(i).unwrap_or(u32::MAX);
+        self.first_at + self.interval.saturating_mul(i)
+    }
+
+    /// Accounts tokens the client was sent; the first call records the time to first token.
+    pub(crate) fn written(&mut self, batch: Range<u64>) {
+        if batch.is_empty() {
+            return;
+        }
+        if batch.start == 0 {
+            self.stats.record_ttft(self.received.elapsed());
+        }
+        BackendStats::add(&self.stats.tokens_total, batch.end - batch.start);
+    }
+
+    /// The client got every token and the end marker.
+    pub(crate) fn finish(mut self) {
+        self.finished = true;
+        self.stats.streams_total.fetch_add(1, Relaxed);
+    }
+}
+
+impl Drop for Generation {
+    fn drop(&mut self) {
+        if !self.finished {
+            self.stats.aborted_total.fetch_add(1, Relaxed);
+        }
+    }
+}

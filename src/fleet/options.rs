@@ -1,0 +1,110 @@
+//! The knobs of a mock backend: what it serves and how fast, validated once at start.
+//!
+//! Must never accept a value that could make the server panic later (a zero capacity, a NaN
+//! rate, a name that cannot be sent as a header).
+
+use std::net::{Ipv4Addr, SocketAddr};
+use std::time::Duration;
+
+use super::FleetError;
+
+/// Tokens per second per stream: roughly what one vLLM stream of a 7B model produces on a
+/// mid-range GPU, and slow enough that a demo table shows streams in flight.
+pub const DEFAULT_TOKENS_PER_SEC: f64 = 50.0;
+
+/// Time to first token on an idle backend: a typical prefill time for a short prompt.
+pub const DEFAULT_TTFT: Duration = Duration::from_millis(50);
+
+/// Concurrent generations (vLLM's max-num-seqs): small so a demo load of tens of streams
+/// overloads one backend and the queueing (growing TTFT) becomes visible.
+pub const DEFAULT_CAPACITY: usize = 16;
+
+/// Runtime threads when the backend hosts its own runtime: one is plenty for a mock and leaves
+/// the other cores to the balancer under test.
+pub const DEFAULT_WORKER_THREADS: usize = 1;
+
+/// Slowest pace accepted (one token an hour): bounds every token deadline far from overflow.
+const MAX_INTERVAL: Duration = Duration::from_secs(3600);
+
+/// What a mock backend does with each accepted connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// HTTP/1.1 inference server: completions over SSE or JSON, WebSocket, health, metrics.
+    Inference,
+    /// Copy every byte back; on the client's EOF finish writing, then shut down the write side.
+    Echo,
+    /// Write `bytes` bytes of [`crate::fleet::pattern_fill`]'s pattern, then close.
+    Source { bytes: u64 },
+    /// For each `\n`-terminated request line, write `bytes` pattern bytes; keep the connection.
+    Respond { bytes: u64 },
+    /// Read and discard until EOF, then reply with the byte count in decimal plus `\n`, close.
+    Sink,
+}
+
+/// Everything needed to start one mock backend.
+#[derive(Debug, Clone)]
+pub struct MockOptions {
+    /// Backend name: sent as `x-backend`, used as the `backend` metrics label and in logs.
+    pub name: String,
+    /// Address to listen on; port 0 picks a free port (see [`crate::fleet::MockBackend::addr`]).
+    pub listen: SocketAddr,
+    /// What to serve.
+    pub mode: Mode,
+    /// Token pace of one stream after its first token; `f64::INFINITY` means no pacing.
+    pub tokens_per_sec: f64,
+    /// Delay between getting a generation slot and writing the first token (prefill).
+    pub ttft: Duration,
+    /// Generations running at once; further requests wait in FIFO order.
+    pub capacity: usize,
+    /// Close a connection that sends no complete request for this long; `None` keeps idle
+    /// connections forever (the balancer's idle-connection tests rely on that).
+    pub idle_timeout: Option<Duration>,
+    /// Threads of the runtime built by [`crate::fleet::MockBackend::spawn`] and
+    /// [`crate::fleet::run_blocking`]; 1 means a current-thread runtime.
+    pub worker_threads: usize,
+}
+
+impl Default for MockOptions {
+    fn default() -> Self {
+        MockOptions {
+            name: "mock".to_string(),
+            listen: SocketAddr::from((Ipv4Addr::LOCALHOST, 0)),
+            mode: Mode::Inference,
+            tokens_per_sec: DEFAULT_TOKENS_PER_SEC,
+            ttft: DEFAULT_TTFT,
+            capacity: DEFAULT_CAPACITY,
+            idle_timeout: None,
+            worker_threads: DEFAULT_WORKER_THREADS,
+        }
+    }
+}
+
+impl MockOptions {
+    /// Checks every field; returns the time between two tokens of one stream.
+    pub(crate) fn validate(&self) -> Result<Duration, FleetError> {
+        let bad = |field, reason: &str| FleetError::InvalidOption {
+            field,
+            reason: reason.to_string(),
+        };
+        if self.name.is_empty() || !self.name.bytes().all(|b| b.is_ascii_graphic()) {
+            return Err(bad(
+                "name",
+                "must be non-empty printable ASCII without spaces",
+            ));
+        }
+        if self.tokens_per_sec.is_nan() || self.tokens_per_sec <= 0.0 {
+            return Err(bad("tokens_per_sec", "must be a positive number"));
+        }
+        let interval = Duration::try_from_secs_f64(1.0 / self.tokens_per_sec)
+            .ok()
+            .filter(|i| *i <= MAX_INTERVAL)
+            .ok_or_else(|| bad("tokens_per_sec", "must be at least one token an hour"))?;
+        if self.capacity == 0 || self.capacity > tokio::sync::Semaphore::MAX_PERMITS {
+            return Err(bad("capacity", "must be at least 1 (and fit a semaphore)"));
+        }
+        if self.worker_threads == 0 {
+            return Err(bad("worker_threads", "must be at least 1"));
+        }
+        Ok(interval)
+    }
+}
