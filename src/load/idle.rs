@@ -20,7 +20,8 @@ pub fn spawn(set: &mut JoinSet<()>, ctx: &Arc<Ctx>, stop: &watch::Receiver<bool>
         Limit::Duration(d) => d,
         Limit::Requests(_) => Duration::ZERO, // rejected by LoadOptions::validate
     };
-    let deadline = ctx.started + hold;
+    // Validation bounds the duration; should the clock still overflow, hold for no time.
+    let deadline = ctx.started.checked_add(hold).unwrap_or(ctx.started);
     for _ in 0..ctx.opts.connections {
         set.spawn(hold_one(Arc::clone(ctx), deadline, stop.clone()));
     }

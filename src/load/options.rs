@@ -25,6 +25,9 @@ pub const DEFAULT_HTTP_PATH: &str = "/health";
 pub const DEFAULT_SSE_PATH: &str = "/v1/completions";
 /// The mock fleet's token-streaming WebSocket endpoint.
 pub const DEFAULT_WS_PATH: &str = "/v1/stream";
+/// Longest --duration or --timeout accepted: far beyond any soak run, and small enough that
+/// adding it to a clock reading can never overflow.
+pub const MAX_DURATION: Duration = Duration::from_secs(366 * 24 * 3600);
 /// Echo messages larger than this are a bandwidth test, not what this tool is for, and would
 /// make every connection hold two buffers of that size.
 pub const MAX_MESSAGE_SIZE: usize = 16 << 20;
@@ -139,7 +142,11 @@ impl LoadOptions {
             return bad("--connections must be at least 1".into());
         }
         match self.limit {
-            Limit::Duration(d) if d.is_zero() => return bad("--duration must be positive".into()),
+            Limit::Duration(d) if d.is_zero() || d > MAX_DURATION => {
+                return bad(format!(
+                    "--duration must be positive and at most {MAX_DURATION:?}"
+                ))
+            }
             Limit::Requests(0) => return bad("--requests must be at least 1".into()),
             _ => {}
         }
@@ -148,8 +155,10 @@ impl LoadOptions {
                 return bad(format!("--rate must be a positive number, not {rate}"));
             }
         }
-        if self.timeout.is_zero() {
-            return bad("--timeout must be positive".into());
+        if self.timeout.is_zero() || self.timeout > MAX_DURATION {
+            return bad(format!(
+                "--timeout must be positive and at most {MAX_DURATION:?}"
+            ));
         }
         if self.message_size == 0 || self.message_size > MAX_MESSAGE_SIZE {
             return bad(format!("--message-size must be in 1..={MAX_MESSAGE_SIZE}"));

@@ -74,9 +74,11 @@ impl Progress {
         }
     }
 
-    pub fn finish(self) {
+    /// Stops the ticker (waiting until it can no longer redraw) and erases the bar.
+    pub async fn finish(self) {
         if let Some(ticker) = self.ticker {
             ticker.abort();
+            let _ = ticker.await;
         }
         self.bar.finish_and_clear();
     }

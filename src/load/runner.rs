@@ -83,7 +83,7 @@ where
     }
     let outcome = drive(&mut set, stop, &stop_tx).await;
     let elapsed = started.elapsed();
-    progress.finish();
+    progress.finish().await;
     outcome?;
     Ok(stats.with_recorder(|rec| Report::build(&opts, rec, elapsed, stats.cancelled())))
 }
@@ -157,14 +157,18 @@ async fn worker<P: Protocol>(proto: Arc<P>, ctx: Arc<Ctx>, mut stop: watch::Rece
     let mut conn: Option<P::Conn> = None;
     let mut backoff = Backoff::default();
     while let Some(ticket) = ctx.schedule.next() {
-        if let Some(at) = ticket.intended {
+        let mut intended = ticket.intended;
+        if let Some(at) = intended.filter(|&at| at > Instant::now()) {
             tokio::select! {
                 () = tokio::time::sleep_until(at.into()) => {}
                 () = stopped(&mut stop) => return,
             }
+            // This connection was free before the request was due, so nothing queued: any
+            // lateness past `at` is the timer's (1 ms granularity), not the target's.
+            intended = Some(Instant::now().max(at));
         }
         let connected = tokio::select! {
-            c = one_request(&*proto, &ctx, &mut conn, ticket.intended) => c,
+            c = one_request(&*proto, &ctx, &mut conn, intended) => c,
             () = stopped(&mut stop) => {
                 ctx.stats.record_cancelled();
                 return;
@@ -172,7 +176,7 @@ async fn worker<P: Protocol>(proto: Arc<P>, ctx: Arc<Ctx>, mut stop: watch::Rece
         };
         if connected {
             backoff.reset();
-        } else if ticket.intended.is_none() {
+        } else if intended.is_none() {
             tokio::select! {
                 () = tokio::time::sleep(backoff.pause()) => {}
                 () = stopped(&mut stop) => return,
