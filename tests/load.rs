@@ -293,11 +293,12 @@ async fn sse_counts_requests_tokens_and_backends_exactly() {
     assert_clean(&r);
     assert_eq!((r.requests, r.ok, r.tokens), (30, 30, 210));
     assert_eq!((r.ttft.count, r.ttfb.count, r.request.count), (30, 30, 30));
-    assert_eq!(
-        r.connections_opened, 3,
-        "keep-alive: one connection per worker"
+    assert!(
+        (1..=3).contains(&r.connections_opened),
+        "keep-alive: at most one connection per worker, saw {}",
+        r.connections_opened
     );
-    assert_eq!(r.connect.count, 3);
+    assert_eq!(r.connect.count, r.connections_opened);
     assert_eq!(r.backends.values().sum::<u64>(), 30);
     assert!(
         r.backends.keys().all(|k| k == "gpu-0" || k == "gpu-1"),
@@ -348,7 +349,11 @@ async fn websocket_streams_several_requests_per_socket() {
     let r = run(o).await.unwrap();
     assert_clean(&r);
     assert_eq!((r.requests, r.ok, r.tokens, r.ttft.count), (10, 10, 50, 10));
-    assert_eq!(r.connections_opened, 2);
+    assert!(
+        (1..=2).contains(&r.connections_opened),
+        "sockets are reused: {}",
+        r.connections_opened
+    );
     assert_eq!(r.backends.get("ws-a"), Some(&10));
 }
 
