@@ -1,0 +1,118 @@
+//! SSE mode: POST an OpenAI-style completion with `"stream": true` on a keep-alive HTTP/1.1
+//! connection and count `data:` events until `data: [DONE]`. Must never accept a response as a
+//! stream unless it is a 2xx `text/event-stream` that reached `[DONE]`.
+
+use std::net::SocketAddr;
+
+use super::error::RequestError;
+use super::event_stream::EventStream;
+use super::options::LoadOptions;
+use super::runner::{Protocol, Reuse};
+use super::stats::Sample;
+use super::wire::{connect_tcp, BodyEnd, Framing, HttpConn};
+
+pub struct Sse {
+    request: Vec<u8>,
+    backend_header: Option<String>,
+}
+
+impl Sse {
+    pub fn new(opts: &LoadOptions) -> Self {
+        let mut body = serde_json::json!({
+            "prompt": opts.prompt,
+            "max_tokens": opts.max_tokens,
+            "stream": true,
+        });
+        if let Some(model) = &opts.model {
+            body["model"] = serde_json::Value::String(model.clone());
+        }
+        let body = body.to_string();
+        let mut request = format!(
+            "POST {} HTTP/1.1\r\nHost: {}\r\nUser-Agent: ringlb-load\r\nAccept: text/event-stream\r\n\
+             Content-Type: application/json\r\nContent-Length: {}\r\n",
+            opts.path(),
+            opts.target,
+            body.len()
+        );
+        if opts.new_connection_per_request {
+            request.push_str("Connection: close\r\n");
+        }
+        request.push_str("\r\n");
+        request.push_str(&body);
+        Sse {
+            request: request.into_bytes(),
+            backend_header: opts.backend_header.clone(),
+        }
+    }
+}
+
+impl Protocol for Sse {
+    type Conn = HttpConn;
+
+    async fn connect(&self, addr: SocketAddr) -> Result<HttpConn, RequestError> {
+        connect_tcp(addr).await.map(HttpConn::new)
+    }
+
+    async fn request(
+        &self,
+        conn: &mut HttpConn,
+        sample: &mut Sample,
+    ) -> Result<Reuse, RequestError> {
+        conn.send(&self.request).await?;
+        sample.bytes_out += self.request.len() as u64;
+        let head = conn
+            .read_head(self.backend_header.as_deref(), &mut sample.first_byte)
+            .await?;
+        sample.bytes_in += head.head_bytes as u64;
+        if !(200..300).contains(&head.status) {
+            return Err(RequestError::protocol(format!(
+                "HTTP status {}",
+                head.status
+            )));
+        }
+        let is_sse = head
+            .content_type
+            .as_deref()
+            .is_some_and(|ct| ct.starts_with("text/event-stream"));
+        if !is_sse {
+            return Err(RequestError::protocol(format!(
+                "Content-Type {:?} is not text/event-stream",
+                head.content_type.as_deref().unwrap_or("")
+            )));
+        }
+        sample.backend = head.backend;
+        let mut events = EventStream::new();
+        // A close-delimited stream cannot be reused anyway: stop at [DONE] rather than wait
+        // for a server that is slow to close.
+        let stop_at_done = head.framing == Framing::Close;
+        let end = conn
+            .read_body(head.framing, |data| {
+                sample.bytes_in += data.len() as u64;
+                let fed = events.feed(data)?;
+                sample.add_tokens(fed.tokens);
+                Ok(!(fed.done && stop_at_done))
+            })
+            .await;
+        let end = match end {
+            Ok(end) => end,
+            Err(err) if events.is_done() => return Err(err),
+            Err(err) => {
+                return Err(RequestError::new(
+                    err.kind,
+                    format!("{} ({} events, no [DONE])", err.detail, sample.tokens),
+                ))
+            }
+        };
+        if !events.is_done() {
+            let detail = format!("stream ended after {} events without [DONE]", sample.tokens);
+            return Err(if head.framing == Framing::Close {
+                RequestError::closed(detail)
+            } else {
+                RequestError::protocol(detail)
+            });
+        }
+        let reusable =
+            end == BodyEnd::Complete && head.keep_alive && head.framing != Framing::Close;
+        Ok(if reusable { Reuse::Keep } else { Reuse::Close })
+    }
+}
