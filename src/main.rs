@@ -1,15 +1,19 @@
 //! The `ringlb` command: run the balancer, check a config, run the demo or a mock backend.
 //! Errors reach the operator here as one clear line; a bad config exits with code 2.
 
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use signal_hook::consts::{SIGINT, SIGTERM};
 use signal_hook::iterator::Signals;
 
-use ringlb::config;
+use ringlb::{config, demo, fleet};
 use ringlb::engine::Server;
 
 /// Exit code for a config that does not validate (and for bad arguments, as clap does).
@@ -42,6 +46,56 @@ enum Command {
         #[arg(short, long)]
         config: PathBuf,
     },
+    /// Start three mock GPU backends and the balancer in front of them, with a live table.
+    Demo {
+        /// Where the demo balancer listens.
+        #[arg(long, default_value_t = demo::DEFAULT_LISTEN)]
+        listen: SocketAddr,
+        /// Concurrent SSE clients of the built-in load (0 = none; drive it with curl).
+        #[arg(long, default_value_t = 36)]
+        clients: usize,
+        /// Stop after this long (e.g. "30s"); default: until Ctrl-C.
+        #[arg(long, value_parser = config::parse_duration)]
+        duration: Option<Duration>,
+        /// Balancer workers (0 = one per core).
+        #[arg(long, default_value_t = 0)]
+        workers: usize,
+    },
+    /// Run one mock backend (inference server or raw TCP mode) until SIGINT/SIGTERM.
+    MockBackend(MockArgs),
+}
+
+#[derive(clap::Args)]
+struct MockArgs {
+    #[arg(long)]
+    listen: SocketAddr,
+    #[arg(long, default_value = "mock")]
+    name: String,
+    #[arg(long, value_enum, default_value = "inference")]
+    mode: MockMode,
+    /// Bytes per response for `source` and `respond`.
+    #[arg(long, default_value_t = 1 << 20)]
+    bytes: u64,
+    #[arg(long, default_value_t = fleet::DEFAULT_TOKENS_PER_SEC)]
+    tokens_per_sec: f64,
+    /// Time to first token, e.g. "50ms".
+    #[arg(long, value_parser = config::parse_duration, default_value = "50ms")]
+    ttft: Duration,
+    /// Concurrent generations (like max-num-seqs); more wait in a queue.
+    #[arg(long, default_value_t = fleet::DEFAULT_CAPACITY)]
+    capacity: usize,
+    /// Runtime threads of the mock.
+    #[arg(long, default_value_t = fleet::DEFAULT_WORKER_THREADS)]
+    threads: usize,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum MockMode {
+    Inference,
+    Echo,
+    Source,
+    Respond,
+    Sink,
 }
 
 fn main() -> ExitCode {
@@ -59,6 +113,59 @@ fn main() -> ExitCode {
                 ExitCode::from(EXIT_CONFIG)
             }
         },
+        Command::Demo {
+            listen,
+            clients,
+            duration,
+            workers,
+        } => {
+            let opts = demo::DemoOptions {
+                listen,
+                workers,
+                ..Default::default()
+            };
+            let run = demo::RunOptions { clients, duration };
+            let stop = Arc::new(AtomicBool::new(false));
+            for sig in [SIGINT, SIGTERM] {
+                if let Err(e) = signal_hook::flag::register(sig, stop.clone()) {
+                    eprintln!("error: cannot install signal handler: {e}");
+                    return ExitCode::FAILURE;
+                }
+            }
+            match demo::run(&opts, &run, stop) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+        Command::MockBackend(a) => {
+            let mode = match a.mode {
+                MockMode::Inference => fleet::Mode::Inference,
+                MockMode::Echo => fleet::Mode::Echo,
+                MockMode::Source => fleet::Mode::Source { bytes: a.bytes },
+                MockMode::Respond => fleet::Mode::Respond { bytes: a.bytes },
+                MockMode::Sink => fleet::Mode::Sink,
+            };
+            let opts = fleet::MockOptions {
+                name: a.name,
+                listen: a.listen,
+                mode,
+                tokens_per_sec: a.tokens_per_sec,
+                ttft: a.ttft,
+                capacity: a.capacity,
+                worker_threads: a.threads,
+                ..Default::default()
+            };
+            match fleet::run_blocking(opts) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
         Command::Run { config } => {
             let cfg = match config::load(&config) {
                 Ok(c) => c,
