@@ -68,6 +68,11 @@ impl PoolTable {
         self.backends.get(idx).map(|b| b.addr)
     }
 
+    /// Active connections on backend `idx` right now (counted across all tables).
+    pub fn backend_active(&self, idx: usize) -> Option<u32> {
+        self.backends.get(idx).map(|b| b.state.active())
+    }
+
     /// Picks a backend not in `exclude` (indexes already tried for this client) and counts a
     /// connection on it; None if every backend is excluded, down, full or drained.
     pub fn pick(&self, exclude: &[usize]) -> Option<Pick> {
@@ -216,6 +221,7 @@ mod tests {
         assert_eq!(pool.len(), 2);
         assert_eq!(pool.backend_addr(1), Some(addr(1)));
         assert_eq!(pool.backend_addr(2), None);
+        assert_eq!(pool.backend_active(2), None);
         assert!(table.pick(2, &[]).is_none(), "no such pool");
         assert_eq!(
             registry.len(),
