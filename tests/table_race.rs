@@ -71,15 +71,20 @@ fn limits() -> HashMap<SocketAddr, u32> {
         .collect()
 }
 
+/// Odd seeds load through a per-worker `TableCache`, even seeds through `SharedTable::load`.
 fn worker(shared: &SharedTable, seed: u64, limits: &HashMap<SocketAddr, u32>) -> usize {
     let mut rng = StdRng::seed_from_u64(seed);
+    let mut cache = (seed % 2 == 1).then(|| shared.cache());
     let mut held: Vec<Pick> = Vec::with_capacity(MAX_HELD);
     let mut mine: HashMap<SocketAddr, u32> = HashMap::new();
     let flaky = addr(0, 2);
     let mut picks = 0;
     for _ in 0..OPS_PER_WORKER {
         if held.len() < MAX_HELD && rng.gen_bool(0.55) {
-            let table = shared.load();
+            let table: Arc<Table> = match &mut cache {
+                Some(cache) => cache.load().clone(),
+                None => shared.load_full(),
+            };
             let pool_idx = rng.gen_range(0..2);
             let exclude: &[usize] = if rng.gen_bool(0.2) { &[0, 1] } else { &[] };
             let Some(pick) = table.pick(pool_idx, exclude) else {

@@ -3,10 +3,9 @@
 //! a few atomic loads: no lock, no allocation, no clock read for a healthy backend.
 
 use std::net::SocketAddr;
-use std::sync::Arc;
 
 use super::health::LazyNow;
-use super::state::BackendState;
+use super::state::SharedState;
 
 #[derive(Debug)]
 pub(crate) struct Backend {
@@ -14,7 +13,7 @@ pub(crate) struct Backend {
     pub(crate) weight: u32,
     /// 0 = unlimited.
     pub(crate) max_connections: u32,
-    pub(crate) state: Arc<BackendState>,
+    pub(crate) state: SharedState,
 }
 
 impl Backend {
@@ -24,11 +23,20 @@ impl Backend {
         self.max_connections != 0 && active >= self.max_connections
     }
 
-    /// May take a new connection now: weighted in, not full, not down. A racing pick may
-    /// still fill it before `try_acquire`, which is the check that counts.
+    /// Takes a slot if the backend is weighted in, has room and is up. The slot is taken
+    /// before the health check on purpose: the RMW brings the cache line in exclusive, and the
+    /// deadline next to the count is then read for free, where a read first would fetch the
+    /// line twice under contention. A down backend just gives the slot straight back.
     #[inline]
-    pub(crate) fn is_eligible(&self, now: &mut LazyNow) -> bool {
-        self.weight != 0 && !self.is_full(self.state.active()) && !now.is_down(&self.state.health)
+    pub(crate) fn try_take(&self, now: &mut LazyNow) -> bool {
+        if self.weight == 0 || !self.try_acquire() {
+            return false;
+        }
+        if now.is_down(&self.state.health) {
+            self.state.release();
+            return false;
+        }
+        true
     }
 
     #[inline]

@@ -4,19 +4,18 @@
 
 use std::fmt;
 use std::net::SocketAddr;
-use std::sync::Arc;
 
-use super::state::BackendState;
+use super::state::SharedState;
 
 /// One active connection counted on one backend, from pick until the connection ends.
 pub struct ActiveGuard {
-    state: Arc<BackendState>,
+    state: SharedState,
     addr: SocketAddr,
 }
 
 impl ActiveGuard {
     /// Only the table creates guards, right after a successful `try_acquire`.
-    pub(crate) fn new(state: Arc<BackendState>, addr: SocketAddr) -> Self {
+    pub(crate) fn new(state: SharedState, addr: SocketAddr) -> Self {
         Self { state, addr }
     }
 
@@ -64,10 +63,11 @@ impl fmt::Debug for ActiveGuard {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::Arc;
 
     #[test]
     fn drop_releases_exactly_once() {
-        let state = Arc::new(BackendState::default());
+        let state = SharedState::default();
         assert!(state.try_acquire(0));
         assert!(state.try_acquire(0));
         let a = ActiveGuard::new(state.clone(), "127.0.0.1:1".parse().unwrap());

@@ -23,7 +23,7 @@ mod table;
 
 pub use guard::ActiveGuard;
 pub use registry::Registry;
-pub use shared::SharedTable;
+pub use shared::{SharedTable, TableCache};
 pub use snapshot::{BackendSnapshot, PoolSnapshot};
 pub use spec::{
     BackendSpec, HealthPolicy, PoolSpec, StrategyKind, TableSpec, DEFAULT_BACKOFF_MAX,

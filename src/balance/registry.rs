@@ -8,14 +8,14 @@ use std::sync::Arc;
 
 use parking_lot::Mutex;
 
-use super::state::BackendState;
+use super::state::SharedState;
 
 type Key = (String, SocketAddr);
 
 /// Hands out one `BackendState` per (pool name, addr) for as long as anything uses it.
 #[derive(Debug, Default)]
 pub struct Registry {
-    states: Mutex<HashMap<Key, Arc<BackendState>>>,
+    states: Mutex<HashMap<Key, SharedState>>,
 }
 
 impl Registry {
@@ -38,7 +38,7 @@ impl Registry {
     /// connection is alive keeps one shared count instead of two.
     pub(crate) fn with_states<T>(
         &self,
-        build: impl FnOnce(&mut dyn FnMut(&str, SocketAddr) -> Arc<BackendState>) -> T,
+        build: impl FnOnce(&mut dyn FnMut(&str, SocketAddr) -> SharedState) -> T,
     ) -> T {
         let mut states = self.states.lock();
         let built = build(&mut |pool: &str, addr: SocketAddr| {

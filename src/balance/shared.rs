@@ -4,19 +4,28 @@
 use std::fmt;
 use std::sync::Arc;
 
+use arc_swap::cache::Cache;
 use arc_swap::ArcSwap;
 
 use super::table::Table;
 
 /// The current [`Table`], shared by all worker threads.
 pub struct SharedTable {
-    current: ArcSwap<Table>,
+    current: Arc<ArcSwap<Table>>,
 }
 
 impl SharedTable {
     pub fn new(table: Table) -> Self {
         Self {
-            current: ArcSwap::from_pointee(table),
+            current: Arc::new(ArcSwap::from_pointee(table)),
+        }
+    }
+
+    /// A per-worker handle whose `load` costs one plain atomic read while the table is
+    /// unchanged (no shared write at all), for workers that pick on every accept.
+    pub fn cache(&self) -> TableCache {
+        TableCache {
+            cache: Cache::new(self.current.clone()),
         }
     }
 
@@ -35,6 +44,26 @@ impl SharedTable {
     /// Replaces the table; picks already made on the old one keep their guards.
     pub fn store(&self, table: Table) {
         self.current.store(Arc::new(table));
+    }
+}
+
+/// One worker's cached view of a [`SharedTable`]; see [`SharedTable::cache`]. It keeps the
+/// table it last saw alive until its next `load`, so call `load` for every pick.
+pub struct TableCache {
+    cache: Cache<Arc<ArcSwap<Table>>, Arc<Table>>,
+}
+
+impl TableCache {
+    /// The current table: a pointer comparison, and a real load only after a `store`.
+    #[inline]
+    pub fn load(&mut self) -> &Arc<Table> {
+        self.cache.load()
+    }
+}
+
+impl fmt::Debug for TableCache {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TableCache").finish_non_exhaustive()
     }
 }
 
@@ -71,5 +100,23 @@ mod tests {
         assert_eq!(current.snapshot()[0].backends[0].active, 1);
         drop(guard);
         assert_eq!(current.snapshot()[0].backends[0].active, 0);
+    }
+
+    #[test]
+    fn cache_follows_stores() {
+        let registry = Registry::new();
+        let shared = SharedTable::new(Table::build(
+            &spec(StrategyKind::LeastConnections, &[(1, 0)]),
+            &registry,
+        ));
+        let mut cache = shared.cache();
+        assert_eq!(cache.load().pool(0).unwrap().len(), 1);
+        shared.store(Table::build(
+            &spec(StrategyKind::LeastConnections, &[(1, 0), (1, 0), (1, 0)]),
+            &registry,
+        ));
+        assert_eq!(cache.load().pool(0).unwrap().len(), 3);
+        fn assert_send<T: Send + 'static>() {}
+        assert_send::<TableCache>();
     }
 }

@@ -4,17 +4,22 @@
 //! through [`BackendState::try_acquire`].
 
 use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::Arc;
 
 use crossbeam_utils::CachePadded;
 
 use super::health::PassiveHealth;
 
+/// How tables and guards hold a backend's state. Padded to its own cache line(s): a pick reads
+/// the count and the down deadline together, so they share one line, and neighbouring
+/// backends (written by other workers) stay off it.
+pub(crate) type SharedState = Arc<CachePadded<BackendState>>;
+
 /// Shared by every table (and every live guard) that refers to the same (pool, addr).
 #[derive(Debug, Default)]
 pub(crate) struct BackendState {
-    /// Written on every pick and release by every worker: its own cache line, so that
-    /// neighbours (and the read-mostly health below) do not bounce with it.
-    active: CachePadded<AtomicU32>,
+    /// Written on every pick and release by every worker.
+    active: AtomicU32,
     pub(crate) health: PassiveHealth,
 }
 

@@ -51,6 +51,9 @@ fn least_loaded(
                     }
                 };
                 if better {
+                    if active == 0 {
+                        return Some(idx); // nothing beats an idle backend
+                    }
                     best = Some((idx, active, weight));
                 }
             }

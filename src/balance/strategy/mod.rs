@@ -40,14 +40,18 @@ thread_local! {
 pub(crate) fn rotating_start(n: usize) -> usize {
     debug_assert!(n > 0);
     SCAN_START.with(|start| {
-        let value = start.get();
-        start.set(value.wrapping_add(1));
-        value % n
+        let mut value = start.get();
+        // Divide only when the counter passes the end (or a smaller pool follows a larger).
+        if value >= n {
+            value %= n;
+        }
+        start.set(value + 1);
+        value
     })
 }
 
-/// The first backend from `start` on (wrapping) that is eligible, not excluded, and on which
-/// a slot could be taken; one full pass at most.
+/// The first backend from `start` on (wrapping), not excluded, on which a slot could be
+/// taken (`Backend::try_take`); one full pass at most.
 pub(crate) fn first_available(
     backends: &[Backend],
     start: usize,
@@ -61,7 +65,7 @@ pub(crate) fn first_available(
             idx = 0;
         }
         let backend = &backends[idx];
-        if !exclude.contains(&idx) && backend.is_eligible(now) && backend.try_acquire() {
+        if !exclude.contains(&idx) && backend.try_take(now) {
             return Some(idx);
         }
         idx += 1;

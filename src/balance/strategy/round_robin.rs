@@ -49,7 +49,7 @@ impl Strategy for RoundRobin {
             let pos = self.cursor.fetch_add(1, Ordering::Relaxed) % period;
             idx = self.sequence[pos] as usize;
             let backend = &backends[idx];
-            if !exclude.contains(&idx) && backend.is_eligible(now) && backend.try_acquire() {
+            if !exclude.contains(&idx) && backend.try_take(now) {
                 return Some(idx);
             }
         }
