@@ -1,0 +1,94 @@
+//! The proof that a connection slot was taken on a backend. Dropping it gives the slot back,
+//! exactly once; it can never be cloned. It keeps the backend's state alive on its own, so a
+//! reload that removes the backend cannot lose the release.
+
+use std::fmt;
+use std::net::SocketAddr;
+
+use super::state::SharedState;
+
+/// One active connection counted on one backend, from pick until the connection ends.
+pub struct ActiveGuard {
+    state: SharedState,
+    addr: SocketAddr,
+}
+
+impl ActiveGuard {
+    /// Only the table creates guards, right after a successful `try_acquire`.
+    pub(crate) fn new(state: SharedState, addr: SocketAddr) -> Self {
+        Self { state, addr }
+    }
+
+    /// The backend this slot was taken on.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// The connect to the backend succeeded: reset its passive health.
+    pub fn connect_succeeded(&self) {
+        self.state.health.record_success();
+    }
+
+    /// The connect to the backend failed (refused, reset, timed out). Returns true if this
+    /// failure just marked the backend down.
+    pub fn connect_failed(&self) -> bool {
+        self.connect_failed_at(crate::clock::now_ms())
+    }
+
+    /// [`connect_failed`](Self::connect_failed) at a given `clock::now_ms()` value.
+    pub fn connect_failed_at(&self, now_ms: u64) -> bool {
+        let marked = self.state.health.record_failure_at(now_ms);
+        if marked {
+            tracing::warn!(backend = %self.addr, "backend marked down after connect failures");
+        }
+        marked
+    }
+}
+
+impl Drop for ActiveGuard {
+    fn drop(&mut self) {
+        self.state.release();
+    }
+}
+
+impl fmt::Debug for ActiveGuard {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ActiveGuard")
+            .field("addr", &self.addr)
+            .field("active", &self.state.active())
+            .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+
+    #[test]
+    fn drop_releases_exactly_once() {
+        let state = SharedState::default();
+        assert!(state.try_acquire(0));
+        assert!(state.try_acquire(0));
+        let a = ActiveGuard::new(state.clone(), "127.0.0.1:1".parse().unwrap());
+        let b = ActiveGuard::new(state.clone(), "127.0.0.1:1".parse().unwrap());
+        assert_eq!(state.active(), 2);
+        drop(a);
+        assert_eq!(state.active(), 1);
+        let moved = b; // moving must not release
+        assert_eq!(state.active(), 1);
+        drop(moved);
+        assert_eq!(state.active(), 0);
+        assert_eq!(
+            Arc::strong_count(&state),
+            1,
+            "guards hold no extra references"
+        );
+    }
+
+    #[test]
+    fn guard_is_send() {
+        fn assert_send<T: Send + 'static>() {}
+        assert_send::<ActiveGuard>();
+    }
+}

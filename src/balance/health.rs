@@ -1,0 +1,228 @@
+//! Passive health of one backend, learned from the outcome of real connects (no probes).
+//! It is read on every pick, so reads must stay plain atomic loads: never a lock, never a clock
+//! read when the backend is healthy. Time is passed in (`now_ms`) so tests control it.
+
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+
+use super::spec::HealthPolicy;
+
+/// Failure counter, down deadline and backoff of one backend, plus the policy of the newest
+/// table that uses it (a reload may change the policy while connections are in flight).
+#[derive(Debug, Default)]
+pub(crate) struct PassiveHealth {
+    consecutive_failures: AtomicU32,
+    /// `clock::now_ms()` before which the backend is skipped; 0 = not down.
+    down_until_ms: AtomicU64,
+    /// The backoff used the last time it went down; 0 = not down since the last success.
+    backoff_ms: AtomicU64,
+    fail_threshold: AtomicU32,
+    backoff_min_ms: AtomicU64,
+    backoff_max_ms: AtomicU64,
+}
+
+impl PassiveHealth {
+    pub(crate) fn set_policy(&self, policy: &HealthPolicy) {
+        let min = duration_ms(policy.backoff_min).max(1);
+        let max = duration_ms(policy.backoff_max).max(min);
+        self.fail_threshold
+            .store(policy.fail_threshold, Ordering::Relaxed);
+        self.backoff_min_ms.store(min, Ordering::Relaxed);
+        self.backoff_max_ms.store(max, Ordering::Relaxed);
+    }
+
+    /// The deadline alone, so the pick path can skip the clock when it is 0.
+    #[inline]
+    pub(crate) fn down_until_ms(&self) -> u64 {
+        self.down_until_ms.load(Ordering::Acquire)
+    }
+
+    pub(crate) fn is_down_at(&self, now_ms: u64) -> bool {
+        now_ms < self.down_until_ms()
+    }
+
+    pub(crate) fn consecutive_failures(&self) -> u32 {
+        self.consecutive_failures.load(Ordering::Relaxed)
+    }
+
+    /// Records one connect failure; returns true if this very failure marked the backend down.
+    /// Failures of connects started before it went down only count, they do not extend it.
+    pub(crate) fn record_failure_at(&self, now_ms: u64) -> bool {
+        let failures = self
+            .consecutive_failures
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |f| {
+                Some(f.saturating_add(1))
+            })
+            .unwrap_or(u32::MAX)
+            .saturating_add(1);
+        let threshold = self.fail_threshold.load(Ordering::Relaxed);
+        if threshold == 0 || failures < threshold {
+            return false;
+        }
+        let until = self.down_until_ms.load(Ordering::Acquire);
+        if now_ms < until {
+            return false;
+        }
+        // Past the threshold and not down: either the first time, or the half-open period after
+        // a backoff ended. The CAS elects one thread per down period, so racing failures cannot
+        // double the backoff twice.
+        let min = self.backoff_min_ms.load(Ordering::Relaxed).max(1);
+        let max = self.backoff_max_ms.load(Ordering::Relaxed).max(min);
+        let backoff = next_backoff(self.backoff_ms.load(Ordering::Acquire), min, max);
+        let new_until = now_ms.saturating_add(backoff).max(1);
+        if self
+            .down_until_ms
+            .compare_exchange(until, new_until, Ordering::AcqRel, Ordering::Acquire)
+            .is_err()
+        {
+            return false;
+        }
+        self.backoff_ms.store(backoff, Ordering::Release);
+        tracing::debug!(failures, backoff_ms = backoff, "backend marked down");
+        true
+    }
+
+    /// A connect succeeded: the backend accepts again, forget failures and backoff.
+    /// Stores only what is not already reset, so the common case writes nothing shared.
+    pub(crate) fn record_success(&self) {
+        if self.consecutive_failures.load(Ordering::Relaxed) != 0 {
+            self.consecutive_failures.store(0, Ordering::Relaxed);
+        }
+        if self.backoff_ms.load(Ordering::Relaxed) != 0 {
+            self.backoff_ms.store(0, Ordering::Release);
+        }
+        if self.down_until_ms.load(Ordering::Relaxed) != 0 {
+            self.down_until_ms.store(0, Ordering::Release);
+        }
+    }
+}
+
+fn next_backoff(previous_ms: u64, min_ms: u64, max_ms: u64) -> u64 {
+    if previous_ms == 0 {
+        min_ms
+    } else {
+        previous_ms.saturating_mul(2).clamp(min_ms, max_ms)
+    }
+}
+
+fn duration_ms(d: std::time::Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
+/// The current time for one pick, read from the clock at most once and only if some backend
+/// has a down deadline at all.
+pub(crate) struct LazyNow(Option<u64>);
+
+impl LazyNow {
+    pub(crate) fn clock() -> Self {
+        Self(None)
+    }
+
+    pub(crate) fn fixed(now_ms: u64) -> Self {
+        Self(Some(now_ms))
+    }
+
+    /// True if `health` says the backend is down now.
+    #[inline]
+    pub(crate) fn is_down(&mut self, health: &PassiveHealth) -> bool {
+        let until = health.down_until_ms();
+        if until == 0 {
+            return false;
+        }
+        let now = *self.0.get_or_insert_with(crate::clock::now_ms);
+        now < until
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    fn health(threshold: u32, min_ms: u64, max_ms: u64) -> PassiveHealth {
+        let h = PassiveHealth::default();
+        h.set_policy(&HealthPolicy {
+            fail_threshold: threshold,
+            backoff_min: Duration::from_millis(min_ms),
+            backoff_max: Duration::from_millis(max_ms),
+        });
+        h
+    }
+
+    #[test]
+    fn three_failures_mark_down_for_backoff_min() {
+        let h = health(3, 1000, 30_000);
+        assert!(!h.record_failure_at(100));
+        assert!(!h.record_failure_at(100));
+        assert!(!h.is_down_at(100));
+        assert!(h.record_failure_at(100));
+        assert!(h.is_down_at(100));
+        assert!(h.is_down_at(1099));
+        assert!(!h.is_down_at(1100), "half-open once the backoff ends");
+        assert_eq!(h.consecutive_failures(), 3);
+    }
+
+    #[test]
+    fn failures_while_down_do_not_extend() {
+        let h = health(3, 1000, 30_000);
+        for _ in 0..3 {
+            h.record_failure_at(0);
+        }
+        assert!(!h.record_failure_at(500));
+        assert!(!h.is_down_at(1000));
+        assert_eq!(h.consecutive_failures(), 4);
+    }
+
+    #[test]
+    fn backoff_doubles_in_half_open_up_to_the_cap() {
+        let h = health(3, 1000, 5000);
+        let mut now = 0;
+        for _ in 0..3 {
+            h.record_failure_at(now);
+        }
+        let mut seen = Vec::new();
+        for _ in 0..5 {
+            let until = h.down_until_ms();
+            seen.push(until - now);
+            now = until; // the backoff ended: one failure re-marks it down
+            assert!(!h.is_down_at(now));
+            assert!(h.record_failure_at(now));
+        }
+        seen.push(h.down_until_ms() - now);
+        assert_eq!(seen, vec![1000, 2000, 4000, 5000, 5000, 5000]);
+    }
+
+    #[test]
+    fn success_resets_failures_and_backoff() {
+        let h = health(3, 1000, 30_000);
+        for _ in 0..3 {
+            h.record_failure_at(0);
+        }
+        assert!(h.record_failure_at(1000)); // backoff now 2000
+        h.record_success();
+        assert!(!h.is_down_at(1001));
+        assert_eq!(h.consecutive_failures(), 0);
+        assert!(!h.record_failure_at(2000));
+        assert!(!h.record_failure_at(2000));
+        assert!(h.record_failure_at(2000));
+        assert_eq!(h.down_until_ms(), 3000, "backoff restarted at the minimum");
+    }
+
+    #[test]
+    fn threshold_zero_never_marks_down() {
+        let h = health(0, 1000, 30_000);
+        for _ in 0..10 {
+            assert!(!h.record_failure_at(0));
+        }
+        assert!(!h.is_down_at(0));
+    }
+
+    #[test]
+    fn lazy_now_reads_fixed_time() {
+        let h = health(1, 1000, 30_000);
+        let mut now = LazyNow::fixed(0);
+        assert!(!now.is_down(&h));
+        assert!(h.record_failure_at(0));
+        assert!(now.is_down(&h));
+        assert!(!LazyNow::fixed(1000).is_down(&h));
+    }
+}
