@@ -13,8 +13,8 @@ use clap::{Parser, Subcommand};
 use signal_hook::consts::{SIGINT, SIGTERM};
 use signal_hook::iterator::Signals;
 
-use ringlb::{config, demo, fleet};
 use ringlb::engine::Server;
+use ringlb::{config, demo, fleet};
 
 /// Exit code for a config that does not validate (and for bad arguments, as clap does).
 const EXIT_CONFIG: u8 = 2;
@@ -100,7 +100,9 @@ enum MockMode {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_logging(&cli.log);
+    // The demo draws a table on stdout; only warnings belong beside it unless asked.
+    let quiet_demo = matches!(cli.command, Command::Demo { .. }) && cli.log == "info";
+    init_logging(if quiet_demo { "warn" } else { &cli.log });
     match cli.command {
         Command::Check { config } => match config::load(&config) {
             Ok(cfg) => {

@@ -48,13 +48,21 @@ fn least_connections_refills_the_emptied_backend() {
 
     held.retain(|(_, id)| *id != 1);
     wait_for("backend 1 emptied", || {
-        active(&server) == vec![10, 0, 10] && backends[1].open.load(std::sync::atomic::Ordering::SeqCst) == 0
+        active(&server) == vec![10, 0, 10]
+            && backends[1].open.load(std::sync::atomic::Ordering::SeqCst) == 0
     });
-    let next: Vec<u8> = (0..10).map(|_| open_held(to)).map(|(s, id)| {
-        held.push((s, id));
-        id
-    }).collect();
-    assert_eq!(next, vec![1; 10], "the 10 new streams all go to the emptied backend");
+    let next: Vec<u8> = (0..10)
+        .map(|_| open_held(to))
+        .map(|(s, id)| {
+            held.push((s, id));
+            id
+        })
+        .collect();
+    assert_eq!(
+        next,
+        vec![1; 10],
+        "the 10 new streams all go to the emptied backend"
+    );
     drop(held);
     wait_for("all released", || active(&server) == vec![0, 0, 0]);
 }
@@ -102,7 +110,10 @@ fn refused_connects_are_retried_invisibly_and_the_backend_goes_down() {
     }
     assert_eq!(failures, 0, "clients saw failed attempts");
     let snap = server.table().load().snapshot();
-    assert!(snap[0].backends[0].down, "refusing backend marked down: {snap:?}");
+    assert!(
+        snap[0].backends[0].down,
+        "refusing backend marked down: {snap:?}"
+    );
     assert!(server.stats().connect_failures >= 3);
     wait_for("released", || active(&server) == vec![0, 0, 0]);
 }

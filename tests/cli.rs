@@ -20,7 +20,8 @@ mod tempfile_path {
         pub fn new(text: &str) -> TempPath {
             static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
             let n = N.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-            let p = std::env::temp_dir().join(format!("ringlb-cli-{}-{n}.toml", std::process::id()));
+            let p =
+                std::env::temp_dir().join(format!("ringlb-cli-{}-{n}.toml", std::process::id()));
             let mut f = std::fs::File::create(&p).unwrap();
             f.write_all(text.as_bytes()).unwrap();
             TempPath(p)
@@ -49,10 +50,18 @@ addr = "127.0.0.1:9001"
 #[test]
 fn check_accepts_the_shipped_example() {
     let out = bin()
-        .args(["check", "-c", concat!(env!("CARGO_MANIFEST_DIR"), "/config/ringlb.toml")])
+        .args([
+            "check",
+            "-c",
+            concat!(env!("CARGO_MANIFEST_DIR"), "/config/ringlb.toml"),
+        ])
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(stdout.contains("gpu"), "{stdout}");
 }
@@ -68,11 +77,26 @@ fn check_prints_a_summary() {
 #[test]
 fn every_kind_of_bad_config_exits_2_with_its_location() {
     let cases: &[(&str, &str, &str)] = &[
-        (&GOOD.replace("pool = \"gpu\"", "pool = \"cpu\""), ":5:8", "cpu"),
-        (&GOOD.replace("addr = \"127.0.0.1:9001\"", "addr = \"localhost\""), ":11:8", "IP:port"),
+        (
+            &GOOD.replace("pool = \"gpu\"", "pool = \"cpu\""),
+            ":5:8",
+            "cpu",
+        ),
+        (
+            &GOOD.replace("addr = \"127.0.0.1:9001\"", "addr = \"localhost\""),
+            ":11:8",
+            "IP:port",
+        ),
         (&format!("{GOOD}weight = 0\n"), ":12:10", "weight"),
         (&format!("{GOOD}colour = \"red\"\n"), ":12:1", "colour"),
-        (&GOOD.replace("name = \"gpu\"", "name = \"gpu\"\nconnect_timeout = \"3 parsecs\""), ":9:19", "connect_timeout"),
+        (
+            &GOOD.replace(
+                "name = \"gpu\"",
+                "name = \"gpu\"\nconnect_timeout = \"3 parsecs\"",
+            ),
+            ":9:19",
+            "connect_timeout",
+        ),
         ("[[listener]\nname=", ":1:", ""),
     ];
     for (text, location, key) in cases {
@@ -81,7 +105,10 @@ fn every_kind_of_bad_config_exits_2_with_its_location() {
             let out = bin().arg(cmd).arg("-c").arg(&f.0).output().unwrap();
             let err = String::from_utf8_lossy(&out.stderr);
             assert_eq!(out.status.code(), Some(2), "{cmd}: {err}");
-            assert!(err.contains(&format!("{}{location}", f.0.display())), "{cmd}: {err}");
+            assert!(
+                err.contains(&format!("{}{location}", f.0.display())),
+                "{cmd}: {err}"
+            );
             assert!(err.contains(key), "{cmd}: {err}");
         }
     }
@@ -89,7 +116,10 @@ fn every_kind_of_bad_config_exits_2_with_its_location() {
 
 #[test]
 fn a_missing_file_exits_2_naming_it() {
-    let out = bin().args(["check", "-c", "/nonexistent/ringlb.toml"]).output().unwrap();
+    let out = bin()
+        .args(["check", "-c", "/nonexistent/ringlb.toml"])
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("/nonexistent/ringlb.toml"));
 }

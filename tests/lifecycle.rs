@@ -68,7 +68,10 @@ fn idle_timeout_closes_silent_streams_only() {
     s.read_exact(&mut one).unwrap();
     let started = Instant::now();
     let r = s.read(&mut one);
-    assert!(matches!(r, Ok(0)) || r.is_err(), "idle stream closed: {r:?}");
+    assert!(
+        matches!(r, Ok(0)) || r.is_err(),
+        "idle stream closed: {r:?}"
+    );
     assert!(started.elapsed() >= Duration::from_millis(250));
     assert_eq!(server.stats().idle_timeouts, 1);
     wait_for("released", || active(&server) == vec![0]);
@@ -85,7 +88,9 @@ fn five_thousand_sequential_connections_leave_nothing_behind() {
     let mut one = [0u8; 1];
     s.read_exact(&mut one).unwrap();
     drop(s);
-    wait_for("warm-up released", || active(&server) == vec![0] && server.stats().connections == 0);
+    wait_for("warm-up released", || {
+        active(&server) == vec![0] && server.stats().connections == 0
+    });
     let baseline = open_fds();
     for i in 0..5000u32 {
         let mut s = connect(to);

@@ -59,10 +59,18 @@ fn sixty_four_mib_each_way_concurrently() {
     let (got, n) = read_hash(&mut s).unwrap();
     writer.join().unwrap();
     assert_eq!(n, LEN as u64);
-    assert_eq!(got, hash(&pattern(7, LEN)), "backend -> client bytes differ");
+    assert_eq!(
+        got,
+        hash(&pattern(7, LEN)),
+        "backend -> client bytes differ"
+    );
     let (back, m) = received.recv().unwrap();
     assert_eq!(m, LEN as u64);
-    assert_eq!(back, hash(&pattern(11, LEN)), "client -> backend bytes differ");
+    assert_eq!(
+        back,
+        hash(&pattern(11, LEN)),
+        "client -> backend bytes differ"
+    );
     drop(s);
     wait_for("connection released", || active(&server) == vec![0]);
 }

@@ -18,11 +18,16 @@ pub use run::{run, RunOptions};
 pub use view::{render, BackendRow};
 
 /// Address the demo balancer listens on, the one the README's curl example uses.
-pub const DEFAULT_LISTEN: SocketAddr = SocketAddr::new(std::net::IpAddr::V4(Ipv4Addr::LOCALHOST), 8080);
+pub const DEFAULT_LISTEN: SocketAddr =
+    SocketAddr::new(std::net::IpAddr::V4(Ipv4Addr::LOCALHOST), 8080);
 
 /// The demo fleet: (name, capacity). Capacities 1:2:3 like a mix of smaller and larger cards;
 /// weights follow them so least-connections fills each in proportion.
-pub const FLEET: [(&str, usize); 3] = [("gpu-a-small", 8), ("gpu-b-medium", 16), ("gpu-c-large", 24)];
+pub const FLEET: [(&str, usize); 3] = [
+    ("gpu-a-small", 8),
+    ("gpu-b-medium", 16),
+    ("gpu-c-large", 24),
+];
 
 #[derive(Debug, thiserror::Error)]
 pub enum DemoError {

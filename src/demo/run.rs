@@ -24,7 +24,12 @@ pub fn run(opts: &DemoOptions, run: &RunOptions, stop: Arc<AtomicBool>) -> Resul
     let addr = fleet.addr().unwrap_or(opts.listen);
     println!("ringlb demo: balancer on {addr} (least_connections), 3 mock GPU backends:");
     for b in &fleet.backends {
-        println!("  {:<14} {}  capacity {}", b.name(), b.addr(), b.stats().capacity());
+        println!(
+            "  {:<14} {}  capacity {}",
+            b.name(),
+            b.addr(),
+            b.stats().capacity()
+        );
     }
     println!("\nTry it:");
     println!(
@@ -35,12 +40,16 @@ pub fn run(opts: &DemoOptions, run: &RunOptions, stop: Arc<AtomicBool>) -> Resul
         "  cargo run --release --bin ringlb-load -- websocket --target {addr} --connections 8 --duration 10s --backend-header"
     );
     if run.clients > 0 {
-        println!("\nBuilt-in load: {} concurrent SSE streams (--clients 0 to turn it off).", run.clients);
+        println!(
+            "\nBuilt-in load: {} concurrent SSE streams (--clients 0 to turn it off).",
+            run.clients
+        );
     }
     println!("Ctrl-C stops everything.\n");
 
     let load_stop = Arc::new(AtomicBool::new(false));
-    let load_thread = (run.clients > 0).then(|| spawn_load(addr.to_string(), run.clients, load_stop.clone()));
+    let load_thread =
+        (run.clients > 0).then(|| spawn_load(addr.to_string(), run.clients, load_stop.clone()));
 
     let tty = std::io::stdout().is_terminal();
     let started = Instant::now();
@@ -73,7 +82,11 @@ pub fn run(opts: &DemoOptions, run: &RunOptions, stop: Arc<AtomicBool>) -> Resul
     Ok(())
 }
 
-fn spawn_load(target: String, clients: usize, stop: Arc<AtomicBool>) -> std::thread::JoinHandle<()> {
+fn spawn_load(
+    target: String,
+    clients: usize,
+    stop: Arc<AtomicBool>,
+) -> std::thread::JoinHandle<()> {
     std::thread::spawn(move || {
         let mut opts = LoadOptions::new(
             LoadMode::Sse,

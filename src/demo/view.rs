@@ -17,11 +17,21 @@ pub struct BackendRow {
 pub fn render(rows: &[BackendRow], prev: &[BackendRow], elapsed_s: f64) -> String {
     let mut out = format!(
         "{:<14} {:>4} {:>8} {:>9} {:>8} {:>9} {:>9} {:>10} {:>10}\n",
-        "backend", "cap", "lb conns", "streaming", "waiting", "served", "tokens/s", "ttft p50", "ttft p99"
+        "backend",
+        "cap",
+        "lb conns",
+        "streaming",
+        "waiting",
+        "served",
+        "tokens/s",
+        "ttft p50",
+        "ttft p99"
     );
     let (mut conns, mut active, mut waiting, mut served, mut rate) = (0u64, 0, 0, 0, 0.0);
     for (i, r) in rows.iter().enumerate() {
-        let before = prev.get(i).map_or(r.stats.total_tokens, |p| p.stats.total_tokens);
+        let before = prev
+            .get(i)
+            .map_or(r.stats.total_tokens, |p| p.stats.total_tokens);
         let tps = r.stats.total_tokens.saturating_sub(before) as f64 / elapsed_s.max(1e-3);
         out += &format!(
             "{:<14} {:>4} {:>8} {:>9} {:>8} {:>9} {:>9.0} {:>10} {:>10}\n",
@@ -84,7 +94,10 @@ mod tests {
         let lines: Vec<&str> = t.lines().collect();
         assert_eq!(lines.len(), 4);
         assert!(lines[1].contains("50") && lines[1].contains("61 ms"), "{t}");
-        assert!(lines[3].starts_with("total") && lines[3].contains(" 7 "), "{t}");
+        assert!(
+            lines[3].starts_with("total") && lines[3].contains(" 7 "),
+            "{t}"
+        );
         assert!(lines[3].trim_end().ends_with("90"), "{t}");
     }
 }

@@ -26,13 +26,18 @@ impl Worker {
         let idle_ms = pool_table.idle_timeout().as_millis() as u64;
         let Some(pick) = table.pick(pool, &[]) else {
             self.stats.no_backend.fetch_add(1, Ordering::Relaxed);
-            tracing::warn!(pool = pool_table.name(), "no backend available; closing client");
+            tracing::warn!(
+                pool = pool_table.name(),
+                "no backend available; closing client"
+            );
             return;
         };
         drop(table);
         let key = self.conns.vacant_key();
         let gen = self.next_gen(key);
-        let inserted = self.conns.insert(Conn::new(gen, client, pool, self.now, idle_ms));
+        let inserted = self
+            .conns
+            .insert(Conn::new(gen, client, pool, self.now, idle_ms));
         debug_assert_eq!(inserted, key);
         self.connect_to(key, pick);
     }

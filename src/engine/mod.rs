@@ -116,14 +116,14 @@ impl Server {
                     if pin {
                         pin_to_core(id);
                     }
-                    let ring = match uring::Ring::new(rt.ring_entries, rt.buffer_count, rt.buffer_size)
-                    {
-                        Ok(r) => r,
-                        Err(e) => {
-                            let _ = ready.send(Err(e));
-                            return Ok(());
-                        }
-                    };
+                    let ring =
+                        match uring::Ring::new(rt.ring_entries, rt.buffer_count, rt.buffer_size) {
+                            Ok(r) => r,
+                            Err(e) => {
+                                let _ = ready.send(Err(e));
+                                return Ok(());
+                            }
+                        };
                     let _ = ready.send(Ok((id, ring.waker())));
                     drop(ready);
                     let worker = Worker {
@@ -297,6 +297,10 @@ fn pin_to_core(id: usize) {
     };
     let core = cores[id % cores.len()];
     if !core_affinity::set_for_current(core) {
-        tracing::warn!(worker = id, core = core.id, "cannot pin worker to CPU; running unpinned");
+        tracing::warn!(
+            worker = id,
+            core = core.id,
+            "cannot pin worker to CPU; running unpinned"
+        );
     }
 }

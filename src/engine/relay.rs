@@ -47,7 +47,9 @@ impl Worker {
                 return;
             };
             self.ring.bufs_mut().taken(bid);
-            self.stats.bytes.fetch_add(c.result as u64, Ordering::Relaxed);
+            self.stats
+                .bytes
+                .fetch_add(c.result as u64, Ordering::Relaxed);
             let conn = &mut self.conns[key];
             if conn.state != State::Relaying {
                 self.ring.bufs_mut().recycle(bid);

@@ -30,7 +30,11 @@ pub fn tune_stream(fd: &impl AsFd) {
 
 /// A non-blocking, tuned socket for a connect to `addr`.
 pub fn backend_socket(addr: SocketAddr) -> io::Result<OwnedFd> {
-    let s = Socket::new(Domain::for_address(addr), Type::STREAM.nonblocking().cloexec(), None)?;
+    let s = Socket::new(
+        Domain::for_address(addr),
+        Type::STREAM.nonblocking().cloexec(),
+        None,
+    )?;
     tune_stream(&s);
     Ok(s.into())
 }
@@ -44,7 +48,11 @@ pub fn set_linger_zero(fd: &impl AsFd) {
 
 /// One worker's SO_REUSEPORT listening socket on `addr`.
 pub fn listener(addr: SocketAddr, backlog: u32) -> io::Result<OwnedFd> {
-    let s = Socket::new(Domain::for_address(addr), Type::STREAM.nonblocking().cloexec(), None)?;
+    let s = Socket::new(
+        Domain::for_address(addr),
+        Type::STREAM.nonblocking().cloexec(),
+        None,
+    )?;
     s.set_reuse_address(true)?;
     s.set_reuse_port(true)?;
     s.bind(&addr.into())?;

@@ -93,7 +93,8 @@ impl Worker {
             } else {
                 self.arm_listeners();
             }
-            self.stats.publish(self.conns.len(), self.ring.bufs().in_use());
+            self.stats
+                .publish(self.conns.len(), self.ring.bufs().in_use());
         }
     }
 
@@ -203,7 +204,9 @@ impl Worker {
                 continue;
             }
             match conn.state {
-                State::Connecting if conn.connect_deadline == d.at_ms => self.connect_timed_out(key),
+                State::Connecting if conn.connect_deadline == d.at_ms => {
+                    self.connect_timed_out(key)
+                }
                 State::Relaying => {
                     let due = conn.last_active + conn.idle_timeout_ms;
                     if self.now >= due {

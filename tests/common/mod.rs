@@ -161,7 +161,9 @@ pub fn read_hash(r: &mut impl Read) -> io::Result<(blake3::Hash, u64)> {
 
 /// Open file descriptors of this process.
 pub fn open_fds() -> usize {
-    std::fs::read_dir("/proc/self/fd").map(|d| d.count()).unwrap_or(0)
+    std::fs::read_dir("/proc/self/fd")
+        .map(|d| d.count())
+        .unwrap_or(0)
 }
 
 /// Active counts of every backend of pool 0, in config order.

@@ -45,10 +45,17 @@ impl BufRing {
                 reason: format!("buffer_count {count} must be a power of two <= 32768"),
             });
         }
-        let entries_layout = Layout::from_size_align(count as usize * 16, PAGE)
-            .map_err(|e| UringError::BufRing { reason: e.to_string() })?;
-        let data_layout = Layout::from_size_align(count as usize * size as usize, PAGE)
-            .map_err(|e| UringError::BufRing { reason: e.to_string() })?;
+        let entries_layout = Layout::from_size_align(count as usize * 16, PAGE).map_err(|e| {
+            UringError::BufRing {
+                reason: e.to_string(),
+            }
+        })?;
+        let data_layout =
+            Layout::from_size_align(count as usize * size as usize, PAGE).map_err(|e| {
+                UringError::BufRing {
+                    reason: e.to_string(),
+                }
+            })?;
         // SAFETY: both layouts have a non-zero size (count >= 1, size >= 1); a null result is
         // handled. Zeroed memory is a valid initial state for io_uring_buf entries.
         let entries = NonNull::new(unsafe { alloc_zeroed(entries_layout) }.cast::<BufRingEntry>());
@@ -99,10 +106,6 @@ impl BufRing {
 
     pub fn bgid(&self) -> u16 {
         self.bgid
-    }
-
-    pub fn buffer_size(&self) -> u32 {
-        self.size
     }
 
     /// Buffers the worker holds right now (received, not yet sent on).

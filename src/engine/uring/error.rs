@@ -26,7 +26,10 @@ pub enum UringError {
         "kernel {release} is too old: ringlb needs {needed} (Linux 6.1 or newer); \
          fix: upgrade the kernel"
     )]
-    KernelTooOld { release: String, needed: &'static str },
+    KernelTooOld {
+        release: String,
+        needed: &'static str,
+    },
     #[error(
         "io_uring setup ran out of locked memory (RLIMIT_MEMLOCK): {source}; fix: raise the \
          limit (`ulimit -l`, LimitMEMLOCK= in systemd) or lower runtime.ring_entries"

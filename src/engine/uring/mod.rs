@@ -223,14 +223,6 @@ impl Ring {
         Ok(())
     }
 
-    /// Submits without waiting (used while draining at shutdown).
-    pub fn submit(&mut self) -> Result<(), UringError> {
-        self.bufs.publish();
-        self.uring.submit().map_err(UringError::Submit)?;
-        self.addrs.clear();
-        Ok(())
-    }
-
     fn collect(&mut self) {
         for cqe in self.uring.completion() {
             self.backlog.push(Completion {
@@ -266,7 +258,9 @@ fn build_ring(entries: u32) -> Result<IoUring, UringError> {
     match builder.build(entries) {
         Ok(r) => return Ok(r),
         Err(e) if e.raw_os_error() == Some(libc::EINVAL) => {
-            tracing::warn!("io_uring: SINGLE_ISSUER/DEFER_TASKRUN not available, using plain setup");
+            tracing::warn!(
+                "io_uring: SINGLE_ISSUER/DEFER_TASKRUN not available, using plain setup"
+            );
         }
         Err(e) => return Err(UringError::from_setup(e)),
     }
