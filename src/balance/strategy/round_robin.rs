@@ -106,7 +106,7 @@ fn smooth_sequence(weights: &[u64]) -> Vec<u32> {
         let mut best: Option<usize> = None;
         for (i, &w) in weights.iter().enumerate().filter(|(_, &w)| w > 0) {
             current[i] += i64::try_from(w).unwrap_or(i64::MAX);
-            if best.map_or(true, |b| current[i] > current[b]) {
+            if best.is_none_or(|b| current[i] > current[b]) {
                 best = Some(i);
             }
         }

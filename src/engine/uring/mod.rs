@@ -67,6 +67,8 @@ pub struct Ring {
     wake_buf: Box<u64>,
     /// Socket addresses referenced by queued connect SQEs; the kernel copies them during
     /// submission, so they are dropped after the turn's submit.
+    /// Boxed: the Vec may reallocate while SQEs still point at earlier addresses.
+    #[allow(clippy::vec_box)]
     addrs: Vec<Box<SockAddr>>,
     /// Completions reaped but not yet handed to the worker.
     backlog: Vec<Completion>,
