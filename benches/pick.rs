@@ -10,10 +10,14 @@
 //! 2 x weight connections each, as in a busy fleet: no backend is idle, so least connections
 //! cannot stop its scan early. Two-thread numbers are the time per pick + release per thread.
 //! A last group compares fetching the table with `SharedTable::load` against a per-worker
-//! `TableCache`, since that fetch is part of every pick.
+//! `TableCache`, since that fetch is part of every pick, and gives the floor: a bare shared
+//! counter increment + decrement, the least any pick + release with a shared count can cost
+//! on this machine (on a busy shared box the two threads are not always on CPU together, which
+//! inflates every two-thread number alike).
 
 use std::hint::black_box;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Barrier};
 use std::thread;
 use std::time::{Duration, Instant};
@@ -145,6 +149,18 @@ fn table_access(c: &mut Criterion) {
             contended(iters, move |iters| {
                 let mut cache = shared.cache();
                 (0..iters).for_each(|_| pick_release_cached(&mut cache))
+            })
+        })
+    });
+    let counter = Arc::new(AtomicU32::new(0));
+    group.bench_function("floor_counter_2_threads", |b| {
+        b.iter_custom(|iters| {
+            let counter = counter.clone();
+            contended(iters, move |iters| {
+                for _ in 0..iters {
+                    black_box(counter.fetch_add(1, Ordering::AcqRel));
+                    black_box(counter.fetch_sub(1, Ordering::AcqRel));
+                }
             })
         })
     });

@@ -33,7 +33,9 @@ impl RoundRobin {
         let weights: Vec<u32> = backends.iter().map(|b| b.weight).collect();
         Self {
             sequence: smooth_sequence(&period_weights(&weights)).into_boxed_slice(),
-            cursor: CachePadded::new(AtomicUsize::new(0)),
+            // A random start, so that frequent reloads do not keep favouring the head of the
+            // sequence; any window of whole periods is exact wherever it starts.
+            cursor: CachePadded::new(AtomicUsize::new(rand::random())),
         }
     }
 }
