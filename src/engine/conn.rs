@@ -75,10 +75,18 @@ pub struct Conn {
     pub connect_timed_out: bool,
     pub last_active: u64,
     pub idle_timeout_ms: u64,
+    pub connect_timeout_ms: u64,
 }
 
 impl Conn {
-    pub fn new(gen: u32, client: OwnedFd, pool: usize, now: u64, idle_timeout_ms: u64) -> Conn {
+    pub fn new(
+        gen: u32,
+        client: OwnedFd,
+        pool: usize,
+        now: u64,
+        idle_timeout_ms: u64,
+        connect_timeout_ms: u64,
+    ) -> Conn {
         let client = Half {
             fd: Some(client),
             ..Half::default()
@@ -96,6 +104,7 @@ impl Conn {
             connect_timed_out: false,
             last_active: now,
             idle_timeout_ms,
+            connect_timeout_ms,
         }
     }
 

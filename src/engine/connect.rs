@@ -24,6 +24,7 @@ impl Worker {
             return;
         };
         let idle_ms = pool_table.idle_timeout().as_millis() as u64;
+        let connect_ms = pool_table.connect_timeout().as_millis() as u64;
         let Some(pick) = table.pick(pool, &[]) else {
             self.stats.no_backend.fetch_add(1, Ordering::Relaxed);
             tracing::warn!(
@@ -32,24 +33,17 @@ impl Worker {
             );
             return;
         };
-        drop(table);
         let key = self.conns.vacant_key();
         let gen = self.next_gen(key);
-        let inserted = self
-            .conns
-            .insert(Conn::new(gen, client, pool, self.now, idle_ms));
+        let conn = Conn::new(gen, client, pool, self.now, idle_ms, connect_ms);
+        let inserted = self.conns.insert(conn);
         debug_assert_eq!(inserted, key);
         self.connect_to(key, pick);
     }
 
     /// Opens a backend socket and submits the connect, with its deadline on the timer heap.
     fn connect_to(&mut self, key: usize, pick: Pick) {
-        let table = self.table.load();
-        let timeout_ms = table
-            .pool(self.conns[key].pool)
-            .map(|p| p.connect_timeout().as_millis() as u64)
-            .unwrap_or(3000);
-        drop(table);
+        let timeout_ms = self.conns[key].connect_timeout_ms;
         let sock = match socket::backend_socket(pick.addr) {
             Ok(s) => s,
             Err(e) => {
@@ -133,7 +127,6 @@ impl Worker {
         } else {
             None
         };
-        drop(table);
         match next {
             Some(pick) => {
                 self.stats.retries.fetch_add(1, Ordering::Relaxed);

@@ -108,7 +108,7 @@ impl Server {
         for (id, listeners) in per_worker.into_iter().enumerate() {
             let ws = Arc::new(WorkerStats::default());
             stats.push(ws.clone());
-            let (table, stop, ready) = (table.clone(), stop.clone(), ready_tx.clone());
+            let (table, stop, ready) = (table.cache(), stop.clone(), ready_tx.clone());
             let rt = rt.clone();
             let spawn = std::thread::Builder::new()
                 .name(format!("ringlb-w{id}"))

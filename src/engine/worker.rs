@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use slab::Slab;
 
-use crate::balance::SharedTable;
+use crate::balance::TableCache;
 use crate::clock;
 
 use super::conn::{Conn, State};
@@ -44,7 +44,8 @@ pub(super) struct Worker {
     pub ring: Ring,
     pub conns: Slab<Conn>,
     pub listeners: Vec<WorkerListener>,
-    pub table: Arc<SharedTable>,
+    /// This worker's view of the shared table (no shared write per load).
+    pub table: TableCache,
     pub timers: Timers,
     pub now: u64,
     /// Per-slot generation counters, kept past a slot's reuse so late completions are dropped.
