@@ -118,3 +118,17 @@ impl Conn {
             && self.halves.iter().all(|h| h.shut_done)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An idle relayed connection costs its slab entry (plus a timer entry and a generation):
+    /// keep it far below the 1 KiB per idle connection target.
+    #[test]
+    fn a_connection_slot_stays_small() {
+        let slot = std::mem::size_of::<slab::Slab<Conn>>(); // the Slab header, not per entry
+        let entry = std::mem::size_of::<Conn>();
+        assert!(entry <= 320, "Conn grew to {entry} bytes (slab header {slot})");
+    }
+}

@@ -145,3 +145,24 @@ pub(super) fn probe_ops(uring: &IoUring) -> Result<(), UringError> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn setup_errors_name_the_reason_and_the_fix() {
+        let enosys = UringError::from_setup(io::Error::from_raw_os_error(libc::ENOSYS));
+        assert!(matches!(enosys, UringError::NoKernelSupport));
+        let enomem = UringError::from_setup(io::Error::from_raw_os_error(libc::ENOMEM));
+        assert!(enomem.to_string().contains("ulimit -l"), "{enomem}");
+        let eperm = UringError::from_setup(io::Error::from_raw_os_error(libc::EPERM)).to_string();
+        // Which of the two depends on this host's sysctl; both must say what to do.
+        assert!(
+            eperm.contains("sysctl -w kernel.io_uring_disabled") || eperm.contains("seccomp"),
+            "{eperm}"
+        );
+        let old = UringError::register_buf_ring(io::Error::from_raw_os_error(libc::EINVAL), 8, 8);
+        assert!(old.to_string().contains("5.19"), "{old}");
+    }
+}
