@@ -205,3 +205,39 @@ fn backend_reset_reaches_the_client() {
         Err(ErrorKind::ConnectionReset)
     );
 }
+
+#[test]
+fn a_client_that_does_not_read_holds_only_a_bounded_amount_in_ringlb() {
+    const LEN: usize = 32 << 20;
+    // max_unsent 64 KiB with 16 KiB buffers: at most a handful of buffers per direction.
+    let config = ONE_BACKEND.replace(
+        "workers = 2",
+        "workers = 1\nbuffer_size = 16384\nmax_unsent = 65536",
+    );
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let backend = l.local_addr().unwrap();
+    thread::spawn(move || {
+        let (mut s, _) = l.accept().unwrap();
+        s.write_all(&pattern(5, LEN)).unwrap();
+        s.shutdown(Shutdown::Write).unwrap();
+        let mut sink = Vec::new();
+        let _ = s.read_to_end(&mut sink);
+    });
+    let server = start(&config, &[backend]);
+    let mut s = connect(addr(&server));
+    // Let the kernel buffers on both sides fill while the client reads nothing.
+    wait_for("relay started", || server.stats().bytes >= 1 << 20);
+    let mut peak = 0;
+    for _ in 0..100 {
+        peak = peak.max(server.stats().buffers_in_use);
+        thread::sleep(std::time::Duration::from_millis(2));
+    }
+    // 64 KiB unsent = 4 buffers, plus the one the last single recv filled. (A multishot recv
+    // alone would hold a whole socket buffer's worth: ~90 buffers here.)
+    assert!(
+        peak <= 8,
+        "ringlb held {peak} buffers for one stalled client"
+    );
+    let (got, n) = read_hash(&mut s).unwrap();
+    assert_eq!((got, n), (hash(&pattern(5, LEN)), LEN as u64));
+}

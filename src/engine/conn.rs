@@ -24,10 +24,12 @@ pub struct Chunk {
 #[derive(Default)]
 pub struct Half {
     pub fd: Option<OwnedFd>,
-    /// A multishot recv is pending on this socket.
+    /// A recv is pending on this socket.
     pub recv_armed: bool,
-    /// Reading was stopped on purpose (backpressure); resume when `outq` of the other side
-    /// drains.
+    /// The pending recv is multishot (the other side had nothing queued when it was armed).
+    pub recv_multishot: bool,
+    /// A cancel of the multishot recv was requested (bytes are queueing up for the other
+    /// side); reading goes on with single recvs once it has ended.
     pub recv_paused: bool,
     /// The buffer ring ran dry while reading this socket; re-arm when buffers come back.
     pub recv_starved: bool,
@@ -129,6 +131,9 @@ mod tests {
     fn a_connection_slot_stays_small() {
         let slot = std::mem::size_of::<slab::Slab<Conn>>(); // the Slab header, not per entry
         let entry = std::mem::size_of::<Conn>();
-        assert!(entry <= 320, "Conn grew to {entry} bytes (slab header {slot})");
+        assert!(
+            entry <= 320,
+            "Conn grew to {entry} bytes (slab header {slot})"
+        );
     }
 }

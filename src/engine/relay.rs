@@ -14,7 +14,10 @@ use super::uring::Completion;
 use super::worker::Worker;
 
 impl Worker {
-    /// Starts reading `side` unless it is finished, paused, starved or already reading.
+    /// Starts reading `side` unless it is finished, starved, already reading, or the other side
+    /// has `max_unsent` bytes queued (backpressure). A quiet connection gets a multishot recv
+    /// (one SQE for the whole stream); while bytes are queued for the other side, single recvs,
+    /// so that reading stops exactly at the limit.
     pub(super) fn maybe_arm_recv(&mut self, key: usize, side: Side) {
         let max_unsent = self.max_unsent;
         let conn = &mut self.conns[key];
@@ -22,17 +25,23 @@ impl Worker {
             return;
         }
         let gen = conn.gen;
-        let backlog = conn.halves[side.other().idx()].outq_bytes;
+        let other = &conn.halves[side.other().idx()];
+        let (backlog, quiet) = (other.outq_bytes, other.outq.is_empty());
         let h = conn.half(side);
-        if h.recv_armed || h.eof || h.recv_starved || backlog > max_unsent / 2 {
+        if h.recv_armed || h.eof || h.recv_starved || backlog >= max_unsent {
             return;
         }
         let Some(fd) = h.raw() else { return };
         h.recv_armed = true;
         h.recv_paused = false;
+        h.recv_multishot = quiet;
         conn.ops += 1;
-        self.ring
-            .recv_multi(fd, token::encode(Op::Recv(side), key as u32, gen));
+        let ud = token::encode(Op::Recv(side), key as u32, gen);
+        if quiet {
+            self.ring.recv_multi(fd, ud);
+        } else {
+            self.ring.recv_one(fd, ud);
+        }
     }
 
     pub(super) fn on_recv(&mut self, key: usize, side: Side, c: Completion) {
@@ -64,11 +73,12 @@ impl Worker {
                 len,
             });
             dst.outq_bytes += len;
-            let over = dst.outq_bytes > self.max_unsent;
+            // Bytes are queueing (a send is still in flight): a multishot recv could take a
+            // whole socket buffer's worth before we react, so switch to single recvs.
+            let queueing = dst.outq.len() >= 2;
             let gen = conn.gen;
             let src = conn.half(side);
-            if over && src.recv_armed && !src.recv_paused {
-                // Backpressure: stop taking bytes from this side until the other drains.
+            if queueing && src.recv_armed && src.recv_multishot && !src.recv_paused {
                 src.recv_paused = true;
                 let target = token::encode(Op::Recv(side), key as u32, gen);
                 self.ring.cancel(target, token::encode(Op::Cancel, 0, 0));

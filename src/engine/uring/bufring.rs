@@ -108,6 +108,10 @@ impl BufRing {
         self.bgid
     }
 
+    pub fn buffer_size(&self) -> u32 {
+        self.size
+    }
+
     /// Buffers the worker holds right now (received, not yet sent on).
     pub fn in_use(&self) -> u32 {
         self.out

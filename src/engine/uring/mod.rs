@@ -148,6 +148,17 @@ impl Ring {
         self.push(e);
     }
 
+    /// One receive into one provided buffer (picked by the kernel when bytes arrive). Used
+    /// while the other side still has bytes queued: unlike multishot, it cannot overshoot.
+    pub fn recv_one(&mut self, fd: RawFd, user_data: u64) {
+        let e = opcode::Recv::new(Fd(fd), std::ptr::null_mut(), self.bufs.buffer_size())
+            .buf_group(self.bufs.bgid())
+            .build()
+            .flags(squeue::Flags::BUFFER_SELECT)
+            .user_data(user_data);
+        self.push(e);
+    }
+
     /// Sends `len` bytes of provided buffer `bid` starting at `offset`. The buffer stays owned
     /// by the worker (not recycled) until this send completes; the memory lives with `self`.
     pub fn send_buf(&mut self, fd: RawFd, bid: u16, offset: u32, len: u32, user_data: u64) {
