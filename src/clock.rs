@@ -12,3 +12,9 @@ pub fn now_ms() -> u64 {
     let start = START.get_or_init(Instant::now);
     start.elapsed().as_millis() as u64
 }
+
+/// Microseconds on the same clock as [`now_ms`], for latency samples.
+pub fn now_us() -> u64 {
+    let start = START.get_or_init(Instant::now);
+    start.elapsed().as_micros() as u64
+}

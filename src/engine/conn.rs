@@ -53,6 +53,8 @@ impl Half {
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum State {
+    /// Every backend of the pool is full: waiting in the pool's queue (no op pending).
+    Queued,
     /// Waiting for the backend connect to complete.
     Connecting,
     Relaying,
@@ -73,11 +75,24 @@ pub struct Conn {
     pub tried: Vec<usize>,
     /// Holds the backend's active count for as long as this connection uses the backend.
     pub guard: Option<ActiveGuard>,
-    pub connect_deadline: u64,
+    /// The one live timer of this connection (connect, queue, idle/age); timer entries with
+    /// another deadline are stale and ignored.
+    pub deadline: u64,
     pub connect_timed_out: bool,
     pub last_active: u64,
     pub idle_timeout_ms: u64,
     pub connect_timeout_ms: u64,
+    /// When the current connect (or the wait in the queue) started, in microseconds.
+    pub started_us: u64,
+    /// When the first bytes were sent to the backend (0 = not yet), for time to first byte.
+    pub first_request_us: u64,
+    pub first_byte_seen: bool,
+    /// The client's address, kept only for pools that hash on it.
+    pub client_addr: Option<Box<std::net::SocketAddr>>,
+    /// Max connection age: from `age_soft` on, close at the first quiet second; at
+    /// `age_hard`, close regardless (0 = no age limit).
+    pub age_soft: u64,
+    pub age_hard: u64,
 }
 
 impl Conn {
@@ -102,11 +117,17 @@ impl Conn {
             backend: 0,
             tried: Vec::new(),
             guard: None,
-            connect_deadline: 0,
+            deadline: 0,
             connect_timed_out: false,
             last_active: now,
             idle_timeout_ms,
             connect_timeout_ms,
+            started_us: 0,
+            first_request_us: 0,
+            first_byte_seen: false,
+            client_addr: None,
+            age_soft: 0,
+            age_hard: 0,
         }
     }
 

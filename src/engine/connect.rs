@@ -1,13 +1,17 @@
 //! Getting a client to a backend: pick, connect (with a deadline), and on failure retry another
-//! backend up to the pool's `retries`, so the client sees nothing of a failed attempt.
+//! backend up to the pool's `retries`, so the client sees nothing of a failed attempt. When
+//! every backend is full the client waits in the pool's queue (see `queue`).
 //!
 //! The backend's active count is taken at pick time (the guard) and released when the attempt
 //! fails or the connection ends. Must never leave a guard behind on a failed attempt.
 
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::sync::atomic::Ordering;
+use std::time::Duration;
 
-use crate::balance::Pick;
+use socket2::SockRef;
+
+use crate::balance::{NoPick, Pick};
 
 use super::conn::{Conn, State};
 use super::socket;
@@ -15,7 +19,8 @@ use super::token::{self, Op, Side};
 use super::worker::Worker;
 
 impl Worker {
-    /// A client was accepted on a listener of `pool`: pick a backend and start connecting.
+    /// A client was accepted on a listener of `pool`: pick a backend and start connecting, or
+    /// queue the client if every backend is full.
     pub(super) fn start_client(&mut self, client: OwnedFd, pool: usize) {
         socket::tune_stream(&client);
         let table = self.table.load();
@@ -25,20 +30,76 @@ impl Worker {
         };
         let idle_ms = pool_table.idle_timeout().as_millis() as u64;
         let connect_ms = pool_table.connect_timeout().as_millis() as u64;
-        let Some(pick) = table.pick(pool, &[]) else {
-            self.stats.no_backend.fetch_add(1, Ordering::Relaxed);
-            tracing::warn!(
-                pool = pool_table.name(),
-                "no backend available; closing client"
-            );
-            return;
+        let client_addr = if pool_table.needs_client_addr() {
+            SockRef::from(&client)
+                .peer_addr()
+                .ok()
+                .and_then(|a| a.as_socket())
+        } else {
+            None
         };
+        let picked = table.pick_for(pool, &[], client_addr);
+        let (queue_size, queue_timeout) = (pool_table.queue_size(), pool_table.queue_timeout());
         let key = self.conns.vacant_key();
         let gen = self.next_gen(key);
-        let conn = Conn::new(gen, client, pool, self.now, idle_ms, connect_ms);
-        let inserted = self.conns.insert(conn);
-        debug_assert_eq!(inserted, key);
-        self.connect_to(key, pick);
+        let mut conn = Conn::new(gen, client, pool, self.now, idle_ms, connect_ms);
+        conn.client_addr = client_addr.map(Box::new);
+        match picked {
+            Ok(pick) => {
+                self.conns.insert(conn);
+                self.connect_to(key, pick);
+            }
+            Err(NoPick::AllFull) if self.queues_shared.try_join(pool, queue_size) => {
+                conn.state = State::Queued;
+                conn.started_us = self.now_us;
+                self.conns.insert(conn);
+                self.queues.push(pool, key, gen);
+                self.set_deadline(key, self.now + queue_timeout.as_millis() as u64);
+                self.stats.queued.fetch_add(1, Ordering::Relaxed);
+            }
+            Err(why) => {
+                let counter = match why {
+                    NoPick::AllFull => &self.stats.queue_full,
+                    NoPick::Unavailable => &self.stats.no_backend,
+                };
+                counter.fetch_add(1, Ordering::Relaxed);
+                tracing::debug!(pool, ?why, "no backend can take the client; closing it");
+            }
+        }
+    }
+
+    /// Dispatches waiting clients of `pool` while its backends have room.
+    pub(super) fn dispatch_queue(&mut self, pool: usize) {
+        while let Some((key, gen)) = self.queues.front(pool) {
+            let waiting = self
+                .conns
+                .get(key)
+                .is_some_and(|c| c.gen == gen && c.state == State::Queued);
+            if !waiting {
+                self.queues.pop(pool);
+                continue;
+            }
+            let client = self.conns[key].client_addr.as_deref().copied();
+            let Ok(pick) = self.table.load().pick_for(pool, &[], client) else {
+                return;
+            };
+            self.queues.pop(pool);
+            self.queues_shared.leave(pool);
+            let conn = &mut self.conns[key];
+            self.queues_shared
+                .record_wait(self.now_us.saturating_sub(conn.started_us));
+            conn.state = State::Connecting;
+            self.connect_to(key, pick);
+        }
+    }
+
+    /// A queued client waited `queue_timeout`: close it.
+    pub(super) fn queue_timed_out(&mut self, key: usize) {
+        let pool = self.conns[key].pool;
+        self.queues_shared.leave(pool);
+        self.stats.queue_timeouts.fetch_add(1, Ordering::Relaxed);
+        // The stale entry in the local queue is skipped when reached.
+        self.close(key, false);
     }
 
     /// Opens a backend socket and submits the connect, with its deadline on the timer heap.
@@ -60,14 +121,14 @@ impl Worker {
             pick.addr,
             token::encode(Op::Connect, key as u32, gen),
         );
-        self.timers.push(deadline, key as u32, gen);
+        self.set_deadline(key, deadline);
         let conn = &mut self.conns[key];
         conn.ops += 1;
         conn.halves[Side::Backend.idx()].fd = Some(sock);
         conn.backend = pick.backend;
         conn.guard = Some(pick.guard);
-        conn.connect_deadline = deadline;
         conn.connect_timed_out = false;
+        conn.started_us = self.now_us;
     }
 
     pub(super) fn on_connect(&mut self, key: usize, result: i32) {
@@ -78,12 +139,18 @@ impl Worker {
         if result == 0 {
             if let Some(g) = &conn.guard {
                 g.connect_succeeded();
+                g.observe_connect(Duration::from_micros(
+                    self.now_us.saturating_sub(conn.started_us),
+                ));
             }
             conn.state = State::Relaying;
             conn.last_active = self.now;
+            let pool = conn.pool;
+            self.start_age_limit(key, pool);
+            let conn = &self.conns[key];
             let due = self.now + conn.idle_timeout_ms;
-            let gen = conn.gen;
-            self.timers.push(due, key as u32, gen);
+            let due = if conn.age_soft > 0 { due.min(conn.age_soft) } else { due };
+            self.set_deadline(key, due);
             self.maybe_arm_recv(key, Side::Client);
             self.maybe_arm_recv(key, Side::Backend);
             return;
@@ -120,13 +187,15 @@ impl Worker {
         conn.tried.push(conn.backend);
         let pool = conn.pool;
         let attempts = conn.tried.len() as u32;
+        let client = conn.client_addr.as_deref().copied();
         let table = self.table.load();
         let retries = table.pool(pool).map(|p| p.retries()).unwrap_or(0);
         let next = if attempts <= retries {
-            table.pick(pool, &self.conns[key].tried)
+            table.pick_for(pool, &self.conns[key].tried, client).ok()
         } else {
             None
         };
+        self.slot_freed(pool);
         match next {
             Some(pick) => {
                 self.stats.retries.fetch_add(1, Ordering::Relaxed);
@@ -137,5 +206,18 @@ impl Worker {
                 self.close(key, false);
             }
         }
+    }
+
+    /// A backend count of `pool` was released: waiting clients (here or on other workers)
+    /// may now fit.
+    pub(super) fn slot_freed(&mut self, pool: usize) {
+        let waiting = self.queues_shared.waiting(pool) as usize;
+        if waiting == 0 {
+            return;
+        }
+        if self.queues.len(pool) < waiting {
+            self.queues_shared.wake_others(self.id);
+        }
+        self.pending_dispatch = true;
     }
 }

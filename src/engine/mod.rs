@@ -8,6 +8,7 @@
 
 mod conn;
 mod connect;
+mod queue;
 mod relay;
 mod socket;
 mod stats;
@@ -62,6 +63,7 @@ pub struct Server {
     wakers: Vec<uring::Waker>,
     threads: Vec<JoinHandle<Result<(), EngineError>>>,
     stats: Vec<Arc<WorkerStats>>,
+    queues: Arc<queue::QueueShared>,
 }
 
 impl Server {
@@ -99,6 +101,7 @@ impl Server {
             bound.push((l.name.clone(), addr));
         }
 
+        let queues = queue::QueueShared::new(config.pools.len());
         let stop = Arc::new(AtomicBool::new(false));
         let (ready_tx, ready_rx) = mpsc::channel();
         let mut threads = Vec::new();
@@ -110,6 +113,7 @@ impl Server {
             stats.push(ws.clone());
             let (table, stop, ready) = (table.cache(), stop.clone(), ready_tx.clone());
             let rt = rt.clone();
+            let queues_shared = queues.clone();
             let spawn = std::thread::Builder::new()
                 .name(format!("ringlb-w{id}"))
                 .spawn(move || {
@@ -134,6 +138,10 @@ impl Server {
                         table,
                         timers: Default::default(),
                         now: 0,
+                        now_us: 0,
+                        queues: Default::default(),
+                        queues_shared,
+                        pending_dispatch: false,
                         gens: Vec::new(),
                         starved: Vec::new(),
                         max_unsent: rt.max_unsent,
@@ -155,10 +163,15 @@ impl Server {
             wakers: Vec::new(),
             threads,
             stats,
+            queues: queue::QueueShared::new(0),
         };
+        let mut by_id: Vec<(usize, uring::Waker)> = Vec::with_capacity(workers);
         for _ in 0..workers {
             match ready_rx.recv() {
-                Ok(Ok((_, waker))) => server.wakers.push(waker),
+                Ok(Ok((id, waker))) => {
+                    server.wakers.push(waker.clone());
+                    by_id.push((id, waker));
+                }
                 Ok(Err(e)) => {
                     server.stop_workers();
                     return Err(e.into());
@@ -169,6 +182,10 @@ impl Server {
                 }
             }
         }
+        // Indexed by worker id: a worker wakes all but itself.
+        by_id.sort_by_key(|(id, _)| *id);
+        let _ = queues.wakers.set(by_id.into_iter().map(|(_, w)| w).collect());
+        server.queues = queues;
         tracing::info!(workers, listeners = ?server.listeners, "ringlb started");
         Ok(server)
     }
@@ -201,6 +218,16 @@ impl Server {
             .iter()
             .map(|s| s.snapshot())
             .fold(StatsSnapshot::default(), |a, b| a + b)
+    }
+
+    /// Clients waiting in pool `pool`'s queue right now (all workers).
+    pub fn queue_len(&self, pool: usize) -> u32 {
+        self.queues.waiting(pool)
+    }
+
+    /// How long dispatched clients waited in pool queues, in microseconds.
+    pub fn queue_wait_histogram(&self) -> hdrhistogram::Histogram<u64> {
+        self.queues.wait_us.lock().clone()
     }
 
     /// A handle that can ask the server to stop from another thread (signal handling).

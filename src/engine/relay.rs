@@ -65,6 +65,13 @@ impl Worker {
                 return;
             }
             conn.last_active = self.now;
+            if side == Side::Backend && !conn.first_byte_seen && conn.first_request_us > 0 {
+                conn.first_byte_seen = true;
+                if let Some(g) = &conn.guard {
+                    let waited = self.now_us.saturating_sub(conn.first_request_us);
+                    g.observe_first_byte(std::time::Duration::from_micros(waited));
+                }
+            }
             let len = c.result as u32;
             let dst = conn.half(side.other());
             dst.outq.push_back(Chunk {
@@ -126,6 +133,9 @@ impl Worker {
         };
         h.send_inflight = true;
         conn.ops += 1;
+        if side == Side::Backend && conn.first_request_us == 0 {
+            conn.first_request_us = self.now_us;
+        }
         self.ring.send_buf(
             fd,
             chunk.bid,
@@ -239,7 +249,11 @@ impl Worker {
                 self.ring.bufs_mut().recycle(chunk.bid);
             }
         }
+        let (pool, held) = (conn.pool, conn.guard.is_some());
         // Dropping `conn` closes both sockets and releases the backend's count.
         drop(conn);
+        if held {
+            self.slot_freed(pool);
+        }
     }
 }

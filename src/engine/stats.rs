@@ -16,6 +16,14 @@ pub struct WorkerStats {
     /// Clients closed because no backend of their pool could take them.
     pub no_backend: AtomicU64,
     pub idle_timeouts: AtomicU64,
+    /// Streams closed for reaching the pool's max_connection_age.
+    pub age_closes: AtomicU64,
+    /// Clients that waited in a pool queue because every backend was full.
+    pub queued: AtomicU64,
+    /// Clients closed because every backend was full and the queue was full (or off).
+    pub queue_full: AtomicU64,
+    /// Queued clients closed after queue_timeout.
+    pub queue_timeouts: AtomicU64,
     /// Bytes received (each relayed byte is counted once, on the side it arrived).
     pub bytes: AtomicU64,
     /// Times a recv stopped because the provided buffer ring was empty.
@@ -49,6 +57,10 @@ impl WorkerStats {
             retries: r(&self.retries),
             no_backend: r(&self.no_backend),
             idle_timeouts: r(&self.idle_timeouts),
+            queue_timeouts: r(&self.queue_timeouts),
+            queue_full: r(&self.queue_full),
+            queued: r(&self.queued),
+            age_closes: r(&self.age_closes),
             bytes: r(&self.bytes),
             buffer_starved: r(&self.buffer_starved),
             connections: r(&self.gauges.connections),
@@ -67,6 +79,7 @@ pub struct StatsSnapshot {
     pub retries: u64,
     pub no_backend: u64,
     pub idle_timeouts: u64,
+    pub age_closes: u64,
     pub bytes: u64,
     pub buffer_starved: u64,
     /// Connections in the workers' slabs at their last loop turn.
@@ -85,6 +98,10 @@ impl std::ops::Add for StatsSnapshot {
             retries: self.retries + o.retries,
             no_backend: self.no_backend + o.no_backend,
             idle_timeouts: self.idle_timeouts + o.idle_timeouts,
+            queue_timeouts: self.queue_timeouts + o.queue_timeouts,
+            queue_full: self.queue_full + o.queue_full,
+            queued: self.queued + o.queued,
+            age_closes: self.age_closes + o.age_closes,
             bytes: self.bytes + o.bytes,
             buffer_starved: self.buffer_starved + o.buffer_starved,
             connections: self.connections + o.connections,

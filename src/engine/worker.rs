@@ -16,6 +16,7 @@ use crate::balance::TableCache;
 use crate::clock;
 
 use super::conn::{Conn, State};
+use super::queue::{LocalQueues, QueueShared};
 use super::stats::WorkerStats;
 use super::timer::Timers;
 use super::token::{self, Op, Side};
@@ -28,6 +29,8 @@ const MAX_WAIT: Duration = Duration::from_millis(500);
 /// Pause before re-arming accept after it failed (EMFILE, ENFILE, ENOMEM): lets closes free
 /// descriptors instead of spinning on a failing accept.
 const ACCEPT_RETRY_MS: u64 = 100;
+/// A stream past its max connection age is closed once no byte has flowed for this long.
+const AGE_QUIET_MS: u64 = 1000;
 /// How long a stopping worker waits for cancelled ops to complete before giving up.
 const DRAIN_MS: u64 = 2000;
 
@@ -47,7 +50,13 @@ pub(super) struct Worker {
     /// This worker's view of the shared table (no shared write per load).
     pub table: TableCache,
     pub timers: Timers,
+    /// Loop-turn time in milliseconds (timers) and microseconds (latency samples).
     pub now: u64,
+    pub now_us: u64,
+    pub queues: LocalQueues,
+    pub queues_shared: Arc<QueueShared>,
+    /// A backend slot was released this turn while clients wait somewhere.
+    pub pending_dispatch: bool,
     /// Per-slot generation counters, kept past a slot's reuse so late completions are dropped.
     pub gens: Vec<u32>,
     /// Sides whose recv ended for lack of buffers, to re-arm once buffers are back.
@@ -60,7 +69,7 @@ pub(super) struct Worker {
 
 impl Worker {
     pub fn run(mut self) -> Result<(), EngineError> {
-        self.now = clock::now_ms();
+        self.tick();
         self.ring.arm_waker(token::encode(Op::Wake, 0, 0));
         self.arm_listeners();
         let mut completions: Vec<Completion> = Vec::with_capacity(1024);
@@ -68,11 +77,12 @@ impl Worker {
         loop {
             let wait = self.wait_time();
             self.ring.submit_and_wait(wait, &mut completions)?;
-            self.now = clock::now_ms();
+            self.tick();
             for c in completions.drain(..) {
                 self.handle(c);
             }
             self.fire_timers();
+            self.dispatch_waiting();
             self.rearm_starved();
             if !self.stopping && self.stop.load(Ordering::Acquire) {
                 self.begin_stop();
@@ -96,6 +106,20 @@ impl Worker {
             }
             self.stats
                 .publish(self.conns.len(), self.ring.bufs().in_use());
+        }
+    }
+
+    fn tick(&mut self) {
+        self.now_us = clock::now_us();
+        self.now = self.now_us / 1000;
+    }
+
+    /// Gives queued clients any backend room that opened (here or on another worker).
+    fn dispatch_waiting(&mut self) {
+        self.pending_dispatch = false;
+        let pools: Vec<usize> = self.queues.busy_pools().collect();
+        for pool in pools {
+            self.dispatch_queue(pool);
         }
     }
 
@@ -201,31 +225,77 @@ impl Worker {
             let Some(conn) = self.conns.get(key) else {
                 continue;
             };
-            if conn.gen != d.gen {
+            if conn.gen != d.gen || conn.deadline != d.at_ms {
                 continue;
             }
             match conn.state {
-                State::Connecting if conn.connect_deadline == d.at_ms => {
-                    self.connect_timed_out(key)
-                }
-                State::Relaying => {
-                    let due = conn.last_active + conn.idle_timeout_ms;
-                    if self.now >= due {
-                        tracing::debug!(worker = self.id, key, "idle timeout");
-                        self.stats.idle_timeouts.fetch_add(1, Ordering::Relaxed);
-                        self.close(key, false);
-                        self.free_if_done(key);
-                    } else {
-                        self.timers.push(due, d.index, d.gen);
-                    }
-                }
+                State::Connecting => self.connect_timed_out(key),
+                State::Queued => self.queue_timed_out(key),
+                State::Relaying => self.relaying_deadline(key),
                 _ => {}
             }
+            self.free_if_done(key);
         }
         let conns = &self.conns;
         self.timers.compact_if_needed(conns.len(), |index, gen| {
             conns.get(index as usize).is_some_and(|c| c.gen == gen)
         });
+    }
+
+    /// Idle timeout and max connection age of a relaying stream; re-arms its timer otherwise.
+    fn relaying_deadline(&mut self, key: usize) {
+        let now = self.now;
+        let conn = &self.conns[key];
+        let idle_due = conn.last_active + conn.idle_timeout_ms;
+        if now >= idle_due {
+            tracing::debug!(worker = self.id, key, "idle timeout");
+            self.stats.idle_timeouts.fetch_add(1, Ordering::Relaxed);
+            self.close(key, false);
+            return;
+        }
+        let mut next = idle_due;
+        if conn.age_soft > 0 {
+            let quiet_at = conn.last_active + AGE_QUIET_MS;
+            if now >= conn.age_soft && (now >= conn.age_hard || now >= quiet_at) {
+                tracing::debug!(worker = self.id, key, "max connection age");
+                self.stats.age_closes.fetch_add(1, Ordering::Relaxed);
+                self.close(key, false);
+                return;
+            }
+            let age_next = if now < conn.age_soft {
+                conn.age_soft
+            } else {
+                conn.age_hard.min(quiet_at)
+            };
+            next = next.min(age_next);
+        }
+        self.set_deadline(key, next);
+    }
+
+    /// Makes `at` the connection's one live deadline.
+    pub(super) fn set_deadline(&mut self, key: usize, at: u64) {
+        let conn = &mut self.conns[key];
+        conn.deadline = at;
+        self.timers.push(at, key as u32, conn.gen);
+    }
+
+    /// Sets the max-connection-age deadlines of a stream that just started relaying.
+    pub(super) fn start_age_limit(&mut self, key: usize, pool: usize) {
+        let table = self.table.load();
+        let Some(p) = table.pool(pool) else { return };
+        let Some(age) = p.max_connection_age() else { return };
+        let jitter = p.max_connection_age_jitter().as_millis() as u64;
+        let age = age.as_millis() as u64;
+        let spread = if jitter > 0 {
+            rand::random::<u64>() % (jitter + 1)
+        } else {
+            0
+        };
+        let soft = self.now + age + spread;
+        let conn = &mut self.conns[key];
+        conn.age_soft = soft;
+        // A stream that is never quiet for a second is closed a tenth of the age later.
+        conn.age_hard = soft + (age / 10).max(AGE_QUIET_MS);
     }
 
     fn rearm_starved(&mut self) {
