@@ -111,6 +111,8 @@ impl Worker {
                 // A local failure (out of descriptors): no other backend would do better.
                 tracing::warn!(error = %e, "cannot open a backend socket; closing client");
                 self.close(key, false);
+                // Reached from accept too, where no completion would free the slot later.
+                self.free_if_done(key);
                 return;
             }
         };

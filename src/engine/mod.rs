@@ -111,7 +111,7 @@ impl Server {
         for (id, listeners) in per_worker.into_iter().enumerate() {
             let ws = Arc::new(WorkerStats::default());
             stats.push(ws.clone());
-            let (table, stop, ready) = (table.cache(), stop.clone(), ready_tx.clone());
+            let (table, worker_stop, ready) = (table.cache(), stop.clone(), ready_tx.clone());
             let rt = rt.clone();
             let queues_shared = queues.clone();
             let spawn = std::thread::Builder::new()
@@ -145,14 +145,23 @@ impl Server {
                         gens: Vec::new(),
                         starved: Vec::new(),
                         max_unsent: rt.max_unsent,
-                        stop,
+                        stop: worker_stop,
                         stopping: false,
                         stats: ws,
                     };
                     worker.run()
-                })
-                .map_err(EngineError::Thread)?;
-            threads.push(spawn);
+                });
+            match spawn {
+                Ok(t) => threads.push(t),
+                Err(e) => {
+                    // Workers already started would serve the port forever: stop them first.
+                    stop.store(true, Ordering::Release);
+                    for t in threads {
+                        let _ = t.join();
+                    }
+                    return Err(EngineError::Thread(e));
+                }
+            }
         }
         drop(ready_tx);
         let mut server = Server {

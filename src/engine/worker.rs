@@ -128,8 +128,10 @@ impl Worker {
         if let Some(t) = self.timers.next() {
             until = until.min(t);
         }
-        for l in self.listeners.iter().filter(|l| !l.armed) {
-            until = until.min(l.retry_at);
+        if !self.stopping {
+            for l in self.listeners.iter().filter(|l| !l.armed) {
+                until = until.min(l.retry_at.max(self.now));
+            }
         }
         Duration::from_millis(until.saturating_sub(self.now))
     }
@@ -142,7 +144,9 @@ impl Worker {
         match op {
             Op::Accept => self.on_accept(index as usize, c),
             Op::Wake => {
-                if !self.stopping {
+                if c.result < 0 {
+                    tracing::error!(worker = self.id, error = %std::io::Error::from_raw_os_error(-c.result), "wake-up read failed; relying on the wait timeout");
+                } else if !self.stopping && !self.stop.load(Ordering::Acquire) {
                     self.ring.arm_waker(token::encode(Op::Wake, 0, 0));
                 }
             }
@@ -302,13 +306,22 @@ impl Worker {
         if self.starved.is_empty() || self.ring.bufs().available() == 0 {
             return;
         }
+        // Oldest first, and no more sides than there are buffers: re-arming them all would
+        // cost every other one a failed recv per recycled buffer.
+        let mut budget = self.ring.bufs().available() as usize;
         let starved = std::mem::take(&mut self.starved);
         for (key, gen, side) in starved {
             let live = self.conns.get(key).is_some_and(|c| c.gen == gen);
-            if live {
-                self.conns[key].half(side).recv_starved = false;
-                self.maybe_arm_recv(key, side);
+            if !live {
+                continue;
             }
+            if budget == 0 {
+                self.starved.push((key, gen, side));
+                continue;
+            }
+            budget -= 1;
+            self.conns[key].half(side).recv_starved = false;
+            self.maybe_arm_recv(key, side);
         }
     }
 

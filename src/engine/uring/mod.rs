@@ -227,10 +227,16 @@ impl Ring {
             Ok(_) => {}
             Err(e) => match e.raw_os_error() {
                 Some(libc::ETIME) | Some(libc::EINTR) | Some(libc::EBUSY) | Some(libc::EAGAIN) => {}
+                // Completions were dropped under memory pressure: the ring still works.
+                Some(libc::EBADR) => tracing::error!("io_uring dropped completions (EBADR)"),
                 _ => return Err(UringError::Submit(e)),
             },
         }
-        self.addrs.clear();
+        // Only once the kernel has taken every queued entry (a partial submit leaves some for
+        // the next turn) are the addresses they point at no longer needed.
+        if self.uring.submission().is_empty() {
+            self.addrs.clear();
+        }
         self.collect();
         out.append(&mut self.backlog);
         Ok(())

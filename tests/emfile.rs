@@ -1,0 +1,71 @@
+//! A client accepted while no backend socket can be opened (EMFILE) must be closed,
+//! not left in the slab forever. Own test binary: it changes RLIMIT_NOFILE process-wide.
+mod common;
+
+use std::io::{ErrorKind, Read};
+use std::os::fd::AsRawFd;
+use std::time::Duration;
+
+use common::*;
+
+const CFG: &str = r#"
+[runtime]
+workers = 1
+[[listener]]
+name = "test"
+bind = "127.0.0.1:0"
+pool = "p"
+[[pool]]
+name = "p"
+[[pool.backend]]
+addr = "{B0}"
+"#;
+
+fn set_nofile(soft: u64) -> u64 {
+    let mut r = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut r) };
+    let old = r.rlim_cur;
+    r.rlim_cur = soft;
+    assert_eq!(unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &r) }, 0);
+    old
+}
+
+#[test]
+fn client_is_closed_when_the_backend_socket_cannot_be_opened() {
+    let server = start(CFG, &[echo_backend()]);
+    let to = addr(&server);
+    // The two lowest free descriptors: the test's client socket will get `a`, ringlb's accept
+    // `b`; with the limit at b + 1 the backend socket() fails with EMFILE.
+    let probe = std::fs::File::open("/dev/null").unwrap();
+    let probe2 = std::fs::File::open("/dev/null").unwrap();
+    let b = probe2.as_raw_fd() as u64;
+    drop((probe, probe2));
+    let old = set_nofile(b + 1);
+    let s = std::net::TcpStream::connect(to);
+    // Wait until ringlb has accepted (and failed to open the backend socket).
+    let accepted = (|| {
+        let end = std::time::Instant::now() + Duration::from_secs(5);
+        while std::time::Instant::now() < end {
+            if server.stats().accepted == 1 {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        false
+    })();
+    set_nofile(old);
+    let mut s = s.expect("client connect");
+    assert!(accepted, "ringlb accepted the client");
+    s.set_read_timeout(Some(Duration::from_secs(3))).unwrap();
+    let mut buf = [0u8; 8];
+    let r = s.read(&mut buf);
+    assert!(
+        !matches!(&r, Err(e) if e.kind() == ErrorKind::WouldBlock || e.kind() == ErrorKind::TimedOut),
+        "client never closed: {r:?} (connections in slab: {})",
+        server.stats().connections
+    );
+    wait_for("slot freed", || server.stats().connections == 0);
+}
