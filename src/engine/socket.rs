@@ -40,13 +40,15 @@ pub fn set_linger_zero(fd: &impl AsFd) {
     }
 }
 
-/// One worker's SO_REUSEPORT listening socket on `addr`.
+/// One worker's SO_REUSEPORT listening socket on `addr`. TCP_NODELAY and SO_KEEPALIVE are set
+/// here because accepted sockets inherit them: no setsockopt per accepted client.
 pub fn listener(addr: SocketAddr, backlog: u32) -> io::Result<OwnedFd> {
     let s = Socket::new(
         Domain::for_address(addr),
         Type::STREAM.nonblocking().cloexec(),
         None,
     )?;
+    tune_stream(&s);
     s.set_reuse_address(true)?;
     s.set_reuse_port(true)?;
     s.bind(&addr.into())?;
@@ -60,4 +62,21 @@ pub fn local_addr(fd: &impl AsFd) -> io::Result<SocketAddr> {
         .local_addr()?
         .as_socket()
         .ok_or_else(|| io::Error::other("listener has no inet address"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn accepted_sockets_inherit_nodelay_and_keepalive_from_the_listener() {
+        let l = listener("127.0.0.1:0".parse().unwrap(), 16).unwrap();
+        let addr = local_addr(&l).unwrap();
+        let _client = std::net::TcpStream::connect(addr).unwrap();
+        let l: Socket = l.into();
+        l.set_nonblocking(false).unwrap();
+        let (accepted, _) = l.accept().unwrap();
+        assert!(accepted.tcp_nodelay().unwrap());
+        assert!(accepted.keepalive().unwrap());
+    }
 }
