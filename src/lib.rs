@@ -12,6 +12,7 @@
 #![deny(unsafe_code)]
 
 pub mod balance;
+pub mod benchreport;
 pub mod clock;
 pub mod config;
 pub mod demo;

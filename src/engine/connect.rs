@@ -20,9 +20,9 @@ use super::worker::Worker;
 
 impl Worker {
     /// A client was accepted on a listener of `pool`: pick a backend and start connecting, or
-    /// queue the client if every backend is full.
+    /// queue the client if every backend is full. (The client socket inherited TCP_NODELAY and
+    /// SO_KEEPALIVE from the listener.)
     pub(super) fn start_client(&mut self, client: OwnedFd, pool: usize) {
-        socket::tune_stream(&client);
         let table = self.table.load();
         let Some(pool_table) = table.pool(pool) else {
             tracing::error!(pool, "listener points at a pool the table does not have");
