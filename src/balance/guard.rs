@@ -7,6 +7,7 @@ use std::fmt;
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use super::latency::Kind;
 use super::state::SharedState;
 
 /// One active connection counted on one backend, from pick until the connection ends.
@@ -45,7 +46,7 @@ impl ActiveGuard {
 
     /// [`observe_connect`](Self::observe_connect) at a given `clock::now_ms()` value.
     pub fn observe_connect_at(&self, d: Duration, now_ms: u64) {
-        self.state.latency.observe_connect_at(d, now_ms);
+        self.state.latency.observe_at(Kind::Connect, d, now_ms);
     }
 
     /// Time until the backend's first byte: feeds its first-byte peak EWMA.
@@ -55,7 +56,7 @@ impl ActiveGuard {
 
     /// [`observe_first_byte`](Self::observe_first_byte) at a given `clock::now_ms()` value.
     pub fn observe_first_byte_at(&self, d: Duration, now_ms: u64) {
-        self.state.latency.observe_first_byte_at(d, now_ms);
+        self.state.latency.observe_at(Kind::FirstByte, d, now_ms);
     }
 
     /// The connect to the backend failed (refused, reset, timed out). Returns true if this

@@ -6,90 +6,45 @@
 //! computes it without writing), so a backend that was slow and gets no traffic is tried again
 //! after a few decay periods.
 //!
-//! Lock-free: the estimate is an `AtomicU64` holding f64 bits next to an `AtomicU64` stamp.
-//! Two samples racing on one backend may lose one of them, and a reader may pair a new value
-//! with an old stamp for an instant; both only nudge an estimate that the next sample corrects,
-//! which is the price of never locking on the connection path. Reads must never write.
+//! Both estimates share one stamp: a sample of either kind first decays both to now, so a read
+//! needs one `exp` per backend, not two (least_latency reads every backend on every pick).
+//! `elapsed` in the pull weight is therefore the time since the backend's last sample of any
+//! kind, as in tower it is the time since the last read or sample.
+//!
+//! Lock-free: each estimate is an `AtomicU64` holding f64 bits. Two samples racing on one
+//! backend may lose one of them, and a reader may pair new values with an old stamp for an
+//! instant; both only nudge an estimate that the next sample corrects, which is the price of
+//! never locking on the connection path. Reads must never write.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-/// Bits of the estimate before any sample: a NaN pattern no real sample can produce.
+/// Bits of an estimate before any sample: a NaN pattern no real sample can produce.
 const NO_SAMPLE: u64 = u64::MAX;
 
-/// One decaying peak estimate, in milliseconds.
-#[derive(Debug)]
-pub(crate) struct PeakEwma {
-    bits: AtomicU64,
-    stamp_ms: AtomicU64,
+/// Which estimate a sample feeds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Kind {
+    Connect,
+    FirstByte,
 }
 
-impl Default for PeakEwma {
-    fn default() -> Self {
-        Self {
-            bits: AtomicU64::new(NO_SAMPLE),
-            stamp_ms: AtomicU64::new(0),
-        }
-    }
-}
-
-impl PeakEwma {
-    /// The estimate at `now_ms`, None before the first sample.
-    #[inline]
-    pub(crate) fn current_at(&self, now_ms: u64, decay_ms: f64) -> Option<f64> {
-        let bits = self.bits.load(Ordering::Relaxed);
-        if bits == NO_SAMPLE {
-            return None;
-        }
-        let elapsed = now_ms.saturating_sub(self.stamp_ms.load(Ordering::Relaxed));
-        Some(f64::from_bits(bits) * decay_factor(elapsed, decay_ms))
-    }
-
-    /// Folds in one sample of `sample_ms` taken at `now_ms`.
-    pub(crate) fn observe_at(&self, sample_ms: f64, now_ms: u64, decay_ms: f64) {
-        if !(sample_ms.is_finite() && sample_ms >= 0.0) {
-            return;
-        }
-        let bits = self.bits.load(Ordering::Relaxed);
-        let next = if bits == NO_SAMPLE {
-            sample_ms
-        } else {
-            let elapsed = now_ms.saturating_sub(self.stamp_ms.load(Ordering::Relaxed));
-            let decay = decay_factor(elapsed, decay_ms);
-            let current = f64::from_bits(bits) * decay;
-            if sample_ms > current {
-                sample_ms
-            } else {
-                current + (sample_ms - current) * (1.0 - decay)
-            }
-        };
-        self.bits.store(next.to_bits(), Ordering::Relaxed);
-        self.stamp_ms.store(now_ms, Ordering::Relaxed);
-    }
-}
-
-#[inline]
-fn decay_factor(elapsed_ms: u64, decay_ms: f64) -> f64 {
-    if elapsed_ms == 0 {
-        1.0
-    } else {
-        (-(elapsed_ms as f64) / decay_ms).exp()
-    }
-}
-
-/// Both estimates of one backend and the decay time constant of the pool using it.
+/// The two estimates of one backend (ms at `stamp_ms`) and the decay of the pool using it.
 #[derive(Debug)]
 pub(crate) struct Latency {
-    pub(crate) connect: PeakEwma,
-    pub(crate) first_byte: PeakEwma,
+    connect: AtomicU64,
+    first_byte: AtomicU64,
+    stamp_ms: AtomicU64,
     decay_ms: AtomicU64,
 }
 
 impl Default for Latency {
     fn default() -> Self {
         Self {
-            connect: PeakEwma::default(),
-            first_byte: PeakEwma::default(),
+            connect: AtomicU64::new(NO_SAMPLE),
+            first_byte: AtomicU64::new(NO_SAMPLE),
+            stamp_ms: AtomicU64::new(0),
+            // Replaced by the pool's `latency_decay` at every table build.
             decay_ms: AtomicU64::new(10_000),
         }
     }
@@ -102,26 +57,20 @@ impl Latency {
         self.decay_ms.store(ms, Ordering::Relaxed);
     }
 
-    #[inline]
-    pub(crate) fn decay_ms(&self) -> f64 {
-        self.decay_ms.load(Ordering::Relaxed) as f64
-    }
-
-    pub(crate) fn observe_connect_at(&self, d: Duration, now_ms: u64) {
-        self.connect.observe_at(ms(d), now_ms, self.decay_ms());
-    }
-
-    pub(crate) fn observe_first_byte_at(&self, d: Duration, now_ms: u64) {
-        self.first_byte.observe_at(ms(d), now_ms, self.decay_ms());
-    }
-
-    /// (connect, first byte) estimates at `now_ms`.
+    /// (connect, first byte) estimates at `now_ms`; None where there is no sample yet.
     #[inline]
     pub(crate) fn components_at(&self, now_ms: u64) -> (Option<f64>, Option<f64>) {
-        let decay = self.decay_ms();
+        let (connect, first_byte) = (
+            self.connect.load(Ordering::Relaxed),
+            self.first_byte.load(Ordering::Relaxed),
+        );
+        if connect == NO_SAMPLE && first_byte == NO_SAMPLE {
+            return (None, None);
+        }
+        let decay = self.decay_since_stamp(now_ms);
         (
-            self.connect.current_at(now_ms, decay),
-            self.first_byte.current_at(now_ms, decay),
+            value(connect).map(|v| v * decay),
+            value(first_byte).map(|v| v * decay),
         )
     }
 
@@ -132,83 +81,127 @@ impl Latency {
             (c, f) => Some(c.unwrap_or(0.0) + f.unwrap_or(0.0)),
         }
     }
+
+    pub(crate) fn observe_at(&self, kind: Kind, d: Duration, now_ms: u64) {
+        let sample = d.as_secs_f64() * 1000.0;
+        if !(sample.is_finite() && sample >= 0.0) {
+            return;
+        }
+        let decay = self.decay_since_stamp(now_ms);
+        let decayed = |bits: u64| value(bits).map(|v| v * decay);
+        let mut connect = decayed(self.connect.load(Ordering::Relaxed));
+        let mut first_byte = decayed(self.first_byte.load(Ordering::Relaxed));
+        let target = match kind {
+            Kind::Connect => &mut connect,
+            Kind::FirstByte => &mut first_byte,
+        };
+        *target = Some(match *target {
+            Some(current) if sample <= current => current + (sample - current) * (1.0 - decay),
+            _ => sample,
+        });
+        let bits = |v: Option<f64>| v.map_or(NO_SAMPLE, f64::to_bits);
+        self.connect.store(bits(connect), Ordering::Relaxed);
+        self.first_byte.store(bits(first_byte), Ordering::Relaxed);
+        // A sample stamped before the last one (only tests pass times out of order) must not
+        // move the stamp back, which would decay the values twice over the same time.
+        self.stamp_ms.fetch_max(now_ms, Ordering::Relaxed);
+    }
+
+    #[inline]
+    fn decay_since_stamp(&self, now_ms: u64) -> f64 {
+        let elapsed = now_ms.saturating_sub(self.stamp_ms.load(Ordering::Relaxed));
+        if elapsed == 0 {
+            return 1.0;
+        }
+        (-(elapsed as f64) / self.decay_ms.load(Ordering::Relaxed) as f64).exp()
+    }
 }
 
-fn ms(d: Duration) -> f64 {
-    d.as_secs_f64() * 1000.0
+#[inline]
+fn value(bits: u64) -> Option<f64> {
+    (bits != NO_SAMPLE).then(|| f64::from_bits(bits))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use Kind::{Connect, FirstByte};
 
-    const DECAY: f64 = 10_000.0;
+    fn ms(v: u64) -> Duration {
+        Duration::from_millis(v)
+    }
+
+    fn latency() -> Latency {
+        let l = Latency::default();
+        l.set_decay(Duration::from_secs(10));
+        l
+    }
 
     #[test]
     fn first_sample_sets_and_peaks_jump() {
-        let e = PeakEwma::default();
-        assert_eq!(e.current_at(0, DECAY), None);
-        e.observe_at(20.0, 1000, DECAY);
-        assert_eq!(e.current_at(1000, DECAY), Some(20.0));
-        e.observe_at(100.0, 1000, DECAY);
+        let l = latency();
+        assert_eq!(l.components_at(0), (None, None));
+        l.observe_at(FirstByte, ms(20), 1000);
+        assert_eq!(l.components_at(1000), (None, Some(20.0)));
+        l.observe_at(FirstByte, ms(100), 1000);
         assert_eq!(
-            e.current_at(1000, DECAY),
-            Some(100.0),
+            l.components_at(1000),
+            (None, Some(100.0)),
             "a peak replaces at once"
         );
     }
 
     #[test]
     fn lower_samples_pull_by_elapsed_time() {
-        let e = PeakEwma::default();
-        e.observe_at(100.0, 0, DECAY);
-        e.observe_at(20.0, 0, DECAY);
-        assert_eq!(
-            e.current_at(0, DECAY),
-            Some(100.0),
-            "no time passed: no pull"
-        );
-        e.observe_at(90.0, 10_000, DECAY);
+        let l = latency();
+        l.observe_at(FirstByte, ms(100), 0);
+        l.observe_at(FirstByte, ms(20), 0);
+        assert_eq!(l.estimate_ms_at(0), Some(100.0), "no time passed: no pull");
+        l.observe_at(FirstByte, ms(90), 10_000);
         // current = 100/e = 36.8 < 90: a peak again.
-        assert_eq!(e.current_at(10_000, DECAY), Some(90.0));
-        e.observe_at(20.0, 11_000, DECAY);
+        assert_eq!(l.estimate_ms_at(10_000), Some(90.0));
+        l.observe_at(FirstByte, ms(20), 11_000);
         let d = (-0.1f64).exp();
         let want = 90.0 * d + (20.0 - 90.0 * d) * (1.0 - d);
-        let got = e.current_at(11_000, DECAY).unwrap();
+        let got = l.estimate_ms_at(11_000).unwrap();
         assert!((got - want).abs() < 1e-9, "{got} vs {want}");
         assert!(got > 20.0 && got < 90.0);
     }
 
     #[test]
     fn decays_toward_zero_without_samples() {
-        let e = PeakEwma::default();
-        e.observe_at(100.0, 0, DECAY);
-        let later = e.current_at(30_000, DECAY).unwrap();
+        let l = latency();
+        l.observe_at(FirstByte, ms(100), 0);
+        let later = l.estimate_ms_at(30_000).unwrap();
         assert!((later - 100.0 * (-3.0f64).exp()).abs() < 1e-9);
         assert_eq!(
-            e.current_at(0, DECAY),
+            l.estimate_ms_at(0),
             Some(100.0),
             "time going back does not grow it"
         );
     }
 
     #[test]
-    fn garbage_samples_are_ignored() {
-        let e = PeakEwma::default();
-        e.observe_at(f64::NAN, 0, DECAY);
-        e.observe_at(-1.0, 0, DECAY);
-        e.observe_at(f64::INFINITY, 0, DECAY);
-        assert_eq!(e.current_at(0, DECAY), None);
+    fn a_sample_of_one_kind_decays_the_other_exactly() {
+        let l = latency();
+        l.observe_at(FirstByte, ms(80), 0);
+        l.observe_at(Connect, Duration::from_micros(1500), 5000);
+        let (c, f) = l.components_at(20_000);
+        assert_eq!(c, Some(1.5 * (-1.5f64).exp()));
+        assert!((f.unwrap() - 80.0 * (-2.0f64).exp()).abs() < 1e-9);
+        // A sample stamped in the past neither moves the stamp back nor pulls (no time passed).
+        l.observe_at(Connect, ms(1), 1000);
+        let want = 1.5 + 80.0 * (-0.5f64).exp();
+        assert!((l.estimate_ms_at(5000).unwrap() - want).abs() < 1e-9);
     }
 
     #[test]
-    fn latency_sums_what_it_has() {
-        let l = Latency::default();
-        l.set_decay(Duration::from_secs(10));
+    fn sums_what_it_has() {
+        let l = latency();
         assert_eq!(l.estimate_ms_at(0), None);
-        l.observe_first_byte_at(Duration::from_millis(80), 0);
+        l.observe_at(FirstByte, ms(80), 0);
         assert_eq!(l.estimate_ms_at(0), Some(80.0));
-        l.observe_connect_at(Duration::from_micros(1500), 0);
+        l.observe_at(Connect, Duration::from_micros(1500), 0);
         assert_eq!(l.estimate_ms_at(0), Some(81.5));
         assert_eq!(l.components_at(0), (Some(1.5), Some(80.0)));
     }

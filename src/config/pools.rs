@@ -1,8 +1,9 @@
 //! Validation of one `[[pool]]` and its `[[pool.backend]]` entries.
 //!
-//! A pool that passes has a name, a known balance strategy, sane timeouts and at least one
-//! backend with a distinct, connectable address. It must never let through a backend the
-//! engine could not connect to (port 0) or a weight that would starve or overflow.
+//! A pool that passes has a name, a known balance strategy, sane timeouts, checked tuning keys
+//! (see `tuning`) and at least one backend with a distinct, connectable address, a weight and a
+//! tier in range. It must never let through a backend the engine could not connect to (port 0)
+//! or a weight that would starve or overflow.
 
 use super::checks::Checker;
 use super::error::ConfigError;

@@ -1,19 +1,32 @@
 //! Weighted least connections: the backend with the lowest active / effective weight wins.
 //! Suits LLM streams, whose lengths vary by orders of magnitude, so counts say more than turns.
-//! Ratios are compared by cross-multiplication in u128 (exact, no floats). Ties (all idle
-//! backends, typically) are broken at random in proportion to weight, so even short requests
-//! released at once spread by weight, and no shared write happens beyond the winner's count.
+//! Ratios are compared by cross-multiplication in u128 (exact, no floats). The scan starts at
+//! a backend drawn by weight and keeps the first of equal ratios, so ties (an idle pool, or a
+//! busy one in balance) spread by weight even for requests released at once; an idle backend
+//! ends the scan, since nothing beats it. No shared write beyond the winner's count.
 
-use super::{Strategy, TieBreak};
+use super::sampler::WeightedDraw;
+use super::{weighted_start, Strategy};
 use crate::balance::backend::{Backend, PickCtx};
 
 #[derive(Debug)]
-pub(crate) struct LeastConnections;
+pub(crate) struct LeastConnections {
+    draw: WeightedDraw,
+}
+
+impl LeastConnections {
+    pub(crate) fn new(backends: &[Backend]) -> Self {
+        Self {
+            draw: WeightedDraw::new(backends),
+        }
+    }
+}
 
 impl Strategy for LeastConnections {
     fn pick(&self, backends: &[Backend], ctx: &mut PickCtx) -> Option<usize> {
+        let start = weighted_start(&self.draw, backends, ctx);
         loop {
-            let idx = least_loaded(backends, ctx)?;
+            let idx = least_loaded(backends, start, ctx)?;
             if backends[idx].try_acquire() {
                 return Some(idx);
             }
@@ -22,34 +35,37 @@ impl Strategy for LeastConnections {
     }
 }
 
-fn least_loaded(backends: &[Backend], ctx: &mut PickCtx) -> Option<usize> {
-    // (index, active, effective weight) of the best so far.
+fn least_loaded(backends: &[Backend], start: usize, ctx: &mut PickCtx) -> Option<usize> {
+    let n = backends.len();
+    // (index, active, effective weight) of the best so far; strict `<` keeps the first.
     let mut best: Option<(usize, u128, u128)> = None;
-    let mut ties = TieBreak::default();
-    for (idx, backend) in backends.iter().enumerate() {
-        if !ctx.is_candidate(backend) {
-            continue;
-        }
-        let active = backend.state.active();
-        if backend.is_full(active) {
-            continue;
-        }
-        let weight = ctx.effective_weight(backend);
-        let (active, wide) = (u128::from(active), u128::from(weight));
-        match best {
-            None => {
-                best = Some((idx, active, wide));
-                ties.reset(weight);
-            }
-            Some((_, best_active, best_weight)) => {
-                let (ours, theirs) = (active * best_weight, best_active * wide);
-                if ours < theirs {
-                    best = Some((idx, active, wide));
-                    ties.reset(weight);
-                } else if ours == theirs && ties.tie(weight) {
-                    best = Some((idx, active, wide));
+    let mut idx = start;
+    for _ in 0..n {
+        let backend = &backends[idx];
+        if ctx.is_candidate(backend) {
+            let active = backend.state.active();
+            if !backend.is_full(active) {
+                let (active, weight) = (
+                    u128::from(active),
+                    u128::from(ctx.effective_weight(backend)),
+                );
+                let better = match best {
+                    None => true,
+                    Some((_, best_active, best_weight)) => {
+                        active * best_weight < best_active * weight
+                    }
+                };
+                if better {
+                    if active == 0 {
+                        return Some(idx); // nothing beats an idle backend
+                    }
+                    best = Some((idx, active, weight));
                 }
             }
+        }
+        idx += 1;
+        if idx == n {
+            idx = 0;
         }
     }
     best.map(|(idx, _, _)| idx)

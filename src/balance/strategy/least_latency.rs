@@ -4,15 +4,17 @@
 //! new streams within a few picks; its decay makes one that recovers, or that has been idle a
 //! while, get them back. The load term keeps one fast backend from taking everything. For an
 //! inference fleet the first-byte time is prefill plus the server's own queueing, the most
-//! direct signal of how busy a GPU is. With equal estimates and idle backends the costs tie,
-//! and ties break at random by effective weight, so weights hold when latency says nothing.
+//! direct signal of how busy a GPU is. The scan starts at a backend drawn by weight and keeps
+//! the first of equal costs, so when latency says nothing (no samples, or all decayed to the
+//! floor) and backends are idle, picks still spread by weight.
 //!
 //! A backend with no sample yet (new, or only connected so far) is costed at the pool's mean
 //! of the estimates that exist, so it is tried as soon as it looks no worse than average,
 //! without either starving or flooding it. Scans the whole tier and reads the clock once per
 //! pick (the decay needs the time).
 
-use super::{Strategy, TieBreak};
+use super::sampler::WeightedDraw;
+use super::{weighted_start, Strategy};
 use crate::balance::backend::{Backend, PickCtx};
 use crate::balance::slow_start;
 
@@ -22,12 +24,23 @@ use crate::balance::slow_start;
 const MIN_ESTIMATE_MS: f64 = 0.001;
 
 #[derive(Debug)]
-pub(crate) struct LeastLatency;
+pub(crate) struct LeastLatency {
+    draw: WeightedDraw,
+}
+
+impl LeastLatency {
+    pub(crate) fn new(backends: &[Backend]) -> Self {
+        Self {
+            draw: WeightedDraw::new(backends),
+        }
+    }
+}
 
 impl Strategy for LeastLatency {
     fn pick(&self, backends: &[Backend], ctx: &mut PickCtx) -> Option<usize> {
+        let start = weighted_start(&self.draw, backends, ctx);
         loop {
-            let idx = lowest_cost(backends, ctx)?;
+            let idx = lowest_cost(backends, start, ctx)?;
             if backends[idx].try_acquire() {
                 return Some(idx);
             }
@@ -36,12 +49,13 @@ impl Strategy for LeastLatency {
     }
 }
 
-fn lowest_cost(backends: &[Backend], ctx: &mut PickCtx) -> Option<usize> {
+fn lowest_cost(backends: &[Backend], start: usize, ctx: &mut PickCtx) -> Option<usize> {
     let now = ctx.now.get();
+    let n = backends.len();
     let mut defaults: Option<(f64, f64)> = None;
     let mut best: Option<(usize, f64)> = None;
-    let mut ties = TieBreak::default();
-    for (idx, backend) in backends.iter().enumerate() {
+    for idx in (start..n).chain(0..start) {
+        let backend = &backends[idx];
         if !ctx.is_candidate(backend) {
             continue;
         }
@@ -59,17 +73,9 @@ fn lowest_cost(backends: &[Backend], ctx: &mut PickCtx) -> Option<usize> {
         };
         let load = f64::from(active) * slow_start::FULL as f64 / weight as f64;
         let cost = estimate.max(MIN_ESTIMATE_MS) * (load + 1.0);
-        match best {
-            Some((_, best_cost)) if cost > best_cost => {}
-            Some((_, best_cost)) if cost == best_cost => {
-                if ties.tie(weight) {
-                    best = Some((idx, cost));
-                }
-            }
-            _ => {
-                best = Some((idx, cost));
-                ties.reset(weight);
-            }
+        // Strict `<` keeps the first of equal costs in scan order.
+        if best.is_none_or(|(_, best_cost)| cost < best_cost) {
+            best = Some((idx, cost));
         }
     }
     best.map(|(idx, _)| idx)

@@ -19,6 +19,7 @@ use super::backend::{Backend, PickCtx};
 use super::spec::{PoolSpec, StrategyKind};
 
 pub(crate) use hash::hash_client;
+use sampler::WeightedDraw;
 
 pub(crate) trait Strategy: Send + Sync + fmt::Debug {
     /// Picks a backend of `backends` (one tier) that is not excluded, not down, not full, with
@@ -30,10 +31,12 @@ pub(crate) trait Strategy: Send + Sync + fmt::Debug {
 /// The strategy of `pool` over `backends`, one tier of it.
 pub(crate) fn build(pool: &PoolSpec, backends: &[Backend]) -> Box<dyn Strategy> {
     match pool.strategy {
-        StrategyKind::LeastConnections => Box::new(least_connections::LeastConnections),
+        StrategyKind::LeastConnections => {
+            Box::new(least_connections::LeastConnections::new(backends))
+        }
         StrategyKind::RoundRobin => Box::new(round_robin::RoundRobin::new(backends)),
         StrategyKind::PowerOfTwo => Box::new(power_of_two::PowerOfTwo::new(backends)),
-        StrategyKind::LeastLatency => Box::new(least_latency::LeastLatency),
+        StrategyKind::LeastLatency => Box::new(least_latency::LeastLatency::new(backends)),
         StrategyKind::Random => Box::new(random::Random::new(backends)),
         StrategyKind::Hash => Box::new(hash::Hash::new(backends, pool.hash_balance_factor)),
     }
@@ -60,28 +63,32 @@ pub(crate) fn first_available(
     None
 }
 
-/// Keeps one of several equally good candidates, each with probability proportional to its
-/// weight, in a single pass (weighted reservoir sampling of size one): ties between idle
-/// backends then follow the weights instead of the scan order.
-#[derive(Default)]
-pub(crate) struct TieBreak {
-    weight_sum: u64,
+/// Where a scanning strategy starts: a backend drawn by weight (a ramping one admitted with
+/// its ramp's probability). Scans keep the first of equally good backends in scan order, so
+/// when all are equal (an idle pool, or a busy one in perfect balance) the start wins, and
+/// picks spread by weight at the cost of one draw per pick instead of one per tie.
+#[inline]
+pub(crate) fn weighted_start(
+    draw: &WeightedDraw,
+    backends: &[Backend],
+    ctx: &mut PickCtx,
+) -> usize {
+    let mut idx = 0;
+    for _ in 0..START_DRAWS {
+        match draw.draw() {
+            None => return 0,
+            Some(drawn) => idx = drawn,
+        }
+        if ctx.ramp_admits(&backends[idx]) {
+            break;
+        }
+    }
+    idx
 }
 
-impl TieBreak {
-    /// A new best was found: it wins outright.
-    #[inline]
-    pub(crate) fn reset(&mut self, weight: u64) {
-        self.weight_sum = weight;
-    }
-
-    /// A candidate as good as the best: true if it should replace it.
-    #[inline]
-    pub(crate) fn tie(&mut self, weight: u64) -> bool {
-        self.weight_sum = self.weight_sum.saturating_add(weight);
-        rng::below(self.weight_sum) < weight
-    }
-}
+/// Draws for a start before taking the last one drawn: only ramping backends decline, and
+/// eight declines in a row are rare even when most of the pool is ramping.
+const START_DRAWS: usize = 8;
 
 #[cfg(test)]
 pub(crate) mod test_support {
