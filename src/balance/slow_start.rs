@@ -6,10 +6,11 @@
 //! divided out of it, so even a backend of weight 1 ramps and an effective weight is never 0.
 //! How each strategy applies it:
 //! - least_connections, power_of_two, least_latency: load is divided by `weight * permille`, so
-//!   a ramping backend is full at a proportionally smaller number of streams;
-//! - round_robin, random, power_of_two's candidate draw: a drawn backend that is ramping is
-//!   taken with probability permille/1000, otherwise the turn goes to the next draw, so its
-//!   share of new streams follows the ramp even when every backend is idle;
+//!   a ramping backend counts as loaded at a proportionally smaller number of streams;
+//! - round_robin, random, and the draws of power_of_two (candidates) and of least_connections
+//!   and least_latency (scan start): a drawn backend that is ramping is taken with probability
+//!   permille/1000, otherwise the turn goes to the next draw, so its share of new streams
+//!   follows the ramp even when every backend is idle;
 //! - hash: the ring is not changed (keys must not move), the bounded-load capacity of a
 //!   ramping backend is scaled by the ramp instead, so it keeps its own keys up to that smaller
 //!   capacity and overflow walks on to the next backend.

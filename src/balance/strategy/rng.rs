@@ -11,7 +11,7 @@ thread_local! {
 }
 
 /// Makes this thread's pick randomness (power_of_two, random, least_connections and
-/// least_latency tie-breaks, hash without a client address) reproducible from `seed`.
+/// least_latency scan starts, hash without a client address) reproducible from `seed`.
 pub fn seed_thread_rng(seed: u64) {
     STATE.with(|state| state.set(non_zero(splitmix64(seed))));
 }
