@@ -1,14 +1,19 @@
 //! Cost of one pick + release on the shared backend table, the only balancer work on the
 //! per-connection hot path (every accepted client does exactly one, more on retries).
 //!
-//! Compared: the two strategies (weighted least connections, which scans every backend, and
-//! smooth weighted round robin, which reads one precomputed slot through a shared cursor) at
-//! 3, 16 and 256 backends, (a) on one thread and (b) with two threads picking on the same table
-//! at once, because the shared atomics (the active counts, the round-robin cursor, the state
-//! reference counts) bounce between cores there. The target is under 50 ns per pick + release
-//! with two threads. Backends are unlimited and healthy, with weights 1..=4, and already hold
-//! 2 x weight connections each, as in a busy fleet: no backend is idle, so least connections
-//! cannot stop its scan early. Two-thread numbers are the time per pick + release per thread.
+//! Compared: every strategy (weighted least connections and least latency, which scan every
+//! backend, least latency with an `exp` per backend for the decay and a clock read; smooth
+//! weighted round robin, which reads one precomputed slot through a shared cursor; power of
+//! two and random, which draw from a per-thread RNG and binary-search a prefix sum; hash,
+//! which hashes the client address, sums the pool's load and walks a ring) at 3, 16 and 256
+//! backends, (a) on one thread and (b) with two threads picking on the same table at once,
+//! because the shared atomics (the active counts, the round-robin cursor, the state reference
+//! counts) bounce between cores there. The target is under 50 ns per pick + release with two
+//! threads for the constant-time strategies. Backends are unlimited and healthy, with weights
+//! 1..=4, and already hold about 2 x weight connections each (exactly, for the deterministic
+//! strategies), as in a busy fleet; each has latency samples (a different first-byte time per
+//! backend). Every pick passes a different client address, as the engine would for `hash`.
+//! Two-thread numbers are the time per pick + release per thread.
 //! A last group compares fetching the table with `SharedTable::load` against a per-worker
 //! `TableCache`, since that fetch is part of every pick, and gives the floor: a bare shared
 //! counter increment + decrement, the least any pick + release with a shared count can cost
@@ -24,18 +29,29 @@ use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
 use ringlb::balance::{
-    BackendSpec, HealthPolicy, Pick, PoolSpec, Registry, SharedTable, StrategyKind, Table,
-    TableCache, TableSpec,
+    seed_thread_rng, BackendSpec, HashKey, HealthPolicy, Pick, PoolSpec, Registry, SharedTable,
+    StrategyKind, Table, TableCache, TableSpec,
 };
 
 const SIZES: [usize; 3] = [3, 16, 256];
-const STRATEGIES: [(&str, StrategyKind); 2] = [
+const STRATEGIES: [(&str, StrategyKind); 6] = [
     ("least_connections", StrategyKind::LeastConnections),
     ("round_robin", StrategyKind::RoundRobin),
+    ("power_of_two", StrategyKind::PowerOfTwo),
+    ("least_latency", StrategyKind::LeastLatency),
+    ("random", StrategyKind::Random),
+    ("hash", StrategyKind::Hash),
 ];
 
-/// A table whose backends already hold 2 x weight connections (returned, to keep them).
+/// The client address of pick number `i`.
+fn client(i: u32) -> SocketAddr {
+    let [_, a, b, c] = i.to_be_bytes();
+    SocketAddr::from(([172, a, b, c], 50_000))
+}
+
+/// A table whose backends already hold about 2 x weight connections (returned, to keep them).
 fn busy_table(kind: StrategyKind, backends: usize) -> (Registry, Arc<SharedTable>, Vec<Pick>) {
+    seed_thread_rng(1);
     let weight = |i: usize| (i % 4) as u32 + 1;
     let spec = TableSpec {
         pools: vec![PoolSpec {
@@ -49,30 +65,52 @@ fn busy_table(kind: StrategyKind, backends: usize) -> (Registry, Arc<SharedTable
                     addr: SocketAddr::from(([10, 0, (i / 250) as u8, (i % 250) as u8], 8000)),
                     weight: weight(i),
                     max_connections: 0,
+                    tier: 0,
                 })
                 .collect(),
+            hash_key: HashKey::ClientIp,
+            hash_balance_factor: 1.25,
+            latency_decay: Duration::from_secs(10),
+            slow_start: Duration::ZERO,
+            queue_size: 0,
+            queue_timeout: Duration::from_secs(5),
+            max_connection_age: None,
+            max_connection_age_jitter: Duration::ZERO,
         }],
         health: HealthPolicy::default(),
     };
     let registry = Registry::new();
     let table = Table::build(&spec, &registry);
     let total: u32 = (0..backends).map(weight).sum();
-    // Both strategies fill exactly 2 x weight per backend from an idle start.
-    let held = (0..2 * total)
-        .map(|_| table.pick(0, &[]).expect("bench backends have room"))
+    let held: Vec<Pick> = (0..2 * total)
+        .map(|i| {
+            let pick = table
+                .pick_for(0, &[], Some(client(i)))
+                .expect("bench backends have room");
+            pick.guard.observe_connect(Duration::from_micros(300));
+            let first_byte = 20 + (pick.backend % 7) as u64 * 10;
+            pick.guard
+                .observe_first_byte(Duration::from_millis(first_byte));
+            pick
+        })
         .collect();
     (registry, Arc::new(SharedTable::new(table)), held)
 }
 
 #[inline]
-fn pick_release(shared: &SharedTable) {
+fn pick_release(shared: &SharedTable, i: u32) {
     let table = shared.load();
-    black_box(table.pick(0, &[]));
+    black_box(table.pick_for(0, &[], Some(client(i))).ok());
 }
 
 #[inline]
-fn pick_release_cached(cache: &mut TableCache) {
-    black_box(cache.load().pick(0, &[]));
+fn pick_release_cached(cache: &mut TableCache, i: u32) {
+    black_box(cache.load().pick_for(0, &[], Some(client(i))).ok());
+}
+
+/// `iters` pick + release on `shared`, each with the next client address.
+fn run(shared: &SharedTable, iters: u64) {
+    (0..iters).for_each(|i| pick_release(shared, i as u32));
 }
 
 /// Runs `work(iters)` on this thread and on a second one started at the same time; returns
@@ -101,8 +139,12 @@ fn one_thread(c: &mut Criterion) {
     for (name, kind) in STRATEGIES {
         for n in SIZES {
             let (_registry, shared, _held) = busy_table(kind, n);
+            let mut i = 0u32;
             group.bench_function(BenchmarkId::new(name, n), |b| {
-                b.iter(|| pick_release(&shared))
+                b.iter(|| {
+                    i = i.wrapping_add(1);
+                    pick_release(&shared, i)
+                })
             });
         }
     }
@@ -117,9 +159,7 @@ fn two_threads(c: &mut Criterion) {
             group.bench_function(BenchmarkId::new(name, n), |b| {
                 b.iter_custom(|iters| {
                     let shared = shared.clone();
-                    contended(iters, move |iters| {
-                        (0..iters).for_each(|_| pick_release(&shared))
-                    })
+                    contended(iters, move |iters| run(&shared, iters))
                 })
             });
         }
@@ -130,17 +170,15 @@ fn two_threads(c: &mut Criterion) {
 fn table_access(c: &mut Criterion) {
     let mut group = c.benchmark_group("table_access_round_robin_3");
     let (_registry, shared, _held) = busy_table(StrategyKind::RoundRobin, 3);
-    group.bench_function("load_1_thread", |b| b.iter(|| pick_release(&shared)));
+    group.bench_function("load_1_thread", |b| b.iter(|| pick_release(&shared, 0)));
     let mut cache = shared.cache();
     group.bench_function("cache_1_thread", |b| {
-        b.iter(|| pick_release_cached(&mut cache))
+        b.iter(|| pick_release_cached(&mut cache, 0))
     });
     group.bench_function("load_2_threads", |b| {
         b.iter_custom(|iters| {
             let shared = shared.clone();
-            contended(iters, move |iters| {
-                (0..iters).for_each(|_| pick_release(&shared))
-            })
+            contended(iters, move |iters| run(&shared, iters))
         })
     });
     group.bench_function("cache_2_threads", |b| {
@@ -148,7 +186,7 @@ fn table_access(c: &mut Criterion) {
             let shared = shared.clone();
             contended(iters, move |iters| {
                 let mut cache = shared.cache();
-                (0..iters).for_each(|_| pick_release_cached(&mut cache))
+                (0..iters).for_each(|i| pick_release_cached(&mut cache, i as u32))
             })
         })
     });

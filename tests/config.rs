@@ -2,7 +2,7 @@
 //! of mistake yields one `file:line:column: message` line that points at the right place and
 //! names the key.
 
-use ringlb::config::{load, parse, Balance, Config, ConfigError};
+use ringlb::config::{load, parse, Balance, Config, ConfigError, HashKey};
 use std::net::SocketAddr;
 use std::path::Path;
 use std::time::Duration;
@@ -113,6 +113,29 @@ fn shipped_example_parses() {
             d.listeners[0].backlog
         )
     );
+    assert_eq!(
+        (
+            pool.hash_key,
+            pool.hash_balance_factor,
+            pool.latency_decay,
+            pool.slow_start,
+            pool.queue_size,
+            pool.queue_timeout,
+            pool.max_connection_age,
+            pool.max_connection_age_jitter,
+        ),
+        (
+            dp.hash_key,
+            dp.hash_balance_factor,
+            dp.latency_decay,
+            dp.slow_start,
+            dp.queue_size,
+            dp.queue_timeout,
+            dp.max_connection_age,
+            dp.max_connection_age_jitter,
+        )
+    );
+    assert!(pool.backends.iter().all(|b| b.tier == 0));
     let summary = c.summary();
     for needle in [
         "listener \"llm\"",
@@ -145,10 +168,19 @@ fn defaults_are_applied() {
     assert_eq!(p.connect_timeout, Duration::from_secs(3));
     assert_eq!(p.idle_timeout, Duration::from_secs(3600));
     assert_eq!(p.retries, 2);
+    assert_eq!(p.hash_key, HashKey::ClientIp);
+    assert_eq!(p.hash_balance_factor, 1.25);
+    assert_eq!(p.latency_decay, Duration::from_secs(10));
+    assert_eq!(p.slow_start, Duration::ZERO);
+    assert_eq!((p.queue_size, p.queue_timeout), (0, Duration::from_secs(5)));
+    assert_eq!(
+        (p.max_connection_age, p.max_connection_age_jitter),
+        (None, Duration::ZERO)
+    );
     let b = &p.backends[0];
     assert_eq!(
-        (b.addr, b.weight, b.max_connections),
-        (addr("127.0.0.1:9001"), 1, 0)
+        (b.addr, b.weight, b.max_connections, b.tier),
+        (addr("127.0.0.1:9001"), 1, 0, 0)
     );
 }
 
@@ -542,12 +574,13 @@ fn bad_and_zero_durations() {
 #[test]
 fn unknown_balance_lists_the_allowed_names() {
     fails(
-        &pool_with(&["balance = \"random\""]),
+        &pool_with(&["balance = \"fastest\""]),
         "7:11",
         &[
             "pool \"gpu\"",
-            "unknown `balance` \"random\"",
-            "\"least_connections\", \"round_robin\"",
+            "unknown `balance` \"fastest\"",
+            "\"least_connections\", \"round_robin\", \"power_of_two\", \"least_latency\", \
+             \"random\", \"hash\"",
         ],
     );
     fails(
@@ -712,4 +745,203 @@ fn damaged_input_never_panics_and_errors_stay_in_the_file() {
             .collect();
         check(&damaged.join("\n"));
     }
+}
+
+#[test]
+fn every_balance_name_parses() {
+    for balance in Balance::ALL {
+        let line: &'static str = Box::leak(format!("balance = \"{balance}\"").into_boxed_str());
+        assert_eq!(ok(&pool_with(&[line])).pools[0].balance, balance);
+        assert_eq!(Balance::from_name(balance.as_str()), Some(balance));
+    }
+}
+
+#[test]
+fn gpu_pool_keys_are_used() {
+    let c = ok(&pool_with(&[
+        "balance = \"hash\"",
+        "hash_key = \"client_ip_port\"",
+        "hash_balance_factor = 2",
+        "latency_decay = \"30s\"",
+        "slow_start = \"1m\"",
+        "queue_size = 128",
+        "queue_timeout = \"750ms\"",
+        "max_connection_age = \"1h\"",
+        "max_connection_age_jitter = \"5m\"",
+    ]));
+    let p = &c.pools[0];
+    assert_eq!(p.balance, Balance::Hash);
+    assert_eq!(p.hash_key, HashKey::ClientIpPort);
+    assert_eq!(p.hash_balance_factor, 2.0, "an integer factor is accepted");
+    assert_eq!(p.latency_decay, Duration::from_secs(30));
+    assert_eq!(p.slow_start, Duration::from_secs(60));
+    assert_eq!(p.queue_size, 128);
+    assert_eq!(p.queue_timeout, Duration::from_millis(750));
+    assert_eq!(p.max_connection_age, Some(Duration::from_secs(3600)));
+    assert_eq!(p.max_connection_age_jitter, Duration::from_secs(300));
+    let summary = c.summary();
+    for needle in [
+        "hash_key client_ip_port",
+        "hash_balance_factor 2",
+        "queue_size 128, queue_timeout 750ms",
+        "max_connection_age 1h (+ up to 5m jitter)",
+        "slow_start 1m",
+        "tier 0",
+    ] {
+        assert!(
+            summary.contains(needle),
+            "summary lacks {needle:?}:\n{summary}"
+        );
+    }
+
+    let c = ok(&pool_with(&[
+        "hash_balance_factor = 10.0",
+        "slow_start = \"0s\"",
+        "max_connection_age_jitter = \"0s\"",
+        "max_connection_age = \"10s\"",
+    ]));
+    let p = &c.pools[0];
+    assert_eq!(p.hash_balance_factor, 10.0);
+    assert_eq!(p.slow_start, Duration::ZERO);
+    assert!(c.summary().contains("slow_start off"));
+    let c = ok(&pool_with(&[
+        "max_connection_age = \"10s\"",
+        "max_connection_age_jitter = \"10s\"",
+    ]));
+    assert_eq!(
+        c.pools[0].max_connection_age_jitter,
+        Duration::from_secs(10)
+    );
+    let tiers = ok(&base_with(&["tier = 255"]));
+    assert_eq!(tiers.pools[0].backends[0].tier, 255);
+}
+
+#[test]
+fn bad_hash_keys() {
+    fails(
+        &pool_with(&["hash_key = \"source\""]),
+        "7:12",
+        &[
+            "pool \"gpu\": unknown `hash_key` \"source\"",
+            "allowed: \"client_ip\", \"client_ip_port\"",
+        ],
+    );
+    fails(
+        &pool_with(&["hash_key = 1"]),
+        "7:12",
+        &["`hash_key`", "invalid type"],
+    );
+    for (value, col) in [
+        ("1.0", "23"),
+        ("0.5", "23"),
+        ("1", "23"),
+        ("10.5", "23"),
+        ("-2.0", "23"),
+        ("nan", "23"),
+        ("inf", "23"),
+    ] {
+        let line: &'static str =
+            Box::leak(format!("hash_balance_factor = {value}").into_boxed_str());
+        fails(
+            &pool_with(&[line]),
+            &format!("7:{col}"),
+            &["pool \"gpu\": `hash_balance_factor` must be greater than 1.0 and at most 10.0"],
+        );
+    }
+    fails(
+        &pool_with(&["hash_balance_factor = \"1.5\""]),
+        "7:23",
+        &["`hash_balance_factor`", "invalid type"],
+    );
+}
+
+#[test]
+fn bad_gpu_durations() {
+    fails(
+        &pool_with(&["latency_decay = \"0s\""]),
+        "7:17",
+        &["`latency_decay` must be greater than 0"],
+    );
+    fails(
+        &pool_with(&["latency_decay = \"10\""]),
+        "7:17",
+        &["`latency_decay`", "missing unit"],
+    );
+    fails(
+        &pool_with(&["slow_start = \"fast\""]),
+        "7:14",
+        &["`slow_start` = \"fast\" is not a valid duration"],
+    );
+    fails(
+        &pool_with(&["slow_start = \"9000h\""]),
+        "7:14",
+        &["`slow_start` must be at most"],
+    );
+    fails(
+        &pool_with(&["queue_timeout = \"0ms\""]),
+        "7:17",
+        &["`queue_timeout` must be greater than 0"],
+    );
+    fails(
+        &pool_with(&["max_connection_age = \"0s\""]),
+        "7:22",
+        &["`max_connection_age` must be greater than 0"],
+    );
+    fails(
+        &pool_with(&["max_connection_age = 3600"]),
+        "7:22",
+        &["`max_connection_age`", "duration string"],
+    );
+    fails(
+        &pool_with(&["max_connection_age_jitter = \"1s\""]),
+        "7:29",
+        &["`max_connection_age_jitter` = \"1s\" needs `max_connection_age`"],
+    );
+    fails(
+        &pool_with(&[
+            "max_connection_age = \"10m\"",
+            "max_connection_age_jitter = \"11m\"",
+        ]),
+        "8:29",
+        &["`max_connection_age_jitter` must be at most `max_connection_age` (10m), got \"11m\""],
+    );
+    fails(
+        &pool_with(&["max_connection_age_jitter = \"-1s\""]),
+        "7:29",
+        &["`max_connection_age_jitter`", "not a valid duration"],
+    );
+}
+
+#[test]
+fn bad_queue_sizes_and_tiers() {
+    fails(
+        &pool_with(&["queue_size = -1"]),
+        "7:14",
+        &["pool \"gpu\": `queue_size` must be at least 0, got -1"],
+    );
+    fails(
+        &pool_with(&["queue_size = 1000001"]),
+        "7:14",
+        &["`queue_size` must be at most 1000000"],
+    );
+    fails(
+        &base_with(&["tier = 256"]),
+        "9:8",
+        &["pool \"gpu\" backend 1: `tier` must be at most 255, got 256"],
+    );
+    fails(
+        &base_with(&["tier = -1"]),
+        "9:8",
+        &["`tier` must be at least 0"],
+    );
+    fails(
+        &base_with(&["tier = \"primary\""]),
+        "9:8",
+        &["`tier`", "invalid type"],
+    );
+    fails(
+        &pool_with(&["queue_sise = 3"]),
+        "7:1",
+        &["unknown key `queue_sise`", "`queue_size`"],
+    );
 }

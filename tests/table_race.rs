@@ -3,7 +3,10 @@
 //! time). Checks, inside the loop, that no limited backend ever goes past max_connections and
 //! that no count drops below what this thread alone holds; at the end every count is exactly 0.
 //! A doubled release trips the below-own-holdings check (or the debug assert), a lost one the
-//! final check, and a non-atomic limit the max check.
+//! final check, and a non-atomic limit the max check. One pool per strategy; some backends sit
+//! in fallback tiers, half the pools ramp new backends (slow start), picks carry client
+//! addresses (for `hash`) and feed latency samples (for `least_latency`). Since the limited
+//! backends never go down, a failed pick must always say `AllFull`, never `Unavailable`.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -15,8 +18,8 @@ use std::time::Duration;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use ringlb::balance::{
-    BackendSpec, HealthPolicy, Pick, PoolSpec, Registry, SharedTable, StrategyKind, Table,
-    TableSpec,
+    BackendSpec, HashKey, HealthPolicy, NoPick, Pick, PoolSpec, Registry, SharedTable,
+    StrategyKind, Table, TableSpec,
 };
 
 const WORKERS: usize = 4;
@@ -27,13 +30,30 @@ fn addr(pool: usize, i: usize) -> SocketAddr {
     SocketAddr::from(([127, 0, 0, 1], (20_000 + pool * 100 + i) as u16))
 }
 
-/// (weight, max_connections) per backend; small limits so the limit is hit all the time.
-const BACKENDS: [(u32, u32); 6] = [(1, 2), (3, 3), (1, 0), (2, 1), (5, 4), (1, 0)];
+/// (weight, max_connections, tier) per backend; small limits so the limit is hit all the
+/// time, and tiers so that overflow crosses them.
+const BACKENDS: [(u32, u32, u32); 6] = [
+    (1, 2, 0),
+    (3, 3, 0),
+    (1, 0, 2),
+    (2, 1, 1),
+    (5, 4, 0),
+    (1, 0, 2),
+];
 
-/// `generation` varies weights and drops backend 5 on odd generations.
+const KINDS: [StrategyKind; 6] = [
+    StrategyKind::LeastConnections,
+    StrategyKind::RoundRobin,
+    StrategyKind::PowerOfTwo,
+    StrategyKind::LeastLatency,
+    StrategyKind::Random,
+    StrategyKind::Hash,
+];
+
+/// `generation` varies weights and drops backend 5 on odd generations (so it ramps back in
+/// on even ones, in the pools with slow start).
 fn spec(generation: usize) -> TableSpec {
-    let kinds = [StrategyKind::LeastConnections, StrategyKind::RoundRobin];
-    let pools = kinds
+    let pools = KINDS
         .iter()
         .enumerate()
         .map(|(p, &strategy)| PoolSpec {
@@ -46,12 +66,21 @@ fn spec(generation: usize) -> TableSpec {
                 .iter()
                 .enumerate()
                 .filter(|(i, _)| generation % 2 == 0 || *i != 5)
-                .map(|(i, &(weight, max_connections))| BackendSpec {
+                .map(|(i, &(weight, max_connections, tier))| BackendSpec {
                     addr: addr(p, i),
                     weight: weight + (generation % 3) as u32,
                     max_connections,
+                    tier,
                 })
                 .collect(),
+            hash_key: HashKey::ClientIpPort,
+            hash_balance_factor: 1.25,
+            latency_decay: Duration::from_millis(50),
+            slow_start: Duration::from_millis(if p % 2 == 0 { 20 } else { 0 }),
+            queue_size: 0,
+            queue_timeout: Duration::from_secs(5),
+            max_connection_age: None,
+            max_connection_age_jitter: Duration::ZERO,
         })
         .collect();
     TableSpec {
@@ -66,7 +95,7 @@ fn spec(generation: usize) -> TableSpec {
 }
 
 fn limits() -> HashMap<SocketAddr, u32> {
-    (0..2)
+    (0..KINDS.len())
         .flat_map(|p| (0..BACKENDS.len()).map(move |i| (addr(p, i), BACKENDS[i].1)))
         .collect()
 }
@@ -77,7 +106,6 @@ fn worker(shared: &SharedTable, seed: u64, limits: &HashMap<SocketAddr, u32>) ->
     let mut cache = (seed % 2 == 1).then(|| shared.cache());
     let mut held: Vec<Pick> = Vec::with_capacity(MAX_HELD);
     let mut mine: HashMap<SocketAddr, u32> = HashMap::new();
-    let flaky = addr(0, 2);
     let mut picks = 0;
     for _ in 0..OPS_PER_WORKER {
         if held.len() < MAX_HELD && rng.gen_bool(0.55) {
@@ -85,10 +113,15 @@ fn worker(shared: &SharedTable, seed: u64, limits: &HashMap<SocketAddr, u32>) ->
                 Some(cache) => cache.load().clone(),
                 None => shared.load_full(),
             };
-            let pool_idx = rng.gen_range(0..2);
+            let pool_idx = rng.gen_range(0..KINDS.len());
             let exclude: &[usize] = if rng.gen_bool(0.2) { &[0, 1] } else { &[] };
-            let Some(pick) = table.pick(pool_idx, exclude) else {
-                continue;
+            let client = SocketAddr::from(([10, 0, 0, rng.gen_range(1..8)], rng.gen()));
+            let pick = match table.pick_for(pool_idx, exclude, Some(client)) {
+                Ok(pick) => pick,
+                Err(why) => {
+                    assert_eq!(why, NoPick::AllFull, "limited backends are never down");
+                    continue;
+                }
             };
             picks += 1;
             let pool = table.pool(pool_idx).unwrap();
@@ -106,10 +139,15 @@ fn worker(shared: &SharedTable, seed: u64, limits: &HashMap<SocketAddr, u32>) ->
                 "{} shows {active} < {own} held here",
                 pick.addr
             );
-            if pick.addr == flaky && rng.gen_bool(0.5) {
+            // Backend 2 (unlimited, tier 2) of every pool is flaky.
+            if pick.backend == 2 && rng.gen_bool(0.5) {
                 pick.guard.connect_failed();
             } else {
                 pick.guard.connect_succeeded();
+                pick.guard
+                    .observe_connect(Duration::from_micros(rng.gen_range(50..500)));
+                pick.guard
+                    .observe_first_byte(Duration::from_millis(rng.gen_range(1..100)));
             }
             held.push(pick);
         } else if !held.is_empty() {
@@ -173,5 +211,5 @@ fn concurrent_picks_and_reloads_keep_counts_exact() {
             );
         }
     }
-    assert_eq!(registry.len(), 2 * BACKENDS.len());
+    assert_eq!(registry.len(), KINDS.len() * BACKENDS.len());
 }

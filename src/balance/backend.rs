@@ -1,18 +1,25 @@
 //! One backend as a table snapshot sees it: its address and limits from the config (immutable)
-//! and a handle to its live, shared state. Checks here run in the pick loop, so they must stay
-//! a few atomic loads: no lock, no allocation, no clock read for a healthy backend.
+//! and a handle to its live, shared state; and [`PickCtx`], what one pick knows besides the
+//! backends. Checks here run in the pick loop, so they must stay a few atomic loads: no lock,
+//! no allocation, no clock read for a healthy backend that is not ramping up.
 
 use std::net::SocketAddr;
 
 use super::health::LazyNow;
+use super::slow_start;
 use super::state::SharedState;
+use super::strategy::rng;
 
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub(crate) struct Backend {
+    /// Position in the pool (what `Pick::backend` and `exclude` speak of); strategies work on
+    /// one tier's slice, where the position differs.
+    pub(crate) index: usize,
     pub(crate) addr: SocketAddr,
     pub(crate) weight: u32,
     /// 0 = unlimited.
     pub(crate) max_connections: u32,
+    pub(crate) tier: u32,
     pub(crate) state: SharedState,
 }
 
@@ -23,16 +30,16 @@ impl Backend {
         self.max_connections != 0 && active >= self.max_connections
     }
 
-    /// Takes a slot if the backend is weighted in, has room and is up. The slot is taken
-    /// before the health check on purpose: the RMW brings the cache line in exclusive, and the
-    /// deadline next to the count is then read for free, where a read first would fetch the
-    /// line twice under contention. A down backend just gives the slot straight back.
+    /// Takes a slot if the backend is weighted in, not excluded, has room and is up. The slot
+    /// is taken before the health check on purpose: the RMW brings the cache line in
+    /// exclusive, and the deadline next to the count is then read for free, where a read first
+    /// would fetch the line twice under contention. A down backend gives the slot straight back.
     #[inline]
-    pub(crate) fn try_take(&self, now: &mut LazyNow) -> bool {
-        if self.weight == 0 || !self.try_acquire() {
+    pub(crate) fn try_take(&self, ctx: &mut PickCtx) -> bool {
+        if self.weight == 0 || ctx.excluded(self) || !self.try_acquire() {
             return false;
         }
-        if now.is_down(&self.state.health) {
+        if ctx.now.is_down(&self.state.health) {
             self.state.release();
             return false;
         }
@@ -42,5 +49,50 @@ impl Backend {
     #[inline]
     pub(crate) fn try_acquire(&self) -> bool {
         self.state.try_acquire(self.max_connections)
+    }
+}
+
+/// The inputs of one pick other than the backends.
+pub(crate) struct PickCtx<'a> {
+    /// Pool positions already tried for this client.
+    pub(crate) exclude: &'a [usize],
+    pub(crate) now: LazyNow,
+    /// Hash of the client key, for `hash`; None when the caller gave no client address.
+    pub(crate) key: Option<u64>,
+    /// The pool's slow start in ms; 0 = off.
+    pub(crate) slow_start_ms: u64,
+}
+
+impl PickCtx<'_> {
+    #[inline]
+    pub(crate) fn excluded(&self, backend: &Backend) -> bool {
+        self.exclude.contains(&backend.index)
+    }
+
+    /// Weighted in, not excluded and not down (it may still be full).
+    #[inline]
+    pub(crate) fn is_candidate(&mut self, backend: &Backend) -> bool {
+        backend.weight != 0 && !self.excluded(backend) && !self.now.is_down(&backend.state.health)
+    }
+
+    /// Weight times the slow-start ramp in per mille: at least 100 for a weighted-in backend.
+    #[inline]
+    pub(crate) fn effective_weight(&mut self, backend: &Backend) -> u64 {
+        u64::from(backend.weight) * self.permille(backend)
+    }
+
+    #[inline]
+    pub(crate) fn permille(&mut self, backend: &Backend) -> u64 {
+        backend
+            .state
+            .ramp_permille(self.slow_start_ms, &mut self.now)
+    }
+
+    /// For strategies that draw backends: true if a drawn backend takes its turn. Always for a
+    /// backend at full weight; with probability permille/1000 while it ramps up.
+    #[inline]
+    pub(crate) fn ramp_admits(&mut self, backend: &Backend) -> bool {
+        let permille = self.permille(backend);
+        permille >= slow_start::FULL || rng::below(slow_start::FULL) < permille
     }
 }

@@ -1,10 +1,13 @@
 //! The proof that a connection slot was taken on a backend. Dropping it gives the slot back,
 //! exactly once; it can never be cloned. It keeps the backend's state alive on its own, so a
-//! reload that removes the backend cannot lose the release.
+//! reload that removes the backend cannot lose the release. Through it the engine reports what
+//! it learned about the backend: connect outcomes (passive health, slow start) and latencies.
 
 use std::fmt;
 use std::net::SocketAddr;
+use std::time::Duration;
 
+use super::latency::Kind;
 use super::state::SharedState;
 
 /// One active connection counted on one backend, from pick until the connection ends.
@@ -24,9 +27,36 @@ impl ActiveGuard {
         self.addr
     }
 
-    /// The connect to the backend succeeded: reset its passive health.
+    /// The connect to the backend succeeded: reset its passive health. If it had been marked
+    /// down it is back up, and slow start (if the pool has it) ramps from now.
     pub fn connect_succeeded(&self) {
-        self.state.health.record_success();
+        self.state.record_success(crate::clock::now_ms);
+    }
+
+    /// [`connect_succeeded`](Self::connect_succeeded) at a given `clock::now_ms()` value.
+    pub fn connect_succeeded_at(&self, now_ms: u64) {
+        self.state.record_success(|| now_ms);
+    }
+
+    /// How long the connect took: feeds the backend's connect-time peak EWMA (every strategy
+    /// records it; `least_latency` picks by it).
+    pub fn observe_connect(&self, d: Duration) {
+        self.observe_connect_at(d, crate::clock::now_ms());
+    }
+
+    /// [`observe_connect`](Self::observe_connect) at a given `clock::now_ms()` value.
+    pub fn observe_connect_at(&self, d: Duration, now_ms: u64) {
+        self.state.latency.observe_at(Kind::Connect, d, now_ms);
+    }
+
+    /// Time until the backend's first byte: feeds its first-byte peak EWMA.
+    pub fn observe_first_byte(&self, d: Duration) {
+        self.observe_first_byte_at(d, crate::clock::now_ms());
+    }
+
+    /// [`observe_first_byte`](Self::observe_first_byte) at a given `clock::now_ms()` value.
+    pub fn observe_first_byte_at(&self, d: Duration, now_ms: u64) {
+        self.state.latency.observe_at(Kind::FirstByte, d, now_ms);
     }
 
     /// The connect to the backend failed (refused, reset, timed out). Returns true if this

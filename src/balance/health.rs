@@ -83,16 +83,16 @@ impl PassiveHealth {
 
     /// A connect succeeded: the backend accepts again, forget failures and backoff.
     /// Stores only what is not already reset, so the common case writes nothing shared.
-    pub(crate) fn record_success(&self) {
+    /// Returns true if this cleared a down mark (the backend is back up).
+    pub(crate) fn record_success(&self) -> bool {
         if self.consecutive_failures.load(Ordering::Relaxed) != 0 {
             self.consecutive_failures.store(0, Ordering::Relaxed);
         }
         if self.backoff_ms.load(Ordering::Relaxed) != 0 {
             self.backoff_ms.store(0, Ordering::Release);
         }
-        if self.down_until_ms.load(Ordering::Relaxed) != 0 {
-            self.down_until_ms.store(0, Ordering::Release);
-        }
+        self.down_until_ms.load(Ordering::Relaxed) != 0
+            && self.down_until_ms.swap(0, Ordering::AcqRel) != 0
     }
 }
 
@@ -121,6 +121,12 @@ impl LazyNow {
         Self(Some(now_ms))
     }
 
+    /// The time of this pick, reading the clock on first use.
+    #[inline]
+    pub(crate) fn get(&mut self) -> u64 {
+        *self.0.get_or_insert_with(crate::clock::now_ms)
+    }
+
     /// True if `health` says the backend is down now.
     #[inline]
     pub(crate) fn is_down(&mut self, health: &PassiveHealth) -> bool {
@@ -128,8 +134,7 @@ impl LazyNow {
         if until == 0 {
             return false;
         }
-        let now = *self.0.get_or_insert_with(crate::clock::now_ms);
-        now < until
+        self.get() < until
     }
 }
 

@@ -4,14 +4,14 @@
 use std::net::SocketAddr;
 
 /// One pool as seen at snapshot time.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct PoolSnapshot {
     pub name: String,
     pub backends: Vec<BackendSnapshot>,
 }
 
 /// One backend as seen at snapshot time.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct BackendSnapshot {
     pub addr: SocketAddr,
     pub weight: u32,
@@ -19,4 +19,12 @@ pub struct BackendSnapshot {
     pub active: u32,
     pub down: bool,
     pub consecutive_failures: u32,
+    pub tier: u32,
+    /// Current peak-EWMA estimate of connect time + time to first byte in ms (the parts that
+    /// have samples); None before any sample.
+    pub latency_ms: Option<f64>,
+    /// `weight` scaled by the slow-start ramp, rounded down but at least 1 (0 if drained).
+    /// Picks use the exact per-mille value, so a weight-1 backend ramps even though this
+    /// shows 1 throughout.
+    pub effective_weight: u32,
 }

@@ -32,6 +32,24 @@ pub struct PoolSpec {
     /// How many other backends to try after a failed connect.
     pub retries: u32,
     pub backends: Vec<BackendSpec>,
+    /// What `hash` hashes to place a client on the ring.
+    pub hash_key: HashKey,
+    /// `hash`: no backend takes more than this times its weighted share of the pool's active
+    /// connections (+1). Values below 1.0 (or NaN) are treated as 1.0.
+    pub hash_balance_factor: f64,
+    /// `least_latency`: time constant of the peak-EWMA decay. Zero is treated as 1 ms.
+    pub latency_decay: Duration,
+    /// A backend that comes back up, or joins the pool on a reload, ramps its effective weight
+    /// from 10% to 100% over this long. Zero turns slow start off.
+    pub slow_start: Duration,
+    /// Engine: clients waiting for a free slot when every backend is full; 0 = no queue.
+    pub queue_size: u32,
+    /// Engine: longest a queued client waits for a slot.
+    pub queue_timeout: Duration,
+    /// Engine: connections older than this are closed (None = never).
+    pub max_connection_age: Option<Duration>,
+    /// Engine: random extra age per connection, up to this, so closes do not come in waves.
+    pub max_connection_age_jitter: Duration,
 }
 
 /// One backend of a pool. Its identity across rebuilds is (pool name, `addr`).
@@ -40,8 +58,11 @@ pub struct BackendSpec {
     pub addr: SocketAddr,
     /// Relative share of new connections; 0 means draining: never picked, live connections kept.
     pub weight: u32,
-    /// Most connections open at once through this balancer; 0 means unlimited.
+    /// Most connections (streams) open at once through this balancer; 0 means unlimited.
     pub max_connections: u32,
+    /// Fallback tier: a pick uses the lowest tier with a backend that is up and not full, so
+    /// higher tiers only take the overflow. 0 = primary.
+    pub tier: u32,
 }
 
 /// Which strategy a pool uses.
@@ -51,6 +72,26 @@ pub enum StrategyKind {
     LeastConnections,
     /// Smooth weighted round robin (nginx style); suits short, uniform requests.
     RoundRobin,
+    /// Two weighted random candidates, the less loaded wins: near least-connections balance
+    /// without scanning the pool.
+    PowerOfTwo,
+    /// Lowest peak-EWMA of connect time + time to first byte, times (active + 1).
+    LeastLatency,
+    /// Weighted random.
+    Random,
+    /// Consistent hashing of the client address with bounded load: a client keeps landing on
+    /// the backend that holds its KV cache, unless that backend is overloaded.
+    Hash,
+}
+
+/// What the `hash` strategy hashes.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum HashKey {
+    /// The client's IP address: every connection of one host lands on one backend.
+    #[default]
+    ClientIp,
+    /// IP and source port: spreads the connections of one host, keeps each one stable.
+    ClientIpPort,
 }
 
 /// Passive health: when a backend is taken out after connect failures, and for how long.

@@ -1,14 +1,16 @@
-//! Live state of one backend: the active connection count and its passive health. It lives in
-//! an `Arc` outside any table, so rebuilding the table on a reload keeps both. The count must
-//! never be released twice or go below zero, and never exceed `max_connections` when acquired
-//! through [`BackendState::try_acquire`].
+//! Live state of one backend: the active connection count, its passive health, its latency
+//! estimates and when it came (back) up. It lives in an `Arc` outside any table, so rebuilding
+//! the table on a reload keeps all of them. The count must never be released twice or go below
+//! zero, and never exceed `max_connections` when acquired through [`BackendState::try_acquire`].
 
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::Arc;
 
 use crossbeam_utils::CachePadded;
 
-use super::health::PassiveHealth;
+use super::health::{LazyNow, PassiveHealth};
+use super::latency::Latency;
+use super::slow_start;
 
 /// How tables and guards hold a backend's state. Padded to its own cache line(s): a pick reads
 /// the count and the down deadline together, so they share one line, and neighbouring
@@ -21,6 +23,11 @@ pub(crate) struct BackendState {
     /// Written on every pick and release by every worker.
     active: AtomicU32,
     pub(crate) health: PassiveHealth,
+    pub(crate) latency: Latency,
+    /// `clock::now_ms()` (at least 1) from which slow start ramps this backend; 0 = not
+    /// ramping. Cleared by the first pick that sees the ramp finished, so that steady-state
+    /// picks never need the clock.
+    up_since_ms: AtomicU64,
 }
 
 impl BackendState {
@@ -53,6 +60,45 @@ impl BackendState {
             .fetch_update(Ordering::AcqRel, Ordering::Relaxed, |n| n.checked_sub(1));
         debug_assert!(result.is_ok(), "active count released below zero");
     }
+
+    /// Starts a slow-start ramp at `now_ms`.
+    pub(crate) fn mark_up_at(&self, now_ms: u64) {
+        self.up_since_ms.store(now_ms.max(1), Ordering::Relaxed);
+    }
+
+    /// A connect succeeded. If the backend had been marked down, it is back up from now on, so
+    /// the ramp starts; `now` is only called then (the clock stays unread on the common path).
+    pub(crate) fn record_success(&self, now: impl FnOnce() -> u64) {
+        if self.health.record_success() {
+            self.mark_up_at(now());
+        }
+    }
+
+    /// Slow-start share of the configured weight, in per mille (100..=1000), for a pool whose
+    /// `slow_start` is `slow_start_ms` (0 = off: always 1000). A backend marked down and not
+    /// yet confirmed back by a successful connect (half-open) stays at the ramp's start.
+    #[inline]
+    pub(crate) fn ramp_permille(&self, slow_start_ms: u64, now: &mut LazyNow) -> u64 {
+        if slow_start_ms == 0 {
+            return slow_start::FULL;
+        }
+        if self.health.down_until_ms() != 0 {
+            return slow_start::START;
+        }
+        let up = self.up_since_ms.load(Ordering::Relaxed);
+        if up == 0 {
+            return slow_start::FULL;
+        }
+        let elapsed = now.get().saturating_sub(up);
+        if elapsed >= slow_start_ms {
+            // A one-time write per ramp; losing the race to a new `mark_up_at` keeps the new one.
+            let _ = self
+                .up_since_ms
+                .compare_exchange(up, 0, Ordering::Relaxed, Ordering::Relaxed);
+            return slow_start::FULL;
+        }
+        slow_start::permille(elapsed, slow_start_ms)
+    }
 }
 
 #[cfg(test)]
@@ -82,6 +128,39 @@ mod tests {
             s.release();
         }
         assert_eq!(s.active(), 0);
+    }
+
+    #[test]
+    fn ramp_follows_up_since_and_clears_when_done() {
+        let s = BackendState::default();
+        let at = |ms| LazyNow::fixed(ms);
+        assert_eq!(s.ramp_permille(10_000, &mut at(5)), 1000, "never marked up");
+        s.mark_up_at(1000);
+        assert_eq!(s.ramp_permille(0, &mut at(1000)), 1000, "slow start off");
+        assert_eq!(s.ramp_permille(10_000, &mut at(1000)), 100);
+        assert_eq!(s.ramp_permille(10_000, &mut at(6000)), 550);
+        assert_eq!(s.ramp_permille(10_000, &mut at(11_000)), 1000);
+        assert_eq!(
+            s.up_since_ms.load(Ordering::Relaxed),
+            0,
+            "cleared once done"
+        );
+        assert_eq!(s.ramp_permille(10_000, &mut at(1000)), 1000);
+    }
+
+    #[test]
+    fn success_after_down_starts_the_ramp() {
+        let s = BackendState::default();
+        s.health.set_policy(&crate::balance::HealthPolicy {
+            fail_threshold: 1,
+            ..Default::default()
+        });
+        s.record_success(|| panic!("no clock read while healthy"));
+        assert!(s.health.record_failure_at(0));
+        assert_eq!(s.ramp_permille(10_000, &mut LazyNow::fixed(5000)), 100);
+        s.record_success(|| 5000);
+        assert_eq!(s.ramp_permille(10_000, &mut LazyNow::fixed(5000)), 100);
+        assert_eq!(s.ramp_permille(10_000, &mut LazyNow::fixed(15_000)), 1000);
     }
 
     #[test]

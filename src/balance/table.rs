@@ -1,119 +1,15 @@
-//! The immutable backend table: pools, their backends (address, weight, limit) and strategy
-//! objects, built in one go from a [`TableSpec`] and a [`Registry`]. Everything mutable lives
-//! in the shared backend states, so a table is replaced whole on reload and never edited.
-//! `pick` runs for every accepted client on every worker: it must never lock or allocate.
+//! The immutable backend table: all pools, built in one go from a [`TableSpec`] and a
+//! [`Registry`]. Everything mutable lives in the shared backend states, so a table is replaced
+//! whole on reload and never edited. `pick_for` runs for every accepted client on every worker:
+//! it must never lock or allocate.
 
 use std::net::SocketAddr;
-use std::time::Duration;
 
 use super::backend::Backend;
-use super::guard::ActiveGuard;
-use super::health::LazyNow;
+use super::pool::{NoPick, Pick, PoolTable};
 use super::registry::Registry;
-use super::snapshot::{BackendSnapshot, PoolSnapshot};
-use super::spec::{StrategyKind, TableSpec};
-use super::strategy::{self, Strategy};
-
-/// A chosen backend with a connection slot already counted on it.
-#[derive(Debug)]
-pub struct Pick {
-    /// Index in the pool; pass it in `exclude` when retrying another backend.
-    pub backend: usize,
-    pub addr: SocketAddr,
-    pub guard: ActiveGuard,
-}
-
-/// One pool of a table.
-#[derive(Debug)]
-pub struct PoolTable {
-    name: String,
-    kind: StrategyKind,
-    connect_timeout: Duration,
-    idle_timeout: Duration,
-    retries: u32,
-    backends: Vec<Backend>,
-    strategy: Box<dyn Strategy>,
-}
-
-impl PoolTable {
-    pub fn name(&self) -> &str {
-        &self.name
-    }
-
-    pub fn strategy(&self) -> StrategyKind {
-        self.kind
-    }
-
-    pub fn connect_timeout(&self) -> Duration {
-        self.connect_timeout
-    }
-
-    pub fn idle_timeout(&self) -> Duration {
-        self.idle_timeout
-    }
-
-    pub fn retries(&self) -> u32 {
-        self.retries
-    }
-
-    pub fn len(&self) -> usize {
-        self.backends.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.backends.is_empty()
-    }
-
-    pub fn backend_addr(&self, idx: usize) -> Option<SocketAddr> {
-        self.backends.get(idx).map(|b| b.addr)
-    }
-
-    /// Active connections on backend `idx` right now (counted across all tables).
-    pub fn backend_active(&self, idx: usize) -> Option<u32> {
-        self.backends.get(idx).map(|b| b.state.active())
-    }
-
-    /// Picks a backend not in `exclude` (indexes already tried for this client) and counts a
-    /// connection on it; None if every backend is excluded, down, full or drained.
-    pub fn pick(&self, exclude: &[usize]) -> Option<Pick> {
-        self.pick_with(exclude, &mut LazyNow::clock())
-    }
-
-    /// [`pick`](Self::pick) at a given `clock::now_ms()` value.
-    pub fn pick_at(&self, exclude: &[usize], now_ms: u64) -> Option<Pick> {
-        self.pick_with(exclude, &mut LazyNow::fixed(now_ms))
-    }
-
-    #[inline]
-    fn pick_with(&self, exclude: &[usize], now: &mut LazyNow) -> Option<Pick> {
-        let idx = self.strategy.pick(&self.backends, exclude, now)?;
-        let backend = &self.backends[idx];
-        Some(Pick {
-            backend: idx,
-            addr: backend.addr,
-            guard: ActiveGuard::new(backend.state.clone(), backend.addr),
-        })
-    }
-
-    /// The pool's backends as they are at `now_ms`.
-    pub fn snapshot_at(&self, now_ms: u64) -> PoolSnapshot {
-        PoolSnapshot {
-            name: self.name.clone(),
-            backends: self
-                .backends
-                .iter()
-                .map(|b| BackendSnapshot {
-                    addr: b.addr,
-                    weight: b.weight,
-                    max_connections: b.max_connections,
-                    active: b.state.active(),
-                    down: b.state.health.is_down_at(now_ms),
-                    consecutive_failures: b.state.health.consecutive_failures(),
-                })
-                .collect(),
-        }
-    }
-}
+use super::snapshot::PoolSnapshot;
+use super::spec::TableSpec;
 
 /// An immutable snapshot of all pools; see the module doc.
 #[derive(Debug, Default)]
@@ -123,10 +19,17 @@ pub struct Table {
 
 impl Table {
     /// Builds the table, taking each backend's live state from `registry` by (pool, addr), so
-    /// counts and health carry over from the previous table. Two entries with the same address
-    /// in one pool share one state (one count, one health).
+    /// counts, health and latency carry over from the previous table. Two entries with the
+    /// same address in one pool share one state (one count, one health). A backend that was
+    /// not in the registry's previous table starts a slow-start ramp now (not on the first
+    /// build: a starting process has nothing to protect new backends from).
     pub fn build(spec: &TableSpec, registry: &Registry) -> Table {
-        registry.with_states(|state_of| {
+        Self::build_at(spec, registry, crate::clock::now_ms())
+    }
+
+    /// [`build`](Self::build) at a given `clock::now_ms()` value.
+    pub fn build_at(spec: &TableSpec, registry: &Registry, now_ms: u64) -> Table {
+        registry.with_states(now_ms, |state_of| {
             let pools = spec
                 .pools
                 .iter()
@@ -134,26 +37,22 @@ impl Table {
                     let backends: Vec<Backend> = pool
                         .backends
                         .iter()
-                        .map(|b| {
+                        .enumerate()
+                        .map(|(index, b)| {
                             let state = state_of(&pool.name, b.addr);
                             state.health.set_policy(&spec.health);
+                            state.latency.set_decay(pool.latency_decay);
                             Backend {
+                                index,
                                 addr: b.addr,
                                 weight: b.weight,
                                 max_connections: b.max_connections,
+                                tier: b.tier,
                                 state,
                             }
                         })
                         .collect();
-                    PoolTable {
-                        name: pool.name.clone(),
-                        kind: pool.strategy,
-                        connect_timeout: pool.connect_timeout,
-                        idle_timeout: pool.idle_timeout,
-                        retries: pool.retries,
-                        strategy: strategy::build(pool.strategy, &backends),
-                        backends,
-                    }
+                    PoolTable::new(pool.clone(), backends)
                 })
                 .collect();
             Table { pools }
@@ -171,18 +70,46 @@ impl Table {
     /// Index of the pool named `name` (a linear scan: pools are few, and this is resolved
     /// once per listener, not per client).
     pub fn pool_index(&self, name: &str) -> Option<usize> {
-        self.pools.iter().position(|p| p.name == name)
+        self.pools.iter().position(|p| p.name() == name)
     }
 
-    /// [`PoolTable::pick`] on pool `pool`; None also if there is no such pool.
+    /// [`PoolTable::pick_for`] on pool `pool`; `Unavailable` also if there is no such pool.
+    #[inline]
+    pub fn pick_for(
+        &self,
+        pool: usize,
+        exclude: &[usize],
+        client: Option<SocketAddr>,
+    ) -> Result<Pick, NoPick> {
+        self.pools
+            .get(pool)
+            .ok_or(NoPick::Unavailable)?
+            .pick_for(exclude, client)
+    }
+
+    /// [`pick_for`](Self::pick_for) at a given `clock::now_ms()` value.
+    pub fn pick_for_at(
+        &self,
+        pool: usize,
+        exclude: &[usize],
+        client: Option<SocketAddr>,
+        now_ms: u64,
+    ) -> Result<Pick, NoPick> {
+        self.pools
+            .get(pool)
+            .ok_or(NoPick::Unavailable)?
+            .pick_for_at(exclude, client, now_ms)
+    }
+
+    /// `pick_for(pool, exclude, None).ok()`.
     #[inline]
     pub fn pick(&self, pool: usize, exclude: &[usize]) -> Option<Pick> {
-        self.pools.get(pool)?.pick(exclude)
+        self.pick_for(pool, exclude, None).ok()
     }
 
     /// [`pick`](Self::pick) at a given `clock::now_ms()` value.
     pub fn pick_at(&self, pool: usize, exclude: &[usize], now_ms: u64) -> Option<Pick> {
-        self.pools.get(pool)?.pick_at(exclude, now_ms)
+        self.pick_for_at(pool, exclude, None, now_ms).ok()
     }
 
     pub fn snapshot(&self) -> Vec<PoolSnapshot> {
@@ -199,6 +126,7 @@ mod tests {
     use super::*;
     use crate::balance::strategy::test_support::{addr, spec};
     use crate::balance::StrategyKind::{LeastConnections, RoundRobin};
+    use std::time::Duration;
 
     #[test]
     fn accessors_follow_the_spec() {
@@ -207,6 +135,7 @@ mod tests {
         let mut second = spec.pools[0].clone();
         second.name = "q".into();
         second.strategy = LeastConnections;
+        second.queue_size = 7;
         spec.pools.push(second);
         let table = Table::build(&spec, &registry);
         assert_eq!(table.pools().len(), 2);
@@ -218,6 +147,14 @@ mod tests {
         assert_eq!(pool.connect_timeout(), Duration::from_secs(1));
         assert_eq!(pool.idle_timeout(), Duration::from_secs(60));
         assert_eq!(pool.retries(), 2);
+        assert!(!pool.needs_client_addr());
+        assert_eq!(
+            (pool.queue_size(), table.pool(1).unwrap().queue_size()),
+            (0, 7)
+        );
+        assert_eq!(pool.queue_timeout(), Duration::from_secs(5));
+        assert_eq!(pool.max_connection_age(), None);
+        assert_eq!(pool.max_connection_age_jitter(), Duration::ZERO);
         assert_eq!(pool.len(), 2);
         assert_eq!(pool.backend_addr(1), Some(addr(1)));
         assert_eq!(pool.backend_addr(2), None);

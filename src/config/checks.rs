@@ -128,9 +128,57 @@ impl Checker<'_> {
         key: &str,
         default: Duration,
     ) -> Result<Duration, ConfigError> {
+        match value {
+            None => Ok(default),
+            Some(value) => self.duration(value, ctx, key, false),
+        }
+    }
+
+    /// A duration that may be zero ("0s" turns the feature off), at most `MAX_TIMEOUT`.
+    pub fn duration_or_zero(
+        &self,
+        value: &Option<Spanned<RawDuration>>,
+        ctx: &str,
+        key: &str,
+        default: Duration,
+    ) -> Result<Duration, ConfigError> {
+        match value {
+            None => Ok(default),
+            Some(value) => self.duration(value, ctx, key, true),
+        }
+    }
+
+    /// A float key within `(lo, hi]`, or `default` when absent. NaN and infinities are
+    /// refused with the same message.
+    pub fn float_above(
+        &self,
+        value: &Option<Spanned<f64>>,
+        ctx: &str,
+        key: &str,
+        (lo, hi): (f64, f64),
+        default: f64,
+    ) -> Result<f64, ConfigError> {
         let Some(value) = value else {
             return Ok(default);
         };
+        let v = *value.get_ref();
+        if v > lo && v <= hi {
+            return Ok(v);
+        }
+        Err(self.err(
+            &value.span(),
+            format!("{ctx}: `{key}` must be greater than {lo:?} and at most {hi:?}, got {v:?}"),
+        ))
+    }
+
+    /// One duration string, at most `MAX_TIMEOUT`, and > 0 unless `allow_zero`.
+    pub fn duration(
+        &self,
+        value: &Spanned<RawDuration>,
+        ctx: &str,
+        key: &str,
+        allow_zero: bool,
+    ) -> Result<Duration, ConfigError> {
         let text = &value.get_ref().0;
         let d = parse_duration(text).map_err(|why| {
             self.err(
@@ -138,7 +186,7 @@ impl Checker<'_> {
                 format!("{ctx}: `{key}` = {text:?} is not a valid duration: {why}"),
             )
         })?;
-        if d.is_zero() {
+        if d.is_zero() && !allow_zero {
             return Err(self.err(
                 &value.span(),
                 format!("{ctx}: `{key}` must be greater than 0, got {text:?}"),

@@ -65,3 +65,36 @@ pub const MAX_WEIGHT: u32 = 1_000_000;
 /// 0 means unlimited: the balancer, not a cap, spreads load unless the operator knows a
 /// backend's concurrency limit.
 pub const DEFAULT_MAX_CONNECTIONS: u32 = 0;
+
+/// Primary tier unless the operator sets up fallbacks.
+pub const DEFAULT_TIER: u32 = 0;
+/// Tiers are an ordering of a few fleets (primary, spillover, last resort); 256 levels is far
+/// more than any fleet has, and small numbers keep typos ("tier = 10000") visible.
+pub const MAX_TIER: u32 = 255;
+
+/// No queue: a client that finds every backend full is refused at once, as before queueing
+/// existed; operators opt in once they know how long clients will wait.
+pub const DEFAULT_QUEUE_SIZE: u32 = 0;
+/// A million waiting clients is beyond any single balancer's useful backlog; more is a typo.
+pub const MAX_QUEUE_SIZE: u32 = 1_000_000;
+/// Five seconds: longer than a typical stream slot takes to free under load, shorter than a
+/// client's own request timeout, so a queued client mostly gets served, never hangs for long.
+pub const DEFAULT_QUEUE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Ten seconds, linkerd's default: long enough to smooth the noise of single requests, short
+/// enough that a backend that recovers is trusted again within a minute.
+pub const DEFAULT_LATENCY_DECAY: Duration = Duration::from_secs(10);
+
+/// 1.25, as in the bounded-load paper's experiments and HAProxy's default (125): keys move
+/// off their backend only when it carries 25% more than its share, which keeps most clients
+/// on their KV cache while no backend runs far hotter than the rest.
+pub const DEFAULT_HASH_BALANCE_FACTOR: f64 = 1.25;
+/// Ten times the fair share is no bound at all in practice; beyond it, use no bound.
+pub const MAX_HASH_BALANCE_FACTOR: f64 = 10.0;
+
+/// Slow start off: backends get their full share as soon as they are up, as before; a ramp
+/// only helps servers that are slow while cold, which the operator knows.
+pub const DEFAULT_SLOW_START: Duration = Duration::ZERO;
+
+/// No jitter unless asked: with `max_connection_age` off it has nothing to spread.
+pub const DEFAULT_MAX_CONNECTION_AGE_JITTER: Duration = Duration::ZERO;

@@ -14,6 +14,7 @@ mod limits;
 mod pools;
 mod raw;
 mod summary;
+mod tuning;
 mod validate;
 
 pub use duration::{format_duration, parse_duration};
@@ -74,6 +75,22 @@ pub struct Pool {
     pub retries: u32,
     /// Never empty.
     pub backends: Vec<Backend>,
+    /// What `hash` hashes (any strategy accepts it; only `hash` uses it).
+    pub hash_key: HashKey,
+    /// `hash`: load bound relative to a backend's fair share, in (1.0, 10.0].
+    pub hash_balance_factor: f64,
+    /// `least_latency`: decay time constant of the latency estimates; > 0.
+    pub latency_decay: Duration,
+    /// Ramp time of a backend that comes back up or is added on reload; zero = off.
+    pub slow_start: Duration,
+    /// Clients that may wait for a slot while every backend is full; 0 = none wait.
+    pub queue_size: u32,
+    /// Longest such a wait; > 0.
+    pub queue_timeout: Duration,
+    /// Connections older than this are closed; None = never. > 0 when set.
+    pub max_connection_age: Option<Duration>,
+    /// Random extra age per connection, at most `max_connection_age`; zero without it.
+    pub max_connection_age_jitter: Duration,
 }
 
 /// One upstream server (`[[pool.backend]]`).
@@ -82,8 +99,11 @@ pub struct Backend {
     pub addr: SocketAddr,
     /// Relative share of new connections, 1..=[`MAX_WEIGHT`].
     pub weight: u32,
-    /// Concurrent connections allowed; 0 means unlimited.
+    /// Concurrent connections (streams) allowed; 0 means unlimited.
     pub max_connections: u32,
+    /// Fallback tier, 0..=[`MAX_TIER`]: lower tiers are used first, higher ones take only the
+    /// overflow. 0 = primary.
+    pub tier: u32,
 }
 
 /// How a pool picks the backend for a new connection.
@@ -93,17 +113,36 @@ pub enum Balance {
     LeastConnections,
     /// Each backend in turn, in proportion to weight.
     RoundRobin,
+    /// The less loaded of two weighted random backends.
+    PowerOfTwo,
+    /// Lowest connect + first-byte latency (peak EWMA) times active streams.
+    LeastLatency,
+    /// Weighted random.
+    Random,
+    /// Consistent hashing of the client address, with bounded load.
+    Hash,
 }
 
 impl Balance {
     /// Every strategy, in the order the docs list them.
-    pub const ALL: [Balance; 2] = [Balance::LeastConnections, Balance::RoundRobin];
+    pub const ALL: [Balance; 6] = [
+        Balance::LeastConnections,
+        Balance::RoundRobin,
+        Balance::PowerOfTwo,
+        Balance::LeastLatency,
+        Balance::Random,
+        Balance::Hash,
+    ];
 
     /// The name used in the config file.
     pub fn as_str(self) -> &'static str {
         match self {
             Balance::LeastConnections => "least_connections",
             Balance::RoundRobin => "round_robin",
+            Balance::PowerOfTwo => "power_of_two",
+            Balance::LeastLatency => "least_latency",
+            Balance::Random => "random",
+            Balance::Hash => "hash",
         }
     }
 
@@ -114,6 +153,39 @@ impl Balance {
 }
 
 impl fmt::Display for Balance {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// What `balance = "hash"` hashes to place a client.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum HashKey {
+    /// The client IP: all connections of one host share a backend (and its KV cache).
+    #[default]
+    ClientIp,
+    /// IP and source port: each connection is placed on its own.
+    ClientIpPort,
+}
+
+impl HashKey {
+    pub const ALL: [HashKey; 2] = [HashKey::ClientIp, HashKey::ClientIpPort];
+
+    /// The name used in the config file.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            HashKey::ClientIp => "client_ip",
+            HashKey::ClientIpPort => "client_ip_port",
+        }
+    }
+
+    /// The key a config name denotes, if any.
+    pub fn from_name(name: &str) -> Option<HashKey> {
+        HashKey::ALL.into_iter().find(|k| k.as_str() == name)
+    }
+}
+
+impl fmt::Display for HashKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
     }

@@ -1,13 +1,15 @@
 //! Validation of one `[[pool]]` and its `[[pool.backend]]` entries.
 //!
-//! A pool that passes has a name, a known balance strategy, sane timeouts and at least one
-//! backend with a distinct, connectable address. It must never let through a backend the
-//! engine could not connect to (port 0) or a weight that would starve or overflow.
+//! A pool that passes has a name, a known balance strategy, sane timeouts, checked tuning keys
+//! (see `tuning`) and at least one backend with a distinct, connectable address, a weight and a
+//! tier in range. It must never let through a backend the engine could not connect to (port 0)
+//! or a weight that would starve or overflow.
 
 use super::checks::Checker;
 use super::error::ConfigError;
 use super::limits::*;
 use super::raw::{RawBackend, RawPool};
+use super::tuning::validate_tuning;
 use super::{Backend, Balance, Pool};
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -58,6 +60,7 @@ pub(super) fn validate_pool(
         (0, i64::from(u32::MAX)),
         i64::from(DEFAULT_RETRIES),
     )? as u32;
+    let tuning = validate_tuning(check, &ctx, p)?;
 
     if p.backend.is_empty() {
         return Err(check.err(
@@ -90,6 +93,14 @@ pub(super) fn validate_pool(
         idle_timeout,
         retries,
         backends,
+        hash_key: tuning.hash_key,
+        hash_balance_factor: tuning.hash_balance_factor,
+        latency_decay: tuning.latency_decay,
+        slow_start: tuning.slow_start,
+        queue_size: tuning.queue_size,
+        queue_timeout: tuning.queue_timeout,
+        max_connection_age: tuning.max_connection_age,
+        max_connection_age_jitter: tuning.max_connection_age_jitter,
     };
     Ok((pool, name.span()))
 }
@@ -123,10 +134,18 @@ fn validate_backend(
         (0, i64::from(u32::MAX)),
         i64::from(DEFAULT_MAX_CONNECTIONS),
     )? as u32;
+    let tier = check.int(
+        &b.tier,
+        ctx,
+        "tier",
+        (0, i64::from(MAX_TIER)),
+        i64::from(DEFAULT_TIER),
+    )? as u32;
     let backend = Backend {
         addr,
         weight,
         max_connections,
+        tier,
     };
     Ok((backend, addr_value.span()))
 }

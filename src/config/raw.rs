@@ -58,6 +58,14 @@ pub(super) struct RawPool {
     pub connect_timeout: Option<Spanned<RawDuration>>,
     pub idle_timeout: Option<Spanned<RawDuration>>,
     pub retries: Option<Spanned<i64>>,
+    pub queue_size: Option<Spanned<i64>>,
+    pub queue_timeout: Option<Spanned<RawDuration>>,
+    pub latency_decay: Option<Spanned<RawDuration>>,
+    pub hash_key: Option<Spanned<String>>,
+    pub hash_balance_factor: Option<Spanned<f64>>,
+    pub slow_start: Option<Spanned<RawDuration>>,
+    pub max_connection_age: Option<Spanned<RawDuration>>,
+    pub max_connection_age_jitter: Option<Spanned<RawDuration>>,
     #[serde(default)]
     pub backend: Vec<Spanned<RawBackend>>,
 }
@@ -69,6 +77,7 @@ pub(super) struct RawBackend {
     pub addr: Option<Spanned<String>>,
     pub weight: Option<Spanned<i64>>,
     pub max_connections: Option<Spanned<i64>>,
+    pub tier: Option<Spanned<i64>>,
 }
 
 /// A duration as written. Its own type only so that `timeout = 3` is answered with "expected

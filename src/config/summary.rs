@@ -2,12 +2,13 @@
 //! default filled in. It must never be parsed by programs; its layout may change.
 
 use super::duration::format_duration;
-use super::Config;
+use super::{Balance, Config, Pool};
 use std::fmt::Write;
 
 impl Config {
     /// A multi-line summary: workers and runtime sizes, each listener with its pool, each pool
-    /// with its balance, timeouts, retries and backends.
+    /// with its balance (and the keys its strategy uses), timeouts, retries, queueing,
+    /// connection age, slow start and backends.
     pub fn summary(&self) -> String {
         let r = &self.runtime;
         let mut out = String::new();
@@ -47,6 +48,7 @@ impl Config {
                 p.backends.len(),
                 if p.backends.len() == 1 { "" } else { "s" }
             );
+            let _ = writeln!(out, "  {}", pool_tuning(p));
             for b in &p.backends {
                 let max = match b.max_connections {
                     0 => "unlimited".to_string(),
@@ -54,11 +56,53 @@ impl Config {
                 };
                 let _ = writeln!(
                     out,
-                    "  backend {}: weight {}, max_connections {}",
-                    b.addr, b.weight, max
+                    "  backend {}: weight {}, max_connections {}, tier {}",
+                    b.addr, b.weight, max, b.tier
                 );
             }
         }
         out
     }
+}
+
+/// The strategy's own keys, then queue, age and slow start, "off" where disabled.
+fn pool_tuning(p: &Pool) -> String {
+    let off_or = |d: std::time::Duration| {
+        if d.is_zero() {
+            "off".to_string()
+        } else {
+            format_duration(d)
+        }
+    };
+    let mut parts = Vec::new();
+    match p.balance {
+        Balance::Hash => {
+            parts.push(format!("hash_key {}", p.hash_key));
+            parts.push(format!("hash_balance_factor {}", p.hash_balance_factor));
+        }
+        Balance::LeastLatency => parts.push(format!(
+            "latency_decay {}",
+            format_duration(p.latency_decay)
+        )),
+        _ => {}
+    }
+    if p.queue_size == 0 {
+        parts.push("queue off".to_string());
+    } else {
+        parts.push(format!(
+            "queue_size {}, queue_timeout {}",
+            p.queue_size,
+            format_duration(p.queue_timeout)
+        ));
+    }
+    match p.max_connection_age {
+        None => parts.push("max_connection_age off".to_string()),
+        Some(age) => parts.push(format!(
+            "max_connection_age {} (+ up to {} jitter)",
+            format_duration(age),
+            format_duration(p.max_connection_age_jitter)
+        )),
+    }
+    parts.push(format!("slow_start {}", off_or(p.slow_start)));
+    parts.join(", ")
 }

@@ -153,8 +153,17 @@ pub fn demo_config(opts: &DemoOptions, backends: &[MockBackend]) -> Config {
                     addr: b.addr(),
                     weight: (b.stats().capacity() / 8).max(1) as u32,
                     max_connections: 0,
+                    tier: crate::config::DEFAULT_TIER,
                 })
                 .collect(),
+            hash_key: crate::config::HashKey::ClientIp,
+            hash_balance_factor: crate::config::DEFAULT_HASH_BALANCE_FACTOR,
+            latency_decay: crate::config::DEFAULT_LATENCY_DECAY,
+            slow_start: crate::config::DEFAULT_SLOW_START,
+            queue_size: crate::config::DEFAULT_QUEUE_SIZE,
+            queue_timeout: crate::config::DEFAULT_QUEUE_TIMEOUT,
+            max_connection_age: None,
+            max_connection_age_jitter: crate::config::DEFAULT_MAX_CONNECTION_AGE_JITTER,
         }],
     }
 }

@@ -28,7 +28,7 @@ use slab::Slab;
 use crate::balance::{
     BackendSpec, HealthPolicy, PoolSpec, Registry, SharedTable, StrategyKind, Table, TableSpec,
 };
-use crate::config::{Balance, Config};
+use crate::config::{Balance, Config, HashKey};
 
 pub use stats::StatsSnapshot;
 pub use uring::UringError;
@@ -307,6 +307,10 @@ pub fn table_spec(config: &Config) -> TableSpec {
                 strategy: match p.balance {
                     Balance::LeastConnections => StrategyKind::LeastConnections,
                     Balance::RoundRobin => StrategyKind::RoundRobin,
+                    Balance::PowerOfTwo => StrategyKind::PowerOfTwo,
+                    Balance::LeastLatency => StrategyKind::LeastLatency,
+                    Balance::Random => StrategyKind::Random,
+                    Balance::Hash => StrategyKind::Hash,
                 },
                 connect_timeout: p.connect_timeout,
                 idle_timeout: p.idle_timeout,
@@ -318,8 +322,20 @@ pub fn table_spec(config: &Config) -> TableSpec {
                         addr: b.addr,
                         weight: b.weight,
                         max_connections: b.max_connections,
+                        tier: b.tier,
                     })
                     .collect(),
+                hash_key: match p.hash_key {
+                    HashKey::ClientIp => crate::balance::HashKey::ClientIp,
+                    HashKey::ClientIpPort => crate::balance::HashKey::ClientIpPort,
+                },
+                hash_balance_factor: p.hash_balance_factor,
+                latency_decay: p.latency_decay,
+                slow_start: p.slow_start,
+                queue_size: p.queue_size,
+                queue_timeout: p.queue_timeout,
+                max_connection_age: p.max_connection_age,
+                max_connection_age_jitter: p.max_connection_age_jitter,
             })
             .collect(),
         health: HealthPolicy::default(),

@@ -1,25 +1,32 @@
-//! Weighted least connections: the backend with the lowest active/weight wins. Suits LLM
-//! streams, whose lengths vary by orders of magnitude, so counts say more than turns.
-//! Ratios are compared by cross-multiplication in u64 (exact, no floats). The scan starts at a
-//! per-thread rotating offset so ties never all land on the first backend, without any shared
-//! write beyond the winner's own count.
+//! Weighted least connections: the backend with the lowest active / effective weight wins.
+//! Suits LLM streams, whose lengths vary by orders of magnitude, so counts say more than turns.
+//! Ratios are compared by cross-multiplication in u128 (exact, no floats). The scan starts at
+//! a backend drawn by weight and keeps the first of equal ratios, so ties (an idle pool, or a
+//! busy one in balance) spread by weight even for requests released at once; an idle backend
+//! ends the scan, since nothing beats it. No shared write beyond the winner's count.
 
-use super::{rotating_start, Strategy};
-use crate::balance::backend::Backend;
-use crate::balance::health::LazyNow;
+use super::sampler::WeightedDraw;
+use super::{weighted_start, Strategy};
+use crate::balance::backend::{Backend, PickCtx};
 
 #[derive(Debug)]
-pub(crate) struct LeastConnections;
+pub(crate) struct LeastConnections {
+    draw: WeightedDraw,
+}
+
+impl LeastConnections {
+    pub(crate) fn new(backends: &[Backend]) -> Self {
+        Self {
+            draw: WeightedDraw::new(backends),
+        }
+    }
+}
 
 impl Strategy for LeastConnections {
-    fn pick(&self, backends: &[Backend], exclude: &[usize], now: &mut LazyNow) -> Option<usize> {
-        let n = backends.len();
-        if n == 0 {
-            return None;
-        }
-        let start = rotating_start(n);
+    fn pick(&self, backends: &[Backend], ctx: &mut PickCtx) -> Option<usize> {
+        let start = weighted_start(&self.draw, backends, ctx);
         loop {
-            let idx = least_loaded(backends, start, exclude, now)?;
+            let idx = least_loaded(backends, start, ctx)?;
             if backends[idx].try_acquire() {
                 return Some(idx);
             }
@@ -28,22 +35,20 @@ impl Strategy for LeastConnections {
     }
 }
 
-fn least_loaded(
-    backends: &[Backend],
-    start: usize,
-    exclude: &[usize],
-    now: &mut LazyNow,
-) -> Option<usize> {
+fn least_loaded(backends: &[Backend], start: usize, ctx: &mut PickCtx) -> Option<usize> {
     let n = backends.len();
-    // (index, active, weight) of the best so far; strict `<` keeps the first in scan order.
-    let mut best: Option<(usize, u64, u64)> = None;
+    // (index, active, effective weight) of the best so far; strict `<` keeps the first.
+    let mut best: Option<(usize, u128, u128)> = None;
     let mut idx = start;
     for _ in 0..n {
         let backend = &backends[idx];
-        if backend.weight != 0 && !exclude.contains(&idx) {
+        if ctx.is_candidate(backend) {
             let active = backend.state.active();
-            if !backend.is_full(active) && !now.is_down(&backend.state.health) {
-                let (active, weight) = (u64::from(active), u64::from(backend.weight));
+            if !backend.is_full(active) {
+                let (active, weight) = (
+                    u128::from(active),
+                    u128::from(ctx.effective_weight(backend)),
+                );
                 let better = match best {
                     None => true,
                     Some((_, best_active, best_weight)) => {
@@ -113,14 +118,19 @@ mod tests {
     }
 
     #[test]
-    fn ties_rotate_over_all_backends() {
+    fn ties_spread_over_all_backends() {
+        crate::balance::seed_thread_rng(11);
         let (_r, table) = table(&[(1, 0); 5]);
         let mut hits = [0u32; 5];
-        for _ in 0..300 {
+        for _ in 0..1000 {
             let pick = table.pick_at(0, &[], 0).unwrap();
             hits[pick.backend] += 1;
         }
-        assert!(hits.iter().all(|&h| h >= 50), "uneven ties: {hits:?}");
+        // 200 each expected; the bounds are over 3 standard deviations away.
+        assert!(
+            hits.iter().all(|&h| (160..=240).contains(&h)),
+            "uneven ties: {hits:?}"
+        );
     }
 
     #[test]

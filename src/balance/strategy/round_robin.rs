@@ -2,7 +2,9 @@
 //! sequence is computed when the table is built, and workers share one atomic cursor into it.
 //! Weights 1:2:3 give exactly 10/20/30 of every 60 picks, interleaved (never long runs).
 //! An unavailable backend's turn goes to the next draw of the cursor, so the others keep
-//! their exact ratios. `pick` must never lock or allocate; the build may take its time.
+//! their exact ratios. A backend ramping up (slow start) takes its turn with probability
+//! ramp/1000 and otherwise passes it on the same way. `pick` must never lock or allocate; the
+//! build may take its time.
 
 use std::fmt;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -10,8 +12,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use crossbeam_utils::CachePadded;
 
 use super::{first_available, Strategy};
-use crate::balance::backend::Backend;
-use crate::balance::health::LazyNow;
+use crate::balance::backend::{Backend, PickCtx};
 
 /// Longest precomputed period (entries of 4 bytes: 256 KiB at most). Larger weight sums are
 /// scaled down to about this, which keeps each share exact to within 1/65536.
@@ -41,7 +42,7 @@ impl RoundRobin {
 }
 
 impl Strategy for RoundRobin {
-    fn pick(&self, backends: &[Backend], exclude: &[usize], now: &mut LazyNow) -> Option<usize> {
+    fn pick(&self, backends: &[Backend], ctx: &mut PickCtx) -> Option<usize> {
         let period = self.sequence.len();
         if period == 0 {
             return None;
@@ -51,11 +52,11 @@ impl Strategy for RoundRobin {
             let pos = self.cursor.fetch_add(1, Ordering::Relaxed) % period;
             idx = self.sequence[pos] as usize;
             let backend = &backends[idx];
-            if !exclude.contains(&idx) && backend.try_take(now) {
+            if ctx.ramp_admits(backend) && backend.try_take(ctx) {
                 return Some(idx);
             }
         }
-        first_available(backends, idx + 1, exclude, now)
+        first_available(backends, idx + 1, ctx)
     }
 }
 
