@@ -53,7 +53,9 @@ fn a_full_pool_queues_the_client_and_dispatches_it_when_a_stream_ends() {
     assert_eq!(active(&server), vec![2, 2]);
     let (_, freed) = held.remove(0);
     let mut id = [0u8; 1];
-    fifth.read_exact(&mut id).expect("dispatched once a stream ended");
+    fifth
+        .read_exact(&mut id)
+        .expect("dispatched once a stream ended");
     assert_eq!(id[0], freed, "it takes the slot that was freed");
     assert_eq!(server.queue_len(0), 0);
     assert_eq!(server.stats().queued, 1);
@@ -63,7 +65,10 @@ fn a_full_pool_queues_the_client_and_dispatches_it_when_a_stream_ends() {
 #[test]
 fn a_queued_client_is_closed_after_queue_timeout() {
     let addrs = [hold_backend(0).addr];
-    let cfg = pool("queue_size = 4\nqueue_timeout = \"200ms\"", &["max_connections = 1"]);
+    let cfg = pool(
+        "queue_size = 4\nqueue_timeout = \"200ms\"",
+        &["max_connections = 1"],
+    );
     let server = start(&cfg, &addrs);
     let to = addr(&server);
     let _held = open_held(to);
@@ -76,7 +81,10 @@ fn a_queued_client_is_closed_after_queue_timeout() {
 #[test]
 fn a_full_queue_closes_the_client_at_once() {
     let addrs = [hold_backend(0).addr];
-    let cfg = pool("queue_size = 1\nqueue_timeout = \"10s\"", &["max_connections = 1"]);
+    let cfg = pool(
+        "queue_size = 1\nqueue_timeout = \"10s\"",
+        &["max_connections = 1"],
+    );
     let server = start(&cfg, &addrs);
     let to = addr(&server);
     let _held = open_held(to);
@@ -150,10 +158,15 @@ fn least_latency_prefers_the_faster_first_byte_and_returns_after_recovery() {
     let to = addr(&server);
     let ids: Vec<u8> = (0..40).map(|_| short_stream(to)).collect();
     let to_fast = ids.iter().filter(|&&i| i == 0).count();
-    assert!(to_fast >= 30, "only {to_fast} of 40 streams went to the fast backend");
+    assert!(
+        to_fast >= 30,
+        "only {to_fast} of 40 streams went to the fast backend"
+    );
     slow.store(0, Ordering::SeqCst);
     // Once the slow node recovers, its estimate decays and it is picked again.
-    wait_for("traffic returns to the recovered backend", || short_stream(to) == 1);
+    wait_for("traffic returns to the recovered backend", || {
+        short_stream(to) == 1
+    });
 }
 
 #[test]
@@ -172,7 +185,9 @@ fn hashing_keeps_a_client_on_one_backend_and_spreads_clients() {
         s.read_exact(&mut id).unwrap();
         drop(s);
         // Bounded load would move a client whose backend still counts its last stream.
-        wait_for("stream released", || active(&server).iter().sum::<u32>() == 0);
+        wait_for("stream released", || {
+            active(&server).iter().sum::<u32>() == 0
+        });
         id[0]
     };
     let first = from(1);
@@ -195,4 +210,29 @@ fn streams_past_max_connection_age_close_at_a_quiet_moment() {
     assert!(closed(&mut s), "an old, quiet stream is closed");
     assert_eq!(server.stats().age_closes, 1);
     wait_for("released", || active(&server) == vec![0]);
+}
+
+#[test]
+fn a_busy_stream_past_max_connection_age_closes_at_the_hard_limit() {
+    let cfg = pool("max_connection_age = \"200ms\"", &[""]);
+    let server = start(&cfg, &[echo_backend()]);
+    let mut s = connect(addr(&server));
+    let started = std::time::Instant::now();
+    // Never quiet for a second: a byte each 100 ms, echoed back.
+    let mut open = true;
+    while open && started.elapsed() < Duration::from_secs(10) {
+        open = s.write_all(b"x").is_ok() && {
+            let mut b = [0u8; 1];
+            matches!(s.read(&mut b), Ok(1))
+        };
+        thread::sleep(Duration::from_millis(100));
+    }
+    assert!(!open, "stream was never closed");
+    // Soft limit 200 ms, hard limit 200 ms + max(age/10, 1 s).
+    let age = started.elapsed();
+    assert!(
+        age >= Duration::from_millis(1100),
+        "closed after {age:?}, before the hard limit"
+    );
+    assert_eq!(server.stats().age_closes, 1);
 }

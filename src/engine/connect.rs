@@ -151,7 +151,11 @@ impl Worker {
             self.start_age_limit(key, pool);
             let conn = &self.conns[key];
             let due = self.now + conn.idle_timeout_ms;
-            let due = if conn.age_soft > 0 { due.min(conn.age_soft) } else { due };
+            let due = if conn.age_soft > 0 {
+                due.min(conn.age_soft)
+            } else {
+                due
+            };
             self.set_deadline(key, due);
             self.maybe_arm_recv(key, Side::Client);
             self.maybe_arm_recv(key, Side::Backend);

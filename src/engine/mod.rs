@@ -193,7 +193,9 @@ impl Server {
         }
         // Indexed by worker id: a worker wakes all but itself.
         by_id.sort_by_key(|(id, _)| *id);
-        let _ = queues.wakers.set(by_id.into_iter().map(|(_, w)| w).collect());
+        let _ = queues
+            .wakers
+            .set(by_id.into_iter().map(|(_, w)| w).collect());
         server.queues = queues;
         tracing::info!(workers, listeners = ?server.listeners, "ringlb started");
         Ok(server)

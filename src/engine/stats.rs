@@ -80,6 +80,9 @@ pub struct StatsSnapshot {
     pub no_backend: u64,
     pub idle_timeouts: u64,
     pub age_closes: u64,
+    pub queued: u64,
+    pub queue_full: u64,
+    pub queue_timeouts: u64,
     pub bytes: u64,
     pub buffer_starved: u64,
     /// Connections in the workers' slabs at their last loop turn.

@@ -287,7 +287,9 @@ impl Worker {
     pub(super) fn start_age_limit(&mut self, key: usize, pool: usize) {
         let table = self.table.load();
         let Some(p) = table.pool(pool) else { return };
-        let Some(age) = p.max_connection_age() else { return };
+        let Some(age) = p.max_connection_age() else {
+            return;
+        };
         let jitter = p.max_connection_age_jitter().as_millis() as u64;
         let age = age.as_millis() as u64;
         let spread = if jitter > 0 {
