@@ -57,6 +57,7 @@ write_ringlb_conf() {
     cat >"$f" <<EOF
 [runtime]
 workers = 1
+${RINGLB_RUNTIME:-}
 EOF
     while read -r name rest; do
         read -r -a all <<<"$rest"
