@@ -45,18 +45,9 @@ impl Protocol for Http {
         conn: &mut HttpConn,
         sample: &mut Sample,
     ) -> Result<Reuse, RequestError> {
-        conn.send(&self.request).await?;
-        sample.bytes_out += self.request.len() as u64;
         let head = conn
-            .read_head(self.backend_header.as_deref(), &mut sample.first_byte)
+            .exchange_head(&self.request, self.backend_header.as_deref(), sample)
             .await?;
-        sample.bytes_in += head.head_bytes as u64;
-        if !(200..300).contains(&head.status) {
-            return Err(RequestError::protocol(format!(
-                "HTTP status {}",
-                head.status
-            )));
-        }
         sample.backend = head.backend;
         let end = conn
             .read_body(head.framing, |data| {

@@ -11,6 +11,7 @@ use tokio::net::TcpStream;
 
 use super::chunked::ChunkedDecoder;
 use super::error::{ErrorKind, RequestError};
+use super::stats::Sample;
 
 /// Largest response head accepted; real servers send well under 8 KiB.
 pub const MAX_HEAD_BYTES: usize = 64 * 1024;
@@ -109,6 +110,29 @@ impl HttpConn {
     }
 
     /// Reads the response head; `first_byte` is set when the first byte of it arrives.
+    /// Sends `request` and reads a 2xx response head, counting bytes and the first byte in
+    /// `sample`; any other status is a protocol error.
+    pub async fn exchange_head(
+        &mut self,
+        request: &[u8],
+        backend_header: Option<&str>,
+        sample: &mut Sample,
+    ) -> Result<ResponseHead, RequestError> {
+        self.send(request).await?;
+        sample.bytes_out += request.len() as u64;
+        let head = self
+            .read_head(backend_header, &mut sample.first_byte)
+            .await?;
+        sample.bytes_in += head.head_bytes as u64;
+        if !(200..300).contains(&head.status) {
+            return Err(RequestError::protocol(format!(
+                "HTTP status {}",
+                head.status
+            )));
+        }
+        Ok(head)
+    }
+
     pub async fn read_head(
         &mut self,
         backend_header: Option<&str>,
