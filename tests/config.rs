@@ -159,7 +159,7 @@ fn defaults_are_applied() {
     assert!(!r.pin_workers);
     assert_eq!(
         (r.ring_entries, r.buffer_size, r.buffer_count, r.max_unsent),
-        (4096, 32768, 1024, 262144)
+        (4096, 131072, 512, 262144)
     );
     let l = &c.listeners[0];
     assert_eq!((l.pool, l.backlog), (0, 4096));
@@ -638,7 +638,7 @@ fn runtime_values_out_of_range() {
         (
             "max_unsent = 1000",
             "2:14",
-            "`max_unsent` must be at least `buffer_size` (32768)",
+            "`max_unsent` must be at least `buffer_size` (131072)",
         ),
         (
             "max_unsent = 5000000000",
