@@ -10,23 +10,9 @@ use std::net::TcpStream;
 use common::*;
 
 fn pool(balance: &str, weights: &[u32]) -> String {
-    let mut t = format!(
-        r#"
-[runtime]
-workers = 2
-[[listener]]
-name = "test"
-bind = "127.0.0.1:0"
-pool = "p"
-[[pool]]
-name = "p"
-balance = "{balance}"
-"#
-    );
-    for (i, w) in weights.iter().enumerate() {
-        t += &format!("[[pool.backend]]\naddr = \"{{B{i}}}\"\nweight = {w}\n");
-    }
-    t
+    let weights: Vec<String> = weights.iter().map(|w| format!("weight = {w}")).collect();
+    let keys: Vec<&str> = weights.iter().map(String::as_str).collect();
+    pool_config(&format!("balance = \"{balance}\""), &keys)
 }
 
 fn counts(ids: &[u8], n: usize) -> Vec<usize> {

@@ -12,26 +12,6 @@ use std::time::Duration;
 
 use common::*;
 
-fn pool(extra_pool: &str, backends: &[&str]) -> String {
-    let mut t = format!(
-        r#"
-[runtime]
-workers = 2
-[[listener]]
-name = "test"
-bind = "127.0.0.1:0"
-pool = "p"
-[[pool]]
-name = "p"
-{extra_pool}
-"#
-    );
-    for (i, b) in backends.iter().enumerate() {
-        t += &format!("[[pool.backend]]\naddr = \"{{B{i}}}\"\n{b}\n");
-    }
-    t
-}
-
 /// True if the peer closes the stream (EOF or reset) before sending anything.
 fn closed(s: &mut TcpStream) -> bool {
     let mut b = [0u8; 1];
@@ -41,7 +21,7 @@ fn closed(s: &mut TcpStream) -> bool {
 #[test]
 fn a_full_pool_queues_the_client_and_dispatches_it_when_a_stream_ends() {
     let addrs: Vec<_> = (0..2).map(|i| hold_backend(i).addr).collect();
-    let cfg = pool(
+    let cfg = pool_config(
         "queue_size = 4\nqueue_timeout = \"10s\"",
         &["max_connections = 2", "max_connections = 2"],
     );
@@ -65,7 +45,7 @@ fn a_full_pool_queues_the_client_and_dispatches_it_when_a_stream_ends() {
 #[test]
 fn a_queued_client_is_closed_after_queue_timeout() {
     let addrs = [hold_backend(0).addr];
-    let cfg = pool(
+    let cfg = pool_config(
         "queue_size = 4\nqueue_timeout = \"200ms\"",
         &["max_connections = 1"],
     );
@@ -81,7 +61,7 @@ fn a_queued_client_is_closed_after_queue_timeout() {
 #[test]
 fn a_full_queue_closes_the_client_at_once() {
     let addrs = [hold_backend(0).addr];
-    let cfg = pool(
+    let cfg = pool_config(
         "queue_size = 1\nqueue_timeout = \"10s\"",
         &["max_connections = 1"],
     );
@@ -98,7 +78,7 @@ fn a_full_queue_closes_the_client_at_once() {
 #[test]
 fn without_a_queue_a_full_pool_closes_the_client() {
     let addrs = [hold_backend(0).addr];
-    let server = start(&pool("", &["max_connections = 1"]), &addrs);
+    let server = start(&pool_config("", &["max_connections = 1"]), &addrs);
     let to = addr(&server);
     let _held = open_held(to);
     let mut second = connect(to);
@@ -108,7 +88,7 @@ fn without_a_queue_a_full_pool_closes_the_client() {
 #[test]
 fn higher_tiers_take_only_the_overflow() {
     let addrs: Vec<_> = (0..2).map(|i| hold_backend(i).addr).collect();
-    let cfg = pool("", &["max_connections = 2", "tier = 1"]);
+    let cfg = pool_config("", &["max_connections = 2", "tier = 1"]);
     let server = start(&cfg, &addrs);
     let to = addr(&server);
     let held: Vec<(TcpStream, u8)> = (0..4).map(|_| open_held(to)).collect();
@@ -150,7 +130,7 @@ fn least_latency_prefers_the_faster_first_byte_and_returns_after_recovery() {
     let fast = Arc::new(AtomicU64::new(0));
     let slow = Arc::new(AtomicU64::new(80));
     let addrs = [delayed_backend(0, fast), delayed_backend(1, slow.clone())];
-    let cfg = pool(
+    let cfg = pool_config(
         "balance = \"least_latency\"\nlatency_decay = \"500ms\"",
         &["", ""],
     );
@@ -172,7 +152,10 @@ fn least_latency_prefers_the_faster_first_byte_and_returns_after_recovery() {
 #[test]
 fn hashing_keeps_a_client_on_one_backend_and_spreads_clients() {
     let addrs: Vec<_> = (0..4).map(|i| hold_backend(i).addr).collect();
-    let server = start(&pool("balance = \"hash\"", &["", "", "", ""]), &addrs);
+    let server = start(
+        &pool_config("balance = \"hash\"", &["", "", "", ""]),
+        &addrs,
+    );
     let to = addr(&server);
     let from = |ip: u8| {
         let s = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
@@ -204,7 +187,7 @@ fn hashing_keeps_a_client_on_one_backend_and_spreads_clients() {
 #[test]
 fn streams_past_max_connection_age_close_at_a_quiet_moment() {
     let addrs = [hold_backend(0).addr];
-    let cfg = pool("max_connection_age = \"200ms\"", &[""]);
+    let cfg = pool_config("max_connection_age = \"200ms\"", &[""]);
     let server = start(&cfg, &addrs);
     let (mut s, _) = open_held(addr(&server));
     assert!(closed(&mut s), "an old, quiet stream is closed");
@@ -214,7 +197,7 @@ fn streams_past_max_connection_age_close_at_a_quiet_moment() {
 
 #[test]
 fn a_busy_stream_past_max_connection_age_closes_at_the_hard_limit() {
-    let cfg = pool("max_connection_age = \"200ms\"", &[""]);
+    let cfg = pool_config("max_connection_age = \"200ms\"", &[""]);
     let server = start(&cfg, &[echo_backend()]);
     let mut s = connect(addr(&server));
     let started = std::time::Instant::now();

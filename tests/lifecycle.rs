@@ -9,26 +9,13 @@ use std::time::{Duration, Instant};
 use common::*;
 
 fn config(connect_timeout: &str, idle_timeout: &str, retries: u32, n: usize) -> String {
-    let mut t = format!(
-        r#"
-[runtime]
-workers = 2
-[[listener]]
-name = "test"
-bind = "127.0.0.1:0"
-pool = "p"
-[[pool]]
-name = "p"
-balance = "round_robin"
-connect_timeout = "{connect_timeout}"
-idle_timeout = "{idle_timeout}"
-retries = {retries}
-"#
-    );
-    for i in 0..n {
-        t += &format!("[[pool.backend]]\naddr = \"{{B{i}}}\"\n");
-    }
-    t
+    pool_config(
+        &format!(
+            "balance = \"round_robin\"\nconnect_timeout = \"{connect_timeout}\"\n\
+             idle_timeout = \"{idle_timeout}\"\nretries = {retries}"
+        ),
+        &vec![""; n],
+    )
 }
 
 #[test]

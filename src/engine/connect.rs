@@ -221,9 +221,9 @@ impl Worker {
         if waiting == 0 {
             return;
         }
+        // Local waiters are dispatched at the end of this loop turn; others need a wake-up.
         if self.queues.len(pool) < waiting {
             self.queues_shared.wake_others(self.id);
         }
-        self.pending_dispatch = true;
     }
 }

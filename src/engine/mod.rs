@@ -141,7 +141,6 @@ impl Server {
                         now_us: 0,
                         queues: Default::default(),
                         queues_shared,
-                        pending_dispatch: false,
                         gens: Vec::new(),
                         starved: Vec::new(),
                         max_unsent: rt.max_unsent,

@@ -102,13 +102,9 @@ impl LocalQueues {
         }
     }
 
-    /// Pools with at least one local entry.
-    pub fn busy_pools(&self) -> impl Iterator<Item = usize> + '_ {
-        self.pools
-            .iter()
-            .enumerate()
-            .filter(|(_, q)| !q.is_empty())
-            .map(|(i, _)| i)
+    /// Number of pools this worker has ever queued for (indexes `0..pools()`).
+    pub fn pools(&self) -> usize {
+        self.pools.len()
     }
 
     pub fn len(&self, pool: usize) -> usize {
@@ -143,7 +139,8 @@ mod tests {
         l.push(1, 10, 1);
         l.push(1, 11, 1);
         l.push(0, 12, 1);
-        assert_eq!(l.busy_pools().collect::<Vec<_>>(), vec![0, 1]);
+        assert_eq!(l.pools(), 2);
+        assert_eq!((l.len(0), l.len(1)), (1, 2));
         assert_eq!(l.front(1), Some((10, 1)));
         l.pop(1);
         assert_eq!(l.front(1), Some((11, 1)));

@@ -55,8 +55,6 @@ pub(super) struct Worker {
     pub now_us: u64,
     pub queues: LocalQueues,
     pub queues_shared: Arc<QueueShared>,
-    /// A backend slot was released this turn while clients wait somewhere.
-    pub pending_dispatch: bool,
     /// Per-slot generation counters, kept past a slot's reuse so late completions are dropped.
     pub gens: Vec<u32>,
     /// Sides whose recv ended for lack of buffers, to re-arm once buffers are back.
@@ -116,10 +114,10 @@ impl Worker {
 
     /// Gives queued clients any backend room that opened (here or on another worker).
     fn dispatch_waiting(&mut self) {
-        self.pending_dispatch = false;
-        let pools: Vec<usize> = self.queues.busy_pools().collect();
-        for pool in pools {
-            self.dispatch_queue(pool);
+        for pool in 0..self.queues.pools() {
+            if self.queues.len(pool) > 0 {
+                self.dispatch_queue(pool);
+            }
         }
     }
 

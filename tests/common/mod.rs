@@ -15,6 +15,19 @@ use ringlb::engine::Server;
 
 pub const DEADLINE: Duration = Duration::from_secs(20);
 
+/// A config with two workers, listener `test` and pool `p` with `pool_keys`, and one backend
+/// per entry of `backend_keys` (addresses `{B0}`, `{B1}`, ... for [`start`] to fill in).
+pub fn pool_config(pool_keys: &str, backend_keys: &[&str]) -> String {
+    let mut t = format!(
+        "[runtime]\nworkers = 2\n[[listener]]\nname = \"test\"\nbind = \"127.0.0.1:0\"\n\
+         pool = \"p\"\n[[pool]]\nname = \"p\"\n{pool_keys}\n"
+    );
+    for (i, keys) in backend_keys.iter().enumerate() {
+        t += &format!("[[pool.backend]]\naddr = \"{{B{i}}}\"\n{keys}\n");
+    }
+    t
+}
+
 /// Starts ringlb from a config whose `{B0}`, `{B1}`, ... are replaced by `backends`.
 pub fn start(toml: &str, backends: &[SocketAddr]) -> Server {
     let mut text = toml.to_string();
