@@ -38,6 +38,9 @@ pub const MAX_BUFFER_COUNT: u32 = 32768;
 /// without letting one stalled client pin a large share of a worker's buffers.
 pub const DEFAULT_MAX_UNSENT: u32 = 262_144;
 
+/// Ten million connections is past any single host's memory; more is a typo.
+pub const MAX_CONNECTIONS_LIMIT: u32 = 10_000_000;
+
 /// Linux's default `somaxconn` since 5.4: a connect burst from a client fleet is queued
 /// rather than refused, and the kernel caps larger values anyway.
 pub const DEFAULT_BACKLOG: u32 = 4096;
@@ -50,6 +53,11 @@ pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
 /// One hour: inference streams and WebSocket sessions legitimately stay quiet for minutes
 /// (long prompts, queued requests), so only truly abandoned connections are closed.
 pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(3600);
+/// One minute of silence on a half-closed stream (like HAProxy's client-fin/server-fin): once
+/// one side has said it is done, a backend that keeps its socket open without a byte, or a
+/// client that never reads the close, is over; a minute still covers a long queue wait before
+/// the first token of an answer to a client that half-closed after its request.
+pub const DEFAULT_HALF_CLOSE_TIMEOUT: Duration = Duration::from_secs(60);
 /// Longer timeouts are almost surely a unit typo ("3h" for "3s"), and the bound keeps
 /// millisecond deadline arithmetic far from overflow.
 pub const MAX_TIMEOUT: Duration = Duration::from_secs(365 * 24 * 3600);

@@ -50,6 +50,9 @@ pub struct Runtime {
     /// Bytes received from one side and not yet sent to the other, above which ringlb stops
     /// reading that side (backpressure). At least `buffer_size`.
     pub max_unsent: u32,
+    /// Client connections the whole server holds at most; 0 = as many as the open files
+    /// limit allows (two descriptors per stream).
+    pub max_connections: u32,
 }
 
 /// One listening socket (`[[listener]]`).
@@ -60,6 +63,9 @@ pub struct Listener {
     /// Index into [`Config::pools`].
     pub pool: usize,
     pub backlog: u32,
+    /// Client connections this listener holds at most (all workers); 0 = only the server's
+    /// limit applies.
+    pub max_connections: u32,
 }
 
 /// A named group of backends sharing a balance strategy (`[[pool]]`).
@@ -71,6 +77,8 @@ pub struct Pool {
     pub connect_timeout: Duration,
     /// A relayed connection with no bytes either way for this long is closed.
     pub idle_timeout: Duration,
+    /// A stream one side has half closed (FIN) is closed after this long without a byte.
+    pub half_close_timeout: Duration,
     /// Other backends tried after a failed connect.
     pub retries: u32,
     /// Never empty.

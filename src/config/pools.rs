@@ -53,6 +53,12 @@ pub(super) fn validate_pool(
     )?;
     let idle_timeout =
         check.timeout(&p.idle_timeout, &ctx, "idle_timeout", DEFAULT_IDLE_TIMEOUT)?;
+    let half_close_timeout = check.timeout(
+        &p.half_close_timeout,
+        &ctx,
+        "half_close_timeout",
+        DEFAULT_HALF_CLOSE_TIMEOUT,
+    )?;
     let retries = check.int(
         &p.retries,
         &ctx,
@@ -91,6 +97,7 @@ pub(super) fn validate_pool(
         balance,
         connect_timeout,
         idle_timeout,
+        half_close_timeout,
         retries,
         backends,
         hash_key: tuning.hash_key,

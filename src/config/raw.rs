@@ -37,6 +37,7 @@ pub(super) struct RawRuntime {
     pub buffer_size: Option<Spanned<i64>>,
     pub buffer_count: Option<Spanned<i64>>,
     pub max_unsent: Option<Spanned<i64>>,
+    pub max_connections: Option<Spanned<i64>>,
 }
 
 /// One `[[listener]]`.
@@ -47,6 +48,7 @@ pub(super) struct RawListener {
     pub bind: Option<Spanned<String>>,
     pub pool: Option<Spanned<String>>,
     pub backlog: Option<Spanned<i64>>,
+    pub max_connections: Option<Spanned<i64>>,
 }
 
 /// One `[[pool]]`.
@@ -57,6 +59,7 @@ pub(super) struct RawPool {
     pub balance: Option<Spanned<String>>,
     pub connect_timeout: Option<Spanned<RawDuration>>,
     pub idle_timeout: Option<Spanned<RawDuration>>,
+    pub half_close_timeout: Option<Spanned<RawDuration>>,
     pub retries: Option<Spanned<i64>>,
     pub queue_size: Option<Spanned<i64>>,
     pub queue_timeout: Option<Spanned<RawDuration>>,

@@ -103,12 +103,20 @@ pub(super) fn validate(raw: &RawConfig, loc: &Locator) -> Result<Config, ConfigE
             (1, i64::from(MAX_BACKLOG)),
             i64::from(DEFAULT_BACKLOG),
         )?;
+        let max_connections = check.int(
+            &l.max_connections,
+            &ctx,
+            "max_connections",
+            (0, i64::from(MAX_CONNECTIONS_LIMIT)),
+            0,
+        )?;
         listeners.push(Listener {
             name: name.get_ref().clone(),
             bind,
             pool,
-            // In range by the check above.
+            // In range by the checks above.
             backlog: backlog as u32,
+            max_connections: max_connections as u32,
         });
     }
 
@@ -144,6 +152,7 @@ fn validate_runtime(check: &Checker, raw: Option<&RawRuntime>) -> Result<Runtime
         buffer_size: None,
         buffer_count: None,
         max_unsent: None,
+        max_connections: None,
     };
     let r = raw.unwrap_or(&empty);
     let ctx = "runtime";
@@ -175,7 +184,15 @@ fn validate_runtime(check: &Checker, raw: Option<&RawRuntime>) -> Result<Runtime
         DEFAULT_BUFFER_COUNT,
     )?;
     let max_unsent = max_unsent(check, r, buffer_size)?;
+    let max_connections = check.int(
+        &r.max_connections,
+        ctx,
+        "max_connections",
+        (0, i64::from(MAX_CONNECTIONS_LIMIT)),
+        0,
+    )? as u32;
     Ok(Runtime {
+        max_connections,
         workers,
         pin_workers: r.pin_workers.unwrap_or(false),
         ring_entries,

@@ -134,18 +134,21 @@ pub fn demo_config(opts: &DemoOptions, backends: &[MockBackend]) -> Config {
             buffer_size: crate::config::DEFAULT_BUFFER_SIZE,
             buffer_count: crate::config::DEFAULT_BUFFER_COUNT,
             max_unsent: crate::config::DEFAULT_MAX_UNSENT,
+            max_connections: 0,
         },
         listeners: vec![Listener {
             name: "llm".to_string(),
             bind: opts.listen,
             pool: 0,
             backlog: crate::config::DEFAULT_BACKLOG,
+            max_connections: 0,
         }],
         pools: vec![Pool {
             name: "gpu".to_string(),
             balance: Balance::LeastConnections,
             connect_timeout: crate::config::DEFAULT_CONNECT_TIMEOUT,
             idle_timeout: crate::config::DEFAULT_IDLE_TIMEOUT,
+            half_close_timeout: crate::config::DEFAULT_HALF_CLOSE_TIMEOUT,
             retries: crate::config::DEFAULT_RETRIES,
             backends: backends
                 .iter()

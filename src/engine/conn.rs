@@ -1,9 +1,16 @@
-//! One relayed connection: the client socket, the backend socket, and what each direction has
-//! received but not yet sent on.
+//! One relayed connection and the state machine of its two halves.
 //!
-//! A `Conn` lives in the worker's slab from accept until every op that refers to its sockets
-//! has completed; only then are the sockets closed and the backend count released (by dropping
-//! the guard). It must never close a socket with an op still pending on it.
+//! A `Conn` is in one [`Phase`]; while relaying, each [`Half`] (one socket) has a receive state
+//! (what is armed to read from it), a send state (what is in flight to it), a shutdown state,
+//! and the bytes received from the other socket that wait to be written to it. Completions only
+//! record what happened in these states; what to submit next is decided here, by the `*_plan`
+//! and `*_due` functions, and carried out by `Worker::drive` — one place for every transition.
+//!
+//! Memory rule: bytes wait in receive buffers (shared by the whole worker) only while their
+//! peer keeps up; once a send to a socket cannot go out whole, that socket is `blocked` and its
+//! bytes move to spill blocks of their own, so a stalled peer never pins receive buffers.
+//! A `Conn` lives in the worker's slab until every op that refers to its sockets or memory has
+//! completed; it must never close a socket or free memory with an op still pending on it.
 
 use std::collections::VecDeque;
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
@@ -12,48 +19,18 @@ use crate::balance::ActiveGuard;
 
 use super::token::Side;
 
-/// Bytes of one provided buffer still to be sent: `len` bytes from `offset`.
-#[derive(Clone, Copy, Debug)]
-pub struct Chunk {
-    pub bid: u16,
-    pub offset: u32,
-    pub len: u32,
-}
-
-/// One socket of a connection and the bytes queued to be written to it.
-#[derive(Default)]
-pub struct Half {
-    pub fd: Option<OwnedFd>,
-    /// A recv is pending on this socket.
-    pub recv_armed: bool,
-    /// The pending recv is multishot (the other side had nothing queued when it was armed).
-    pub recv_multishot: bool,
-    /// A cancel of the multishot recv was requested (bytes are queueing up for the other
-    /// side); reading goes on with single recvs once it has ended.
-    pub recv_paused: bool,
-    /// The buffer ring ran dry while reading this socket; re-arm when buffers come back.
-    pub recv_starved: bool,
-    /// The peer sent FIN: nothing more will be read from this socket.
-    pub eof: bool,
-    /// A send to this socket is pending (one at a time keeps the byte order).
-    pub send_inflight: bool,
-    /// A shutdown(SHUT_WR) of this socket is pending or done.
-    pub shut_started: bool,
-    pub shut_done: bool,
-    /// Received from the other socket, to be written to this one.
-    pub outq: VecDeque<Chunk>,
-    pub outq_bytes: u32,
-}
-
-impl Half {
-    pub fn raw(&self) -> Option<RawFd> {
-        self.fd.as_ref().map(|f| f.as_raw_fd())
-    }
-}
+/// Bytes received while a send is in flight and at most this long are copied to a spill block
+/// instead of holding a whole receive buffer: token events are tens to hundreds of bytes, and
+/// copying them costs less than the buffer they would pin.
+pub const SMALL_COPY: u32 = 16 * 1024;
+/// Receive buffers one direction may hold queued behind its send (bulk at the peer's pace);
+/// past this, further bytes are copied to spill blocks.
+pub const MAX_RING_CHUNKS: usize = 2;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum State {
-    /// Every backend of the pool is full: waiting in the pool's queue (no op pending).
+pub enum Phase {
+    /// Every backend of the pool is full: waiting in the pool's queue, its client watched for a
+    /// hang-up.
     Queued,
     /// Waiting for the backend connect to complete.
     Connecting,
@@ -62,13 +39,138 @@ pub enum State {
     Closing,
 }
 
+/// Reading from one socket.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Recv {
+    /// Nothing armed (backpressure, or not relaying yet).
+    Off,
+    /// A multishot recv: the other side had nothing queued when it was armed.
+    Multi,
+    /// The multishot recv is being cancelled (bytes started queueing); it may still deliver.
+    Cancelling,
+    /// One recv of one buffer: bytes are queued for the other side, so stop exactly at the limit.
+    Single,
+    /// The receive buffers ran out; re-armed when some come back.
+    Starved,
+    /// The peer sent FIN: nothing more will be read.
+    Eof,
+}
+
+/// Writing to one socket (one send at a time keeps the byte order).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Send {
+    Idle,
+    /// From a receive buffer, without waiting: completes within the turn it was submitted.
+    Now,
+    /// From a spill block, waiting for room in the socket.
+    Waiting,
+}
+
+/// Passing the other side's FIN on to this socket.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Shut {
+    Open,
+    Pending,
+    Done,
+}
+
+/// Where a chunk's bytes are.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mem {
+    /// A receive buffer (by buffer id).
+    Ring(u16),
+    /// A spill block (by block id) that this chunk alone uses.
+    Spill(u32),
+}
+
+/// Bytes still to be sent: `len` bytes of `mem` from `offset`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Chunk {
+    pub mem: Mem,
+    pub offset: u32,
+    pub len: u32,
+}
+
+/// How to read, when reading is due.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RecvPlan {
+    Multi,
+    Single,
+}
+
+/// One socket of a connection and the bytes queued to be written to it.
+pub struct Half {
+    pub fd: Option<OwnedFd>,
+    pub recv: Recv,
+    pub send: Send,
+    /// Bytes of the head chunk that the pending send covers.
+    pub inflight: u32,
+    pub shut: Shut,
+    /// A send to this socket could not go out whole: its bytes go to spill blocks until
+    /// everything queued is out.
+    pub blocked: bool,
+    /// Received from the other socket, to be written to this one, oldest first.
+    pub outq: VecDeque<Chunk>,
+    pub outq_bytes: u32,
+}
+
+impl Half {
+    fn new(fd: Option<OwnedFd>) -> Half {
+        Half {
+            fd,
+            recv: Recv::Off,
+            send: Send::Idle,
+            inflight: 0,
+            shut: Shut::Open,
+            blocked: false,
+            outq: VecDeque::new(),
+            outq_bytes: 0,
+        }
+    }
+
+    pub fn raw(&self) -> Option<RawFd> {
+        self.fd.as_ref().map(|f| f.as_raw_fd())
+    }
+
+    /// Nothing in flight to this socket and nothing waiting for it.
+    pub fn drained(&self) -> bool {
+        self.send == Send::Idle && self.outq.is_empty()
+    }
+
+    /// Bytes queued behind the send in flight.
+    pub fn queued_behind(&self) -> u32 {
+        self.outq_bytes - self.inflight.min(self.outq_bytes)
+    }
+
+    fn ring_chunks(&self) -> usize {
+        self.outq
+            .iter()
+            .filter(|c| matches!(c.mem, Mem::Ring(_)))
+            .count()
+    }
+
+    /// True if `len` received bytes for this socket should be copied to a spill block rather
+    /// than queued in their receive buffer.
+    pub fn spills(&self, len: u32) -> bool {
+        if self.blocked {
+            return true;
+        }
+        if self.drained() {
+            return false;
+        }
+        len <= SMALL_COPY || self.ring_chunks() >= MAX_RING_CHUNKS
+    }
+}
+
 pub struct Conn {
     pub gen: u32,
-    pub state: State,
+    pub phase: Phase,
     pub halves: [Half; 2],
     /// Ops submitted whose final completion has not arrived yet.
     pub ops: u32,
     pub pool: usize,
+    /// The worker's listener the client came in on.
+    pub listener: u16,
     /// Index of the backend being tried or relayed to.
     pub backend: usize,
     /// Backends already tried for this client (failed connects), excluded from the next pick.
@@ -81,6 +183,7 @@ pub struct Conn {
     pub connect_timed_out: bool,
     pub last_active: u64,
     pub idle_timeout_ms: u64,
+    pub half_close_timeout_ms: u64,
     pub connect_timeout_ms: u64,
     /// When the current connect (or the wait in the queue) started, in microseconds.
     pub started_us: u64,
@@ -96,32 +199,23 @@ pub struct Conn {
 }
 
 impl Conn {
-    pub fn new(
-        gen: u32,
-        client: OwnedFd,
-        pool: usize,
-        now: u64,
-        idle_timeout_ms: u64,
-        connect_timeout_ms: u64,
-    ) -> Conn {
-        let client = Half {
-            fd: Some(client),
-            ..Half::default()
-        };
+    pub fn new(gen: u32, client: OwnedFd, pool: usize, listener: u16, now: u64) -> Conn {
         Conn {
             gen,
-            state: State::Connecting,
-            halves: [client, Half::default()],
+            phase: Phase::Connecting,
+            halves: [Half::new(Some(client)), Half::new(None)],
             ops: 0,
             pool,
+            listener,
             backend: 0,
             tried: Vec::new(),
             guard: None,
             deadline: 0,
             connect_timed_out: false,
             last_active: now,
-            idle_timeout_ms,
-            connect_timeout_ms,
+            idle_timeout_ms: 0,
+            half_close_timeout_ms: 0,
+            connect_timeout_ms: 0,
             started_us: 0,
             first_request_us: 0,
             first_byte_seen: false,
@@ -135,26 +229,80 @@ impl Conn {
         &mut self.halves[side.idx()]
     }
 
+    pub fn half_ref(&self, side: Side) -> &Half {
+        &self.halves[side.idx()]
+    }
+
+    /// The chunk to send to `side` now, if a send is due.
+    pub fn send_plan(&self, side: Side) -> Option<Chunk> {
+        let h = self.half_ref(side);
+        if self.phase != Phase::Relaying || h.send != Send::Idle || h.fd.is_none() {
+            return None;
+        }
+        h.outq.front().copied()
+    }
+
+    /// How to read from `side` now, if reading is due: not while armed, finished or starved,
+    /// nor while `max_unsent` bytes already wait for the other side (backpressure).
+    pub fn recv_plan(&self, side: Side, max_unsent: u32) -> Option<RecvPlan> {
+        let (h, dst) = (self.half_ref(side), self.half_ref(side.other()));
+        if self.phase != Phase::Relaying || h.recv != Recv::Off || h.fd.is_none() {
+            return None;
+        }
+        if dst.outq_bytes >= max_unsent {
+            return None;
+        }
+        Some(if dst.drained() && !dst.blocked {
+            RecvPlan::Multi
+        } else {
+            RecvPlan::Single
+        })
+    }
+
+    /// True if `side`'s multishot recv should give way to single recvs: bytes queue up behind
+    /// the other side's send, and a multishot would take a whole socket buffer before reacting.
+    pub fn multishot_overruns(&self, side: Side) -> bool {
+        self.half_ref(side).recv == Recv::Multi && self.half_ref(side.other()).queued_behind() > 0
+    }
+
+    /// True if the other side's FIN should now be passed on to `side`: everything it sent
+    /// before the FIN has been written.
+    pub fn shutdown_due(&self, side: Side) -> bool {
+        let h = self.half_ref(side);
+        self.phase == Phase::Relaying
+            && self.half_ref(side.other()).recv == Recv::Eof
+            && h.shut == Shut::Open
+            && h.drained()
+            && h.fd.is_some()
+    }
+
     /// Both directions have ended: each side sent FIN and it was passed on to the other.
-    pub fn both_directions_done(&self) -> bool {
-        self.halves.iter().all(|h| h.eof && h.outq.is_empty())
-            && self.halves.iter().all(|h| h.shut_done)
+    pub fn finished(&self) -> bool {
+        self.halves
+            .iter()
+            .all(|h| h.recv == Recv::Eof && h.shut == Shut::Done)
+    }
+
+    /// One side has sent FIN: the stream is half closed.
+    pub fn half_closed(&self) -> bool {
+        self.halves.iter().any(|h| h.recv == Recv::Eof)
+    }
+
+    /// Bytes received and not yet written to the other side: closing now discards them.
+    pub fn holds_bytes(&self) -> bool {
+        self.halves.iter().any(|h| !h.outq.is_empty())
+    }
+
+    /// How long this stream may stay without a byte in either direction.
+    pub fn idle_limit_ms(&self) -> u64 {
+        if self.half_closed() {
+            self.idle_timeout_ms.min(self.half_close_timeout_ms)
+        } else {
+            self.idle_timeout_ms
+        }
     }
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// An idle relayed connection costs its slab entry (plus a timer entry and a generation):
-    /// keep it far below the 1 KiB per idle connection target.
-    #[test]
-    fn a_connection_slot_stays_small() {
-        let slot = std::mem::size_of::<slab::Slab<Conn>>(); // the Slab header, not per entry
-        let entry = std::mem::size_of::<Conn>();
-        assert!(
-            entry <= 320,
-            "Conn grew to {entry} bytes (slab header {slot})"
-        );
-    }
-}
+#[path = "conn_tests.rs"]
+mod tests;

@@ -1,6 +1,7 @@
 //! Getting a client to a backend: pick, connect (with a deadline), and on failure retry another
 //! backend up to the pool's `retries`, so the client sees nothing of a failed attempt. When
-//! every backend is full the client waits in the pool's queue (see `queue`).
+//! every backend is full the client waits in the pool's queue (see `queue`), watched for a
+//! hang-up so that a client that left never reaches a GPU.
 //!
 //! The backend's active count is taken at pick time (the guard) and released when the attempt
 //! fails or the connection ends. Must never leave a guard behind on a failed attempt.
@@ -13,24 +14,22 @@ use socket2::SockRef;
 
 use crate::balance::{NoPick, Pick};
 
-use super::conn::{Conn, State};
+use super::conn::{Conn, Phase};
 use super::socket;
 use super::token::{self, Op, Side};
 use super::worker::Worker;
 
 impl Worker {
-    /// A client was accepted on a listener of `pool`: pick a backend and start connecting, or
-    /// queue the client if every backend is full. (The client socket inherited TCP_NODELAY and
-    /// SO_KEEPALIVE from the listener.)
-    pub(super) fn start_client(&mut self, client: OwnedFd, pool: usize) {
-        let table = self.table.load();
-        let Some(pool_table) = table.pool(pool) else {
-            tracing::error!(pool, "listener points at a pool the table does not have");
+    /// A client was accepted on worker listener `listener` of `pool`: pick a backend and start
+    /// connecting, or queue the client if every backend is full. (The client socket inherited
+    /// TCP_NODELAY and SO_KEEPALIVE from the listener.)
+    pub(super) fn start_client(&mut self, client: OwnedFd, pool: usize, listener: u16) {
+        let Some(policy) = self.policy.pools.get(pool).cloned() else {
+            tracing::error!(pool, "listener points at a pool the policy does not have");
+            self.admission_released(listener as usize);
             return;
         };
-        let idle_ms = pool_table.idle_timeout().as_millis() as u64;
-        let connect_ms = pool_table.connect_timeout().as_millis() as u64;
-        let client_addr = if pool_table.needs_client_addr() {
+        let client_addr = if policy.needs_client_addr {
             SockRef::from(&client)
                 .peer_addr()
                 .ok()
@@ -38,23 +37,31 @@ impl Worker {
         } else {
             None
         };
-        let picked = table.pick_for(pool, &[], client_addr);
-        let (queue_size, queue_timeout) = (pool_table.queue_size(), pool_table.queue_timeout());
+        let picked = self.table.load().pick_for(pool, &[], client_addr);
         let key = self.conns.vacant_key();
         let gen = self.next_gen(key);
-        let mut conn = Conn::new(gen, client, pool, self.now, idle_ms, connect_ms);
+        let mut conn = Conn::new(gen, client, pool, listener, self.now);
+        conn.idle_timeout_ms = policy.idle_timeout_ms;
+        conn.half_close_timeout_ms = policy.half_close_timeout_ms;
+        conn.connect_timeout_ms = policy.connect_timeout_ms;
         conn.client_addr = client_addr.map(Box::new);
         match picked {
             Ok(pick) => {
                 self.conns.insert(conn);
                 self.connect_to(key, pick);
             }
-            Err(NoPick::AllFull) if self.queues_shared.try_join(pool, queue_size) => {
-                conn.state = State::Queued;
+            Err(NoPick::AllFull) if self.queues_shared.try_join(pool, policy.queue_size) => {
+                conn.phase = Phase::Queued;
                 conn.started_us = self.now_us;
+                let fd = conn.halves[Side::Client.idx()].raw();
+                conn.ops += 1;
                 self.conns.insert(conn);
+                if let Some(fd) = fd {
+                    self.ring
+                        .poll_hangup(fd, token::encode(Op::Poll, key as u32, gen));
+                }
                 self.queues.push(pool, key, gen);
-                self.set_deadline(key, self.now + queue_timeout.as_millis() as u64);
+                self.set_deadline(key, self.now + policy.queue_timeout_ms);
                 self.stats.queued.fetch_add(1, Ordering::Relaxed);
             }
             Err(why) => {
@@ -64,6 +71,8 @@ impl Worker {
                 };
                 counter.fetch_add(1, Ordering::Relaxed);
                 tracing::debug!(pool, ?why, "no backend can take the client; closing it");
+                drop(conn);
+                self.admission_released(listener as usize);
             }
         }
     }
@@ -74,7 +83,7 @@ impl Worker {
             let waiting = self
                 .conns
                 .get(key)
-                .is_some_and(|c| c.gen == gen && c.state == State::Queued);
+                .is_some_and(|c| c.gen == gen && c.phase == Phase::Queued);
             if !waiting {
                 self.queues.pop(pool);
                 continue;
@@ -88,9 +97,26 @@ impl Worker {
             let conn = &mut self.conns[key];
             self.queues_shared
                 .record_wait(self.now_us.saturating_sub(conn.started_us));
-            conn.state = State::Connecting;
+            conn.phase = Phase::Connecting;
+            // The hang-up watch ends with ECANCELED (ignored outside the queue).
+            let target = token::encode(Op::Poll, key as u32, gen);
+            self.ring.cancel(target, token::encode(Op::Cancel, 0, 0));
             self.connect_to(key, pick);
         }
+    }
+
+    /// The hang-up watch of a queued client completed: unless it was cancelled (dispatched, or
+    /// closing), the client is gone; it leaves the queue at once.
+    pub(super) fn on_queued_hangup(&mut self, key: usize, result: i32) {
+        if self.conns[key].phase != Phase::Queued || result < 0 {
+            return;
+        }
+        let pool = self.conns[key].pool;
+        self.queues_shared.leave(pool);
+        self.stats.queue_abandoned.fetch_add(1, Ordering::Relaxed);
+        tracing::debug!(pool, "a queued client hung up");
+        // The stale entry in the local queue is skipped when reached.
+        self.close(key, false);
     }
 
     /// A queued client waited `queue_timeout`: close it.
@@ -98,7 +124,6 @@ impl Worker {
         let pool = self.conns[key].pool;
         self.queues_shared.leave(pool);
         self.stats.queue_timeouts.fetch_add(1, Ordering::Relaxed);
-        // The stale entry in the local queue is skipped when reached.
         self.close(key, false);
     }
 
@@ -135,7 +160,7 @@ impl Worker {
 
     pub(super) fn on_connect(&mut self, key: usize, result: i32) {
         let conn = &mut self.conns[key];
-        if conn.state != State::Connecting {
+        if conn.phase != Phase::Connecting {
             return;
         }
         if result == 0 {
@@ -145,20 +170,10 @@ impl Worker {
                     self.now_us.saturating_sub(conn.started_us),
                 ));
             }
-            conn.state = State::Relaying;
+            conn.phase = Phase::Relaying;
             conn.last_active = self.now;
-            let pool = conn.pool;
-            self.start_age_limit(key, pool);
-            let conn = &self.conns[key];
-            let due = self.now + conn.idle_timeout_ms;
-            let due = if conn.age_soft > 0 {
-                due.min(conn.age_soft)
-            } else {
-                due
-            };
-            self.set_deadline(key, due);
-            self.maybe_arm_recv(key, Side::Client);
-            self.maybe_arm_recv(key, Side::Backend);
+            self.start_relaying_deadlines(key);
+            self.drive(key);
             return;
         }
         let reason = if conn.connect_timed_out {
@@ -194,10 +209,10 @@ impl Worker {
         let pool = conn.pool;
         let attempts = conn.tried.len() as u32;
         let client = conn.client_addr.as_deref().copied();
-        let table = self.table.load();
-        let retries = table.pool(pool).map(|p| p.retries()).unwrap_or(0);
+        let retries = self.policy.pools.get(pool).map_or(0, |p| p.retries);
         let next = if attempts <= retries {
-            table.pick_for(pool, &self.conns[key].tried, client).ok()
+            let tried = &self.conns[key].tried;
+            self.table.load().pick_for(pool, tried, client).ok()
         } else {
             None
         };

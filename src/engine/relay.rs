@@ -1,53 +1,121 @@
-//! Moving bytes both ways, unchanged: multishot recv into provided buffers, one send at a time
-//! per direction (short sends resumed), FIN passed on as shutdown(SHUT_WR), reset or error on
-//! either side ending both, and backpressure when one side reads faster than the other drains.
+//! Moving bytes both ways, unchanged. Completions record what happened in the connection's
+//! state (`conn`); [`Worker::drive`] then submits whatever the state says is due: sends (one at
+//! a time per direction, short sends resumed), recvs (multishot while the other side has
+//! nothing queued, single recvs up to `max_unsent` otherwise), FIN passed on as
+//! shutdown(SHUT_WR), and the close once both directions have ended. A reset or error on either
+//! side ends both, and so does any close that would discard bytes (RST, so that a cut stream
+//! never looks complete).
 //!
 //! Must never reorder, drop or duplicate a byte, and never close a socket with an op pending.
 
 use std::os::fd::AsRawFd;
 use std::sync::atomic::Ordering;
 
-use super::conn::{Chunk, State};
+use super::conn::{Mem, Phase, Recv, RecvPlan, Send, Shut};
 use super::socket;
 use super::token::{self, Op, Side};
-use super::uring::Completion;
+use super::uring::{Completion, SPILL_BLOCK};
 use super::worker::Worker;
 
+const SIDES: [Side; 2] = [Side::Client, Side::Backend];
+
 impl Worker {
-    /// Starts reading `side` unless it is finished, starved, already reading, or the other side
-    /// has `max_unsent` bytes queued (backpressure). A quiet connection gets a multishot recv
-    /// (one SQE for the whole stream); while bytes are queued for the other side, single recvs,
-    /// so that reading stops exactly at the limit.
-    pub(super) fn maybe_arm_recv(&mut self, key: usize, side: Side) {
-        let max_unsent = self.max_unsent;
+    /// Submits every op the connection's state says is due: the one place that moves a
+    /// relaying connection forward.
+    pub(super) fn drive(&mut self, key: usize) {
+        let Some(conn) = self.conns.get(key) else {
+            return;
+        };
+        if conn.phase != Phase::Relaying {
+            return;
+        }
+        for side in SIDES {
+            self.send_if_due(key, side);
+        }
         let conn = &mut self.conns[key];
-        if conn.state != State::Relaying {
-            return;
-        }
         let gen = conn.gen;
-        let other = &conn.halves[side.other().idx()];
-        let (backlog, quiet) = (other.outq_bytes, other.outq.is_empty());
-        let h = conn.half(side);
-        if h.recv_armed || h.eof || h.recv_starved || backlog >= max_unsent {
-            return;
+        for side in SIDES {
+            if !conn.shutdown_due(side) {
+                continue;
+            }
+            let Some(fd) = conn.half_ref(side).raw() else {
+                continue;
+            };
+            conn.half(side).shut = Shut::Pending;
+            conn.ops += 1;
+            self.ring
+                .shutdown_write(fd, token::encode(Op::Shutdown(side), key as u32, gen));
         }
-        let Some(fd) = h.raw() else { return };
-        h.recv_armed = true;
-        h.recv_paused = false;
-        h.recv_multishot = quiet;
-        conn.ops += 1;
-        let ud = token::encode(Op::Recv(side), key as u32, gen);
-        if quiet {
-            self.ring.recv_multi(fd, ud);
-        } else {
-            self.ring.recv_one(fd, ud);
+        for side in SIDES {
+            let Some(plan) = conn.recv_plan(side, self.max_unsent) else {
+                continue;
+            };
+            let Some(fd) = conn.half_ref(side).raw() else {
+                continue;
+            };
+            let ud = token::encode(Op::Recv(side), key as u32, gen);
+            conn.ops += 1;
+            conn.half(side).recv = match plan {
+                RecvPlan::Multi => {
+                    self.ring.recv_multi(fd, ud);
+                    Recv::Multi
+                }
+                RecvPlan::Single => {
+                    self.ring.recv_one(fd, ud);
+                    Recv::Single
+                }
+            };
+        }
+        if conn.finished() {
+            self.stats.completed.fetch_add(1, Ordering::Relaxed);
+            self.close(key, false);
+        }
+    }
+
+    fn send_if_due(&mut self, key: usize, side: Side) {
+        let conn = &mut self.conns[key];
+        let Some(chunk) = conn.send_plan(side) else {
+            return;
+        };
+        let Some(fd) = conn.half_ref(side).raw() else {
+            return;
+        };
+        let ud = token::encode(Op::Send(side), key as u32, conn.gen);
+        if side == Side::Backend && conn.first_request_us == 0 {
+            conn.first_request_us = self.now_us;
+        }
+        let submitted = match chunk.mem {
+            Mem::Ring(bid) => {
+                self.ring.send_now(fd, bid, chunk.offset, chunk.len, ud);
+                Some((Send::Now, chunk.len))
+            }
+            Mem::Spill(id) => {
+                let len = chunk.len.min(SPILL_BLOCK - chunk.offset);
+                self.ring
+                    .send_spill(fd, id, chunk.offset, len, ud)
+                    .then_some((Send::Waiting, len))
+            }
+        };
+        let conn = &mut self.conns[key];
+        match submitted {
+            Some((state, len)) => {
+                conn.ops += 1;
+                let h = conn.half(side);
+                h.send = state;
+                h.inflight = len;
+            }
+            None => {
+                tracing::error!(key, "queued chunk points at no spill block; resetting");
+                self.close(key, true);
+            }
         }
     }
 
     pub(super) fn on_recv(&mut self, key: usize, side: Side, c: Completion) {
         let more = c.more();
-        if !more {
-            self.conns[key].half(side).recv_armed = false;
+        let conn = &mut self.conns[key];
+        if !more && conn.half_ref(side).recv != Recv::Eof {
+            conn.half(side).recv = Recv::Off;
         }
         if c.result > 0 {
             let Some(bid) = c.buffer() else {
@@ -56,60 +124,28 @@ impl Worker {
                 return;
             };
             self.ring.bufs_mut().taken(bid);
+            let len = c.result as u32;
             self.stats
                 .bytes
-                .fetch_add(c.result as u64, Ordering::Relaxed);
-            let conn = &mut self.conns[key];
-            if conn.state != State::Relaying {
-                self.ring.bufs_mut().recycle(bid);
-                return;
-            }
-            conn.last_active = self.now;
-            if side == Side::Backend && !conn.first_byte_seen && conn.first_request_us > 0 {
-                conn.first_byte_seen = true;
-                if let Some(g) = &conn.guard {
-                    let waited = self.now_us.saturating_sub(conn.first_request_us);
-                    g.observe_first_byte(std::time::Duration::from_micros(waited));
-                }
-            }
-            let len = c.result as u32;
-            let dst = conn.half(side.other());
-            dst.outq.push_back(Chunk {
-                bid,
-                offset: 0,
-                len,
-            });
-            dst.outq_bytes += len;
-            // Bytes are queueing (a send is still in flight): a multishot recv could take a
-            // whole socket buffer's worth before we react, so switch to single recvs.
-            let queueing = dst.outq.len() >= 2;
-            let gen = conn.gen;
-            let src = conn.half(side);
-            if queueing && src.recv_armed && src.recv_multishot && !src.recv_paused {
-                src.recv_paused = true;
-                let target = token::encode(Op::Recv(side), key as u32, gen);
-                self.ring.cancel(target, token::encode(Op::Cancel, 0, 0));
-            }
-            self.kick_send(key, side.other());
-            if !more {
-                self.maybe_arm_recv(key, side);
-            }
+                .fetch_add(u64::from(len), Ordering::Relaxed);
+            self.received(key, side, bid, len);
             return;
         }
         if c.result == 0 {
-            // FIN from this side: pass it on once what it sent has been written.
-            self.conns[key].half(side).eof = true;
-            self.maybe_shutdown(key, side.other());
+            // FIN from this side: passed on once what it sent has been written (drive).
+            self.conns[key].half(side).recv = Recv::Eof;
+            self.refresh_idle_deadline(key);
+            self.drive(key);
             return;
         }
         match -c.result {
             libc::ENOBUFS => {
                 let conn = &mut self.conns[key];
-                conn.half(side).recv_starved = true;
+                conn.half(side).recv = Recv::Starved;
                 self.starved.push((key, conn.gen, side));
                 self.stats.buffer_starved.fetch_add(1, Ordering::Relaxed);
             }
-            libc::ECANCELED => self.maybe_arm_recv(key, side),
+            libc::ECANCELED => self.drive(key),
             err => {
                 tracing::debug!(?side, error = %std::io::Error::from_raw_os_error(err), "recv failed");
                 self.close(key, true);
@@ -117,38 +153,47 @@ impl Worker {
         }
     }
 
-    /// Sends the head of `side`'s queue if nothing is being sent to it.
-    fn kick_send(&mut self, key: usize, side: Side) {
+    /// `len` bytes arrived from `side` in buffer `bid`: queue them for the other side.
+    fn received(&mut self, key: usize, side: Side, bid: u16, len: u32) {
         let conn = &mut self.conns[key];
-        if conn.state != State::Relaying {
+        if conn.phase != Phase::Relaying {
+            self.ring.bufs_mut().recycle(bid);
             return;
         }
-        let gen = conn.gen;
-        let h = conn.half(side);
-        if h.send_inflight {
+        conn.last_active = self.now;
+        if side == Side::Backend && !conn.first_byte_seen && conn.first_request_us > 0 {
+            conn.first_byte_seen = true;
+            if let Some(g) = &conn.guard {
+                let waited = self.now_us.saturating_sub(conn.first_request_us);
+                g.observe_first_byte(std::time::Duration::from_micros(waited));
+            }
+        }
+        if let Err(e) = self.queue_received(key, side.other(), bid, len) {
+            tracing::warn!(error = %e, "cannot hold bytes for a slow peer; resetting connection");
+            self.close(key, true);
             return;
         }
-        let (Some(chunk), Some(fd)) = (h.outq.front().copied(), h.raw()) else {
-            return;
-        };
-        h.send_inflight = true;
-        conn.ops += 1;
-        if side == Side::Backend && conn.first_request_us == 0 {
-            conn.first_request_us = self.now_us;
+        let conn = &mut self.conns[key];
+        if conn.multishot_overruns(side) {
+            conn.half(side).recv = Recv::Cancelling;
+            let target = token::encode(Op::Recv(side), key as u32, conn.gen);
+            self.ring.cancel(target, token::encode(Op::Cancel, 0, 0));
         }
-        self.ring.send_buf(
-            fd,
-            chunk.bid,
-            chunk.offset,
-            chunk.len,
-            token::encode(Op::Send(side), key as u32, gen),
-        );
+        self.drive(key);
     }
 
     pub(super) fn on_send(&mut self, key: usize, side: Side, result: i32) {
         let conn = &mut self.conns[key];
-        conn.half(side).send_inflight = false;
-        if conn.state != State::Relaying {
+        let h = conn.half(side);
+        let (was, inflight) = (h.send, h.inflight);
+        h.send = Send::Idle;
+        h.inflight = 0;
+        if conn.phase != Phase::Relaying {
+            return;
+        }
+        if result == -libc::EAGAIN && was == Send::Now {
+            self.stats.send_blocked.fetch_add(1, Ordering::Relaxed);
+            self.block(key, side);
             return;
         }
         if result <= 0 {
@@ -160,63 +205,45 @@ impl Worker {
             return;
         }
         let sent = result as u32;
-        conn.last_active = self.now;
-        let h = conn.half(side);
-        h.outq_bytes -= sent;
-        let mut done_bid = None;
-        if let Some(head) = h.outq.front_mut() {
-            if sent >= head.len {
-                done_bid = Some(head.bid);
-                h.outq.pop_front();
-            } else {
-                head.offset += sent;
-                head.len -= sent;
-            }
+        self.conns[key].last_active = self.now;
+        self.consume_sent(key, side, sent);
+        if was == Send::Now && sent < inflight {
+            self.stats.send_blocked.fetch_add(1, Ordering::Relaxed);
+            self.block(key, side);
+            return;
         }
-        if let Some(bid) = done_bid {
-            self.ring.bufs_mut().recycle(bid);
-        }
-        self.kick_send(key, side);
-        // The other side may have stopped reading for backpressure, or may have sent FIN.
-        self.maybe_arm_recv(key, side.other());
-        self.maybe_shutdown(key, side);
+        self.drive(key);
     }
 
-    /// Shuts down writing to `side` once the other side has sent FIN and all it sent is out.
-    fn maybe_shutdown(&mut self, key: usize, side: Side) {
-        let conn = &mut self.conns[key];
-        if conn.state != State::Relaying || !conn.half(side.other()).eof {
+    /// The socket of `side` is full: its queued bytes move out of the receive buffers.
+    fn block(&mut self, key: usize, side: Side) {
+        if let Err(e) = self.spill_queue(key, side) {
+            tracing::warn!(error = %e, "cannot hold bytes for a slow peer; resetting connection");
+            self.close(key, true);
             return;
         }
-        let gen = conn.gen;
-        let h = conn.half(side);
-        if h.shut_started || h.send_inflight || !h.outq.is_empty() {
-            return;
-        }
-        let Some(fd) = h.raw() else { return };
-        h.shut_started = true;
-        conn.ops += 1;
-        self.ring
-            .shutdown_write(fd, token::encode(Op::Shutdown(side), key as u32, gen));
+        self.drive(key);
     }
 
     pub(super) fn on_shutdown(&mut self, key: usize, side: Side) {
-        let conn = &mut self.conns[key];
-        conn.half(side).shut_done = true;
-        if conn.state == State::Relaying && conn.both_directions_done() {
-            self.stats.completed.fetch_add(1, Ordering::Relaxed);
-            self.close(key, false);
-        }
+        self.conns[key].half(side).shut = Shut::Done;
+        self.drive(key);
     }
 
-    /// Ends a connection: cancels whatever is pending on its sockets. With `reset`, the sockets
-    /// close with RST (SO_LINGER 0) so each peer learns the other side failed.
+    /// Ends a connection: cancels whatever is pending on its sockets. With `reset`, or when
+    /// bytes would be discarded, the sockets close with RST (SO_LINGER 0) so each peer learns
+    /// the stream was cut rather than finished.
     pub(super) fn close(&mut self, key: usize, reset: bool) {
         let conn = &mut self.conns[key];
-        if conn.state == State::Closing {
+        if conn.phase == Phase::Closing {
             return;
         }
-        conn.state = State::Closing;
+        let discarding = conn.phase == Phase::Relaying && conn.holds_bytes();
+        conn.phase = Phase::Closing;
+        let reset = reset || discarding;
+        if discarding {
+            self.stats.truncated.fetch_add(1, Ordering::Relaxed);
+        }
         if reset {
             self.stats.resets.fetch_add(1, Ordering::Relaxed);
         }
@@ -233,25 +260,26 @@ impl Worker {
         }
     }
 
-    /// Frees the slot once a closing connection has no op left: sockets close, queued buffers
-    /// return to the ring, and the backend count is released by dropping the guard.
+    /// Frees the slot once a closing connection has no op left: sockets close, queued memory
+    /// goes back, the backend count is released (dropping the guard) and so is the admission.
     pub(super) fn free_if_done(&mut self, key: usize) {
         let done = self
             .conns
             .get(key)
-            .is_some_and(|c| c.state == State::Closing && c.ops == 0);
+            .is_some_and(|c| c.phase == Phase::Closing && c.ops == 0);
         if !done {
             return;
         }
-        let conn = self.conns.remove(key);
-        for h in &conn.halves {
-            for chunk in &h.outq {
-                self.ring.bufs_mut().recycle(chunk.bid);
+        let mut conn = self.conns.remove(key);
+        for h in conn.halves.iter_mut() {
+            for chunk in std::mem::take(&mut h.outq) {
+                self.release(chunk.mem);
             }
         }
-        let (pool, held) = (conn.pool, conn.guard.is_some());
+        let (pool, held, listener) = (conn.pool, conn.guard.is_some(), conn.listener);
         // Dropping `conn` closes both sockets and releases the backend's count.
         drop(conn);
+        self.admission_released(listener as usize);
         if held {
             self.slot_freed(pool);
         }

@@ -28,6 +28,19 @@ pub struct WorkerStats {
     pub bytes: AtomicU64,
     /// Times a recv stopped because the provided buffer ring was empty.
     pub buffer_starved: AtomicU64,
+    /// Half-closed streams closed after half_close_timeout without a byte.
+    pub half_close_timeouts: AtomicU64,
+    /// Queued clients that hung up before a backend had room (never sent to a backend).
+    pub queue_abandoned: AtomicU64,
+    /// Streams cut with bytes still queued for a side (always with a reset).
+    pub truncated: AtomicU64,
+    /// Clients accepted past a connection limit and reset at once (normally they wait in the
+    /// listen backlog; this counts those the kernel handed over before accepting paused).
+    pub refused: AtomicU64,
+    /// Accepts that failed (EMFILE, ENFILE, ENOMEM...); each pauses accepting briefly.
+    pub accept_errors: AtomicU64,
+    /// Sends that found their socket full: the direction's bytes moved to spill blocks.
+    pub send_blocked: AtomicU64,
     gauges: CachePadded<Gauges>,
 }
 
@@ -35,16 +48,17 @@ pub struct WorkerStats {
 struct Gauges {
     connections: AtomicU64,
     buffers_in_use: AtomicU64,
+    buffers_warm: AtomicU64,
+    spill_blocks: AtomicU64,
 }
 
 impl WorkerStats {
-    pub(super) fn publish(&self, connections: usize, buffers_in_use: u32) {
-        self.gauges
-            .connections
-            .store(connections as u64, Ordering::Relaxed);
-        self.gauges
-            .buffers_in_use
-            .store(buffers_in_use as u64, Ordering::Relaxed);
+    pub(super) fn publish(&self, connections: usize, in_use: u32, warm: u32, spill: u32) {
+        let g = &self.gauges;
+        g.connections.store(connections as u64, Ordering::Relaxed);
+        g.buffers_in_use.store(u64::from(in_use), Ordering::Relaxed);
+        g.buffers_warm.store(u64::from(warm), Ordering::Relaxed);
+        g.spill_blocks.store(u64::from(spill), Ordering::Relaxed);
     }
 
     pub fn snapshot(&self) -> StatsSnapshot {
@@ -63,8 +77,17 @@ impl WorkerStats {
             age_closes: r(&self.age_closes),
             bytes: r(&self.bytes),
             buffer_starved: r(&self.buffer_starved),
+            half_close_timeouts: r(&self.half_close_timeouts),
+            queue_abandoned: r(&self.queue_abandoned),
+            truncated: r(&self.truncated),
+            refused: r(&self.refused),
+            accept_errors: r(&self.accept_errors),
+            send_blocked: r(&self.send_blocked),
             connections: r(&self.gauges.connections),
             buffers_in_use: r(&self.gauges.buffers_in_use),
+            buffers_warm: r(&self.gauges.buffers_warm),
+            spill_blocks: r(&self.gauges.spill_blocks),
+            admitted: 0,
         }
     }
 }
@@ -85,9 +108,22 @@ pub struct StatsSnapshot {
     pub queue_timeouts: u64,
     pub bytes: u64,
     pub buffer_starved: u64,
+    pub half_close_timeouts: u64,
+    pub queue_abandoned: u64,
+    pub truncated: u64,
+    pub refused: u64,
+    pub accept_errors: u64,
+    pub send_blocked: u64,
     /// Connections in the workers' slabs at their last loop turn.
     pub connections: u64,
+    /// Receive buffers held by the workers (received, not yet sent or copied).
     pub buffers_in_use: u64,
+    /// Receive buffers that may be resident (in the ring, held, or used since the last trim).
+    pub buffers_warm: u64,
+    /// Spill blocks holding bytes for slow or stalled peers.
+    pub spill_blocks: u64,
+    /// Client connections counted against the connection limits right now.
+    pub admitted: u64,
 }
 
 impl std::ops::Add for StatsSnapshot {
@@ -107,8 +143,17 @@ impl std::ops::Add for StatsSnapshot {
             age_closes: self.age_closes + o.age_closes,
             bytes: self.bytes + o.bytes,
             buffer_starved: self.buffer_starved + o.buffer_starved,
+            half_close_timeouts: self.half_close_timeouts + o.half_close_timeouts,
+            queue_abandoned: self.queue_abandoned + o.queue_abandoned,
+            truncated: self.truncated + o.truncated,
+            refused: self.refused + o.refused,
+            accept_errors: self.accept_errors + o.accept_errors,
+            send_blocked: self.send_blocked + o.send_blocked,
             connections: self.connections + o.connections,
             buffers_in_use: self.buffers_in_use + o.buffers_in_use,
+            buffers_warm: self.buffers_warm + o.buffers_warm,
+            spill_blocks: self.spill_blocks + o.spill_blocks,
+            admitted: self.admitted + o.admitted,
         }
     }
 }

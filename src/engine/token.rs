@@ -36,6 +36,8 @@ pub enum Op {
     Recv(Side),
     Send(Side),
     Shutdown(Side),
+    /// A queued client's hang-up watch (poll for FIN, reset or error).
+    Poll,
 }
 
 const GEN_BITS: u32 = 24;
@@ -51,6 +53,7 @@ impl Op {
             Op::Recv(s) => 5 + s as u64,
             Op::Send(s) => 7 + s as u64,
             Op::Shutdown(s) => 9 + s as u64,
+            Op::Poll => 11,
         }
     }
 
@@ -66,6 +69,7 @@ impl Op {
             8 => Op::Send(Side::Backend),
             9 => Op::Shutdown(Side::Client),
             10 => Op::Shutdown(Side::Backend),
+            11 => Op::Poll,
             _ => return None,
         })
     }
@@ -100,6 +104,7 @@ mod tests {
             Op::Send(Side::Backend),
             Op::Shutdown(Side::Client),
             Op::Shutdown(Side::Backend),
+            Op::Poll,
         ];
         for op in ops {
             for (index, gen) in [(0, 0), (u32::MAX, GEN_MASK), (12345, 77)] {

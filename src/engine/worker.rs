@@ -1,9 +1,10 @@
 //! One worker thread: its ring, its listening sockets and its slab of connections, driven by
 //! a completion loop with one submit-and-wait per turn.
 //!
-//! The per-connection path takes no lock: the shared backend table is read lock-free and the
-//! slab, ring and timers belong to this thread alone. A worker must never block anywhere but
-//! in `submit_and_wait`.
+//! The per-connection path takes no lock: the shared backend table is read lock-free, the
+//! admission counts are atomics, and the slab, ring and timers belong to this thread alone. A
+//! worker must never block anywhere but in `submit_and_wait`, and must stop (with the reason)
+//! as soon as it cannot trust its ring.
 
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -13,14 +14,17 @@ use std::time::Duration;
 use slab::Slab;
 
 use crate::balance::TableCache;
-use crate::clock;
 
-use super::conn::{Conn, State};
+use super::admit::Admission;
+use super::conn::{Conn, Recv};
+use super::policy::Policy;
 use super::queue::{LocalQueues, QueueShared};
+use super::socket;
 use super::stats::WorkerStats;
+use super::time::Clock;
 use super::timer::Timers;
 use super::token::{self, Op, Side};
-use super::uring::{Completion, Ring};
+use super::uring::{Completion, Ring, UringError};
 use super::EngineError;
 
 /// Longest wait in the kernel without a reason to wake: a bound on how stale `now` can get
@@ -28,53 +32,117 @@ use super::EngineError;
 const MAX_WAIT: Duration = Duration::from_millis(500);
 /// Pause before re-arming accept after it failed (EMFILE, ENFILE, ENOMEM): lets closes free
 /// descriptors instead of spinning on a failing accept.
-const ACCEPT_RETRY_MS: u64 = 100;
-/// A stream past its max connection age is closed once no byte has flowed for this long.
-const AGE_QUIET_MS: u64 = 1000;
+pub(super) const ACCEPT_RETRY_MS: u64 = 100;
 /// How long a stopping worker waits for cancelled ops to complete before giving up.
 const DRAIN_MS: u64 = 2000;
+/// Distinct sockets waiting for a receive buffer at the end of a turn that make the ring grow.
+const STARVED_TO_GROW: usize = 8;
+/// How often buffer memory that recent demand did not need is handed back to the system.
+const TRIM_MS: u64 = 2000;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Accept {
+    Off,
+    Armed,
+    /// A cancel was requested (a connection limit was reached, or stopping).
+    Cancelling,
+}
 
 pub(super) struct WorkerListener {
     pub fd: OwnedFd,
     pub pool: usize,
-    pub armed: bool,
+    /// Index of the listener in the config (admission counts are per config listener).
+    pub index: usize,
+    pub accept: Accept,
     /// Accept failed: re-arm not before this time.
     pub retry_at: u64,
 }
 
-pub(super) struct Worker {
+/// Everything a worker is started with.
+pub(super) struct WorkerParts {
     pub id: usize,
     pub ring: Ring,
-    pub conns: Slab<Conn>,
     pub listeners: Vec<WorkerListener>,
-    /// This worker's view of the shared table (no shared write per load).
     pub table: TableCache,
-    pub timers: Timers,
-    /// Loop-turn time in milliseconds (timers) and microseconds (latency samples).
-    pub now: u64,
-    pub now_us: u64,
-    pub queues: LocalQueues,
-    pub queues_shared: Arc<QueueShared>,
-    /// Per-slot generation counters, kept past a slot's reuse so late completions are dropped.
-    pub gens: Vec<u32>,
-    /// Sides whose recv ended for lack of buffers, to re-arm once buffers are back.
-    pub starved: Vec<(usize, u32, Side)>,
-    pub max_unsent: u32,
+    pub policy: Arc<Policy>,
+    pub queues: Arc<QueueShared>,
+    pub admission: Arc<Admission>,
     pub stop: Arc<AtomicBool>,
-    pub stopping: bool,
     pub stats: Arc<WorkerStats>,
+    pub clock: Clock,
+    /// Test hook: the worker panics at its next loop turn once this is set.
+    #[cfg(test)]
+    pub fault: Arc<AtomicBool>,
+}
+
+pub(super) struct Worker {
+    pub(super) id: usize,
+    pub(super) ring: Ring,
+    pub(super) conns: Slab<Conn>,
+    pub(super) listeners: Vec<WorkerListener>,
+    /// This worker's view of the shared table (no shared write per load).
+    pub(super) table: TableCache,
+    pub(super) policy: Arc<Policy>,
+    pub(super) timers: Timers,
+    pub(super) clock: Clock,
+    /// Loop-turn time in milliseconds (timers) and microseconds (latency samples).
+    pub(super) now: u64,
+    pub(super) now_us: u64,
+    pub(super) queues: LocalQueues,
+    pub(super) queues_shared: Arc<QueueShared>,
+    pub(super) admission: Arc<Admission>,
+    /// Per-slot generation counters, kept past a slot's reuse so late completions are dropped.
+    gens: Vec<u32>,
+    /// Sides whose recv ended for lack of buffers, to re-arm once buffers are back.
+    pub(super) starved: Vec<(usize, u32, Side)>,
+    pub(super) max_unsent: u32,
+    stop: Arc<AtomicBool>,
+    pub(super) stopping: bool,
+    pub(super) stats: Arc<WorkerStats>,
+    next_trim: u64,
+    #[cfg(test)]
+    fault: Arc<AtomicBool>,
 }
 
 impl Worker {
-    pub fn run(mut self) -> Result<(), EngineError> {
-        self.tick();
+    pub(super) fn new(p: WorkerParts) -> Worker {
+        let now_us = p.clock.now_us();
+        Worker {
+            id: p.id,
+            ring: p.ring,
+            conns: Slab::new(),
+            listeners: p.listeners,
+            table: p.table,
+            max_unsent: p.policy.max_unsent,
+            policy: p.policy,
+            timers: Timers::default(),
+            clock: p.clock,
+            now: now_us / 1000,
+            now_us,
+            queues: LocalQueues::default(),
+            queues_shared: p.queues,
+            admission: p.admission,
+            gens: Vec::new(),
+            starved: Vec::new(),
+            stop: p.stop,
+            stopping: false,
+            stats: p.stats,
+            next_trim: now_us / 1000 + TRIM_MS,
+            #[cfg(test)]
+            fault: p.fault,
+        }
+    }
+
+    pub(super) fn run(mut self) -> Result<(), EngineError> {
         self.ring.arm_waker(token::encode(Op::Wake, 0, 0));
         self.arm_listeners();
         let mut completions: Vec<Completion> = Vec::with_capacity(1024);
         let mut drain_deadline = None;
         loop {
             let wait = self.wait_time();
-            self.ring.submit_and_wait(wait, &mut completions)?;
+            if let Err(e) = self.ring.submit_and_wait(wait, &mut completions) {
+                return Err(self.fail(e));
+            }
             self.tick();
             for c in completions.drain(..) {
                 self.handle(c);
@@ -82,12 +150,20 @@ impl Worker {
             self.fire_timers();
             self.dispatch_waiting();
             self.rearm_starved();
+            if let Some(e) = self.ring.failure() {
+                return Err(self.fail(UringError::Stuck(e)));
+            }
+            #[cfg(test)]
+            if self.fault.load(Ordering::Acquire) {
+                panic!("fault injected into worker {}", self.id);
+            }
             if !self.stopping && self.stop.load(Ordering::Acquire) {
                 self.begin_stop();
                 drain_deadline = Some(self.now + DRAIN_MS);
             }
             if self.stopping {
-                if self.conns.is_empty() && self.listeners.iter().all(|l| !l.armed) {
+                let accepting = self.listeners.iter().any(|l| l.accept != Accept::Off);
+                if self.conns.is_empty() && !accepting {
                     return Ok(());
                 }
                 if drain_deadline.is_some_and(|d| self.now >= d) {
@@ -102,13 +178,31 @@ impl Worker {
             } else {
                 self.arm_listeners();
             }
-            self.stats
-                .publish(self.conns.len(), self.ring.bufs().in_use());
+            if self.now >= self.next_trim {
+                self.next_trim = self.now + TRIM_MS;
+                self.ring.bufs_mut().trim();
+                self.ring.spill_mut().trim();
+            }
+            let bufs = self.ring.bufs();
+            self.stats.publish(
+                self.conns.len(),
+                bufs.in_use(),
+                bufs.warm(),
+                self.ring.spill().in_use(),
+            );
         }
     }
 
+    /// The ring cannot be trusted: ops may be in flight that will never be accounted for, so
+    /// their memory is leaked rather than freed, and the worker stops with the reason.
+    fn fail(&mut self, e: UringError) -> EngineError {
+        tracing::error!(worker = self.id, error = %e, "worker stops");
+        self.ring.leak_buffers();
+        EngineError::Uring(e)
+    }
+
     fn tick(&mut self) {
-        self.now_us = clock::now_us();
+        self.now_us = self.clock.now_us();
         self.now = self.now_us / 1000;
     }
 
@@ -127,8 +221,10 @@ impl Worker {
             until = until.min(t);
         }
         if !self.stopping {
-            for l in self.listeners.iter().filter(|l| !l.armed) {
-                until = until.min(l.retry_at.max(self.now));
+            for l in self.listeners.iter().filter(|l| l.accept == Accept::Off) {
+                if l.retry_at > self.now {
+                    until = until.min(l.retry_at);
+                }
             }
         }
         Duration::from_millis(until.saturating_sub(self.now))
@@ -171,6 +267,7 @@ impl Worker {
                     Op::Recv(side) => self.on_recv(key, side, c),
                     Op::Send(side) => self.on_send(key, side, c.result),
                     Op::Shutdown(side) => self.on_shutdown(key, side),
+                    Op::Poll => self.on_queued_hangup(key, c.result),
                     Op::Accept | Op::Wake | Op::Cancel => {}
                 }
                 self.free_if_done(key);
@@ -180,10 +277,23 @@ impl Worker {
 
     fn arm_listeners(&mut self) {
         for (i, l) in self.listeners.iter_mut().enumerate() {
-            if !l.armed && self.now >= l.retry_at {
+            if l.accept == Accept::Off && self.now >= l.retry_at && self.admission.has_room(l.index)
+            {
                 self.ring
                     .accept_multi(l.fd.as_raw_fd(), token::encode(Op::Accept, i as u32, 0));
-                l.armed = true;
+                l.accept = Accept::Armed;
+            }
+        }
+    }
+
+    /// Stops accepting on every listener that has reached a connection limit; clients wait in
+    /// the listen backlog until a connection ends.
+    fn pause_full_listeners(&mut self) {
+        for l in self.listeners.iter_mut() {
+            if l.accept == Accept::Armed && !self.admission.has_room(l.index) {
+                self.ring
+                    .cancel_fd(l.fd.as_raw_fd(), token::encode(Op::Cancel, 0, 0));
+                l.accept = Accept::Cancelling;
             }
         }
     }
@@ -193,27 +303,49 @@ impl Worker {
             return;
         };
         if !c.more() {
-            l.armed = false;
+            l.accept = Accept::Off;
         }
         if c.result < 0 {
             let err = std::io::Error::from_raw_os_error(-c.result);
             if c.result != -libc::ECANCELED {
                 tracing::warn!(worker = self.id, error = %err, "accept failed; retrying shortly");
+                self.stats.accept_errors.fetch_add(1, Ordering::Relaxed);
                 l.retry_at = self.now + ACCEPT_RETRY_MS;
             }
             return;
         }
-        let pool = l.pool;
+        let (pool, index) = (l.pool, l.index);
         let fd = super::uring::adopt_fd(c.result);
         if self.stopping {
             return;
         }
+        if !self.admission.try_admit(index) {
+            // Accepted before the cancel of this listener's accept landed: the limit holds.
+            socket::set_linger_zero(&fd);
+            self.stats.refused.fetch_add(1, Ordering::Relaxed);
+            self.pause_full_listeners();
+            return;
+        }
         self.stats.accepted.fetch_add(1, Ordering::Relaxed);
-        self.start_client(fd, pool);
+        self.start_client(fd, pool, li as u16);
+        if !self.admission.has_room(index) {
+            self.pause_full_listeners();
+        }
+    }
+
+    /// A connection of worker listener `li` is gone: give its admission back, and wake every
+    /// worker if that reopens a listener some may have paused.
+    pub(super) fn admission_released(&mut self, li: usize) {
+        let Some(l) = self.listeners.get(li) else {
+            return;
+        };
+        if self.admission.release(l.index) {
+            self.queues_shared.wake_others(self.id);
+        }
     }
 
     /// Next generation for slab slot `key` (kept across reuse of the slot).
-    pub fn next_gen(&mut self, key: usize) -> u32 {
+    pub(super) fn next_gen(&mut self, key: usize) -> u32 {
         if self.gens.len() <= key {
             self.gens.resize(key + 1, 0);
         }
@@ -221,88 +353,13 @@ impl Worker {
         self.gens[key]
     }
 
-    fn fire_timers(&mut self) {
-        while let Some(d) = self.timers.pop_due(self.now) {
-            let key = d.index as usize;
-            let Some(conn) = self.conns.get(key) else {
-                continue;
-            };
-            if conn.gen != d.gen || conn.deadline != d.at_ms {
-                continue;
-            }
-            match conn.state {
-                State::Connecting => self.connect_timed_out(key),
-                State::Queued => self.queue_timed_out(key),
-                State::Relaying => self.relaying_deadline(key),
-                _ => {}
-            }
-            self.free_if_done(key);
-        }
-        let conns = &self.conns;
-        self.timers.compact_if_needed(conns.len(), |index, gen| {
-            conns.get(index as usize).is_some_and(|c| c.gen == gen)
-        });
-    }
-
-    /// Idle timeout and max connection age of a relaying stream; re-arms its timer otherwise.
-    fn relaying_deadline(&mut self, key: usize) {
-        let now = self.now;
-        let conn = &self.conns[key];
-        let idle_due = conn.last_active + conn.idle_timeout_ms;
-        if now >= idle_due {
-            tracing::debug!(worker = self.id, key, "idle timeout");
-            self.stats.idle_timeouts.fetch_add(1, Ordering::Relaxed);
-            self.close(key, false);
-            return;
-        }
-        let mut next = idle_due;
-        if conn.age_soft > 0 {
-            let quiet_at = conn.last_active + AGE_QUIET_MS;
-            if now >= conn.age_soft && (now >= conn.age_hard || now >= quiet_at) {
-                tracing::debug!(worker = self.id, key, "max connection age");
-                self.stats.age_closes.fetch_add(1, Ordering::Relaxed);
-                self.close(key, false);
-                return;
-            }
-            let age_next = if now < conn.age_soft {
-                conn.age_soft
-            } else {
-                conn.age_hard.min(quiet_at)
-            };
-            next = next.min(age_next);
-        }
-        self.set_deadline(key, next);
-    }
-
-    /// Makes `at` the connection's one live deadline.
-    pub(super) fn set_deadline(&mut self, key: usize, at: u64) {
-        let conn = &mut self.conns[key];
-        conn.deadline = at;
-        self.timers.push(at, key as u32, conn.gen);
-    }
-
-    /// Sets the max-connection-age deadlines of a stream that just started relaying.
-    pub(super) fn start_age_limit(&mut self, key: usize, pool: usize) {
-        let table = self.table.load();
-        let Some(p) = table.pool(pool) else { return };
-        let Some(age) = p.max_connection_age() else {
-            return;
-        };
-        let jitter = p.max_connection_age_jitter().as_millis() as u64;
-        let age = age.as_millis() as u64;
-        let spread = if jitter > 0 {
-            rand::random::<u64>() % (jitter + 1)
-        } else {
-            0
-        };
-        let soft = self.now + age + spread;
-        let conn = &mut self.conns[key];
-        conn.age_soft = soft;
-        // A stream that is never quiet for a second is closed a tenth of the age later.
-        conn.age_hard = soft + (age / 10).max(AGE_QUIET_MS);
-    }
-
     fn rearm_starved(&mut self) {
+        // Many sockets waiting at once: the ring is too small for this worker's load. (One
+        // multishot recv that drained a fast socket into every buffer is not a reason: the
+        // buffers come back within a turn, and a bigger ring would be drained the same way.)
+        if self.starved.len() >= STARVED_TO_GROW {
+            self.ring.bufs_mut().grow();
+        }
         if self.starved.is_empty() || self.ring.bufs().available() == 0 {
             return;
         }
@@ -311,7 +368,10 @@ impl Worker {
         let mut budget = self.ring.bufs().available() as usize;
         let starved = std::mem::take(&mut self.starved);
         for (key, gen, side) in starved {
-            let live = self.conns.get(key).is_some_and(|c| c.gen == gen);
+            let live = self
+                .conns
+                .get(key)
+                .is_some_and(|c| c.gen == gen && c.half_ref(side).recv == Recv::Starved);
             if !live {
                 continue;
             }
@@ -320,17 +380,18 @@ impl Worker {
                 continue;
             }
             budget -= 1;
-            self.conns[key].half(side).recv_starved = false;
-            self.maybe_arm_recv(key, side);
+            self.conns[key].half(side).recv = Recv::Off;
+            self.drive(key);
         }
     }
 
     fn begin_stop(&mut self) {
         self.stopping = true;
-        for l in &self.listeners {
-            if l.armed {
+        for l in self.listeners.iter_mut() {
+            if l.accept == Accept::Armed {
                 self.ring
                     .cancel_fd(l.fd.as_raw_fd(), token::encode(Op::Cancel, 0, 0));
+                l.accept = Accept::Cancelling;
             }
         }
         let keys: Vec<usize> = self.conns.iter().map(|(k, _)| k).collect();

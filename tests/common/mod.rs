@@ -11,7 +11,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use ringlb::config;
-use ringlb::engine::Server;
+use ringlb::engine::{Clock, Server};
 
 pub const DEADLINE: Duration = Duration::from_secs(20);
 
@@ -30,12 +30,41 @@ pub fn pool_config(pool_keys: &str, backend_keys: &[&str]) -> String {
 
 /// Starts ringlb from a config whose `{B0}`, `{B1}`, ... are replaced by `backends`.
 pub fn start(toml: &str, backends: &[SocketAddr]) -> Server {
+    start_with(toml, backends, Clock::system())
+}
+
+/// [`start`] with the engine's timers on `clock` (a manual clock makes hour-long timeouts
+/// testable in milliseconds).
+pub fn start_with(toml: &str, backends: &[SocketAddr], clock: Clock) -> Server {
     let mut text = toml.to_string();
     for (i, b) in backends.iter().enumerate() {
         text = text.replace(&format!("{{B{i}}}"), &b.to_string());
     }
     let cfg = config::parse(&text, "test.toml").unwrap_or_else(|e| panic!("{e}\n{text}"));
-    Server::start(&cfg).expect("server starts")
+    Server::start_with(&cfg, clock).expect("server starts")
+}
+
+/// One echo round trip on `s`: proves its worker ran loop turns (and so handled everything
+/// that happened before, such as a clock advance) since the call began.
+pub fn round_trip(s: &mut TcpStream, msg: &[u8]) {
+    s.write_all(msg).expect("write");
+    let mut back = vec![0u8; msg.len()];
+    s.read_exact(&mut back).expect("echo");
+    assert_eq!(back, msg);
+}
+
+/// True if the read ended with a reset, false if with a clean EOF; panics on anything else
+/// (data is drained first).
+pub fn ends_with_reset(s: &mut TcpStream) -> bool {
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        match s.read(&mut buf) {
+            Ok(0) => return false,
+            Ok(_) => continue,
+            Err(e) if e.kind() == io::ErrorKind::ConnectionReset => return true,
+            Err(e) => panic!("stream neither reset nor closed: {e}"),
+        }
+    }
 }
 
 pub fn addr(server: &Server) -> SocketAddr {
@@ -91,21 +120,29 @@ pub fn echo_backend() -> SocketAddr {
 pub struct HoldBackend {
     pub addr: SocketAddr,
     pub open: Arc<AtomicUsize>,
+    /// Connections accepted in all.
+    pub accepted: Arc<AtomicUsize>,
 }
 
 pub fn hold_backend(id: u8) -> HoldBackend {
     let l = bind();
     let addr = l.local_addr().unwrap();
     let open = Arc::new(AtomicUsize::new(0));
-    let o = open.clone();
+    let accepted = Arc::new(AtomicUsize::new(0));
+    let (o, a) = (open.clone(), accepted.clone());
     spawn_acceptor(l, move |mut s| {
+        a.fetch_add(1, Ordering::SeqCst);
         o.fetch_add(1, Ordering::SeqCst);
         let _ = s.write_all(&[id]);
         let mut buf = [0u8; 64];
         while matches!(s.read(&mut buf), Ok(n) if n > 0) {}
         o.fetch_sub(1, Ordering::SeqCst);
     });
-    HoldBackend { addr, open }
+    HoldBackend {
+        addr,
+        open,
+        accepted,
+    }
 }
 
 /// Opens a stream through ringlb to a [`hold_backend`] and returns it with the backend id.

@@ -18,12 +18,12 @@ pub enum UringError {
     )]
     Forbidden,
     #[error(
-        "this kernel has no io_uring (ENOSYS); ringlb needs Linux 6.1 or newer with \
+        "this kernel has no io_uring (ENOSYS); ringlb needs Linux 6.0 or newer with \
          CONFIG_IO_URING=y"
     )]
     NoKernelSupport,
     #[error(
-        "kernel {release} is too old: ringlb needs {needed} (Linux 6.1 or newer); \
+        "kernel {release} is too old: ringlb needs {needed} (Linux 6.0 or newer); \
          fix: upgrade the kernel"
     )]
     KernelTooOld {
@@ -53,6 +53,14 @@ pub enum UringError {
     BufRing { reason: String },
     #[error("io_uring_enter failed: {0}")]
     Submit(io::Error),
+    #[error(
+        "the kernel dropped io_uring completions (EBADR, out of memory for its overflow list): \
+         this worker can no longer account for its connections and stops; fix: free memory or \
+         lower runtime.ring_entries"
+    )]
+    CompletionsLost,
+    #[error("the io_uring submission queue is unusable: {0}")]
+    Stuck(io::Error),
 }
 
 impl UringError {

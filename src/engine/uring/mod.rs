@@ -1,4 +1,5 @@
-//! The ring and buffer layer: the only place in ringlb with `unsafe` code.
+//! The ring and buffer layer (and the few raw syscalls the engine needs): the only place in
+//! ringlb with `unsafe` code.
 //!
 //! It wraps one io_uring instance and its provided buffer ring behind a safe interface of the
 //! few operations the relay needs. Every pointer handed to the kernel is either owned by this
@@ -9,6 +10,9 @@
 
 mod bufring;
 mod error;
+mod mapping;
+mod spill;
+mod sys;
 
 use std::io;
 use std::net::SocketAddr;
@@ -22,6 +26,8 @@ use socket2::SockAddr;
 
 pub use bufring::BufRing;
 pub use error::UringError;
+pub use spill::{SpillPool, BLOCK as SPILL_BLOCK};
+pub use sys::{nofile, set_nofile_soft};
 
 /// One completion, copied out of the completion queue so handlers may submit freely.
 #[derive(Clone, Copy, Debug)]
@@ -62,6 +68,7 @@ pub struct Ring {
     // Field order matters: the IoUring is dropped (closed) before the buffer memory.
     uring: IoUring,
     bufs: BufRing,
+    spill: SpillPool,
     waker: Waker,
     /// Target of the eventfd read; boxed so its address is stable while the read is pending.
     wake_buf: Box<u64>,
@@ -72,7 +79,14 @@ pub struct Ring {
     addrs: Vec<Box<SockAddr>>,
     /// Completions reaped but not yet handed to the worker.
     backlog: Vec<Completion>,
+    /// Set when the ring stopped taking submissions: the worker cannot trust it any more.
+    failed: Option<io::Error>,
 }
+
+/// Submit attempts while flushing a full submission queue before the ring is declared stuck:
+/// each attempt reaps completions first, so only a kernel that makes no progress at all gets
+/// this far.
+const PUSH_ATTEMPTS: u32 = 1000;
 
 impl Ring {
     /// Creates the ring (SINGLE_ISSUER and DEFER_TASKRUN where the kernel has them) and its
@@ -95,10 +109,12 @@ impl Ring {
         Ok(Ring {
             uring,
             bufs,
+            spill: SpillPool::default(),
             waker: Waker { fd },
             wake_buf: Box::new(0),
             addrs: Vec::new(),
             backlog: Vec::with_capacity(1024),
+            failed: None,
         })
     }
 
@@ -114,21 +130,50 @@ impl Ring {
         &mut self.bufs
     }
 
+    pub fn spill(&self) -> &SpillPool {
+        &self.spill
+    }
+
+    pub fn spill_mut(&mut self) -> &mut SpillPool {
+        &mut self.spill
+    }
+
+    /// Why the ring stopped taking submissions, if it did (then nothing more is submitted and
+    /// the worker must stop).
+    pub fn failure(&mut self) -> Option<io::Error> {
+        self.failed.take()
+    }
+
     fn push(&mut self, entry: squeue::Entry) {
-        loop {
+        if self.failed.is_some() {
+            return;
+        }
+        for _ in 0..PUSH_ATTEMPTS {
             // SAFETY: every entry built by this module references only memory that outlives
             // the op (see each builder below).
             if unsafe { self.uring.submission().push(&entry) }.is_ok() {
                 return;
             }
-            // Queue full: hand what we have to the kernel and retry. An error here (EBUSY on a
-            // backed-up completion queue) resolves as soon as completions are reaped, which the
-            // worker does before its next wait; dropping the entry is never right, so retry.
-            if let Err(e) = self.uring.submit() {
-                tracing::debug!(error = %e, "submit while flushing a full queue");
-                self.collect();
+            // Queue full: hand what we have to the kernel and retry. EBUSY (completions backed
+            // up) and EAGAIN (no memory for now) resolve once completions are reaped, which
+            // `collect` does; any other error means the ring is unusable.
+            match self.uring.submit() {
+                Ok(_) => {}
+                Err(e)
+                    if matches!(
+                        e.raw_os_error(),
+                        Some(libc::EBUSY) | Some(libc::EAGAIN) | Some(libc::EINTR)
+                    ) => {}
+                Err(e) => {
+                    self.failed = Some(e);
+                    return;
+                }
             }
+            self.collect();
         }
+        self.failed = Some(io::Error::other(
+            "submission queue stayed full: the kernel takes no more entries",
+        ));
     }
 
     /// Multishot accept on a listening socket.
@@ -159,12 +204,64 @@ impl Ring {
         self.push(e);
     }
 
-    /// Sends `len` bytes of provided buffer `bid` starting at `offset`. The buffer stays owned
-    /// by the worker (not recycled) until this send completes; the memory lives with `self`.
-    pub fn send_buf(&mut self, fd: RawFd, bid: u16, offset: u32, len: u32, user_data: u64) {
+    /// Sends `len` bytes of provided buffer `bid` from `offset`, without waiting: it completes
+    /// in this turn's submit with what fitted in the socket (maybe less) or EAGAIN, so a
+    /// receive buffer is never held by a send parked on a full socket.
+    pub fn send_now(&mut self, fd: RawFd, bid: u16, offset: u32, len: u32, user_data: u64) {
         let ptr = self.bufs.addr(bid, offset);
         let e = opcode::Send::new(Fd(fd), ptr, len)
+            .flags(libc::MSG_NOSIGNAL | libc::MSG_DONTWAIT)
+            .build()
+            .user_data(user_data);
+        self.push(e);
+    }
+
+    /// Sends `len` bytes of spill block `id` from `offset`, waiting for room in the socket. The
+    /// block stays taken (owned by the worker) until this send completes. False if `id` is
+    /// not a taken block (nothing is submitted).
+    pub fn send_spill(
+        &mut self,
+        fd: RawFd,
+        id: u32,
+        offset: u32,
+        len: u32,
+        user_data: u64,
+    ) -> bool {
+        let Some(ptr) = self.spill.addr(id, offset) else {
+            return false;
+        };
+        let e = opcode::Send::new(Fd(fd), ptr, len.min(SPILL_BLOCK - offset.min(SPILL_BLOCK)))
             .flags(libc::MSG_NOSIGNAL)
+            .build()
+            .user_data(user_data);
+        self.push(e);
+        true
+    }
+
+    /// Copies `len` bytes from receive buffer `bid` at `from` into spill block `id` at `to`.
+    /// Both are owned by the worker (the buffer was handed out, the block taken) and no op
+    /// writes to either range. False if the ranges do not fit (nothing is copied).
+    pub fn copy_to_spill(&mut self, bid: u16, from: u32, id: u32, to: u32, len: u32) -> bool {
+        let fits = from
+            .checked_add(len)
+            .is_some_and(|end| end <= self.bufs.buffer_size())
+            && to.checked_add(len).is_some_and(|end| end <= SPILL_BLOCK);
+        let Some(dst) = self.spill.addr(id, to).filter(|_| fits) else {
+            return false;
+        };
+        let src = self.bufs.addr(bid, from);
+        // SAFETY: both ranges are in bounds (checked above) and belong to different mappings,
+        // so they cannot overlap; the buffer was handed to the worker by a completion and is
+        // not in the ring, so the kernel does not write it; a pending send of the block reads
+        // only bytes before `to` (the block's queued range ends where appends start).
+        unsafe { std::ptr::copy_nonoverlapping(src, dst, len as usize) };
+        true
+    }
+
+    /// Watches a socket for its peer hanging up (FIN, reset or error) without reading it.
+    pub fn poll_hangup(&mut self, fd: RawFd, user_data: u64) {
+        let events = (libc::POLLRDHUP | libc::POLLHUP | libc::POLLERR) as u32;
+        let e = opcode::PollAdd::new(Fd(fd), events)
             .build()
             .user_data(user_data);
         self.push(e);
@@ -227,8 +324,9 @@ impl Ring {
             Ok(_) => {}
             Err(e) => match e.raw_os_error() {
                 Some(libc::ETIME) | Some(libc::EINTR) | Some(libc::EBUSY) | Some(libc::EAGAIN) => {}
-                // Completions were dropped under memory pressure: the ring still works.
-                Some(libc::EBADR) => tracing::error!("io_uring dropped completions (EBADR)"),
+                // The kernel dropped completions (no memory for its overflow list): some op's
+                // end is lost for good, and with it the slot, count and buffers it would free.
+                Some(libc::EBADR) => return Err(UringError::CompletionsLost),
                 _ => return Err(UringError::Submit(e)),
             },
         }
@@ -256,6 +354,7 @@ impl Ring {
     /// still be in flight.
     pub fn leak_buffers(&mut self) {
         self.bufs.leak_on_drop();
+        self.spill.leak_on_drop();
     }
 }
 

@@ -1,0 +1,128 @@
+//! What happens when a connection's deadline passes: a connect that took too long, a client
+//! that waited too long in the queue, a stream idle for its idle (or half-close) timeout, or one
+//! past its max connection age. Each connection has one live deadline on the worker's timer
+//! heap; entries for an older deadline are ignored when they fire.
+//!
+//! A stream cut here with bytes still queued is reset, never closed with FIN (see `relay`).
+
+use std::sync::atomic::Ordering;
+
+use super::conn::Phase;
+use super::worker::Worker;
+
+/// A stream past its max connection age is closed once no byte has flowed for this long.
+const AGE_QUIET_MS: u64 = 1000;
+
+impl Worker {
+    pub(super) fn fire_timers(&mut self) {
+        while let Some(d) = self.timers.pop_due(self.now) {
+            let key = d.index as usize;
+            let Some(conn) = self.conns.get(key) else {
+                continue;
+            };
+            if conn.gen != d.gen || conn.deadline != d.at_ms {
+                continue;
+            }
+            match conn.phase {
+                Phase::Connecting => self.connect_timed_out(key),
+                Phase::Queued => self.queue_timed_out(key),
+                Phase::Relaying => self.relaying_deadline(key),
+                Phase::Closing => {}
+            }
+            self.free_if_done(key);
+        }
+        let conns = &self.conns;
+        self.timers.compact_if_needed(conns.len(), |index, gen| {
+            conns.get(index as usize).is_some_and(|c| c.gen == gen)
+        });
+    }
+
+    /// Idle (or half-close) timeout and max connection age of a relaying stream; re-arms its
+    /// timer otherwise.
+    fn relaying_deadline(&mut self, key: usize) {
+        let now = self.now;
+        let conn = &self.conns[key];
+        let idle_due = conn.last_active + conn.idle_limit_ms();
+        if now >= idle_due {
+            let counter = if conn.half_closed() {
+                &self.stats.half_close_timeouts
+            } else {
+                &self.stats.idle_timeouts
+            };
+            counter.fetch_add(1, Ordering::Relaxed);
+            tracing::debug!(
+                worker = self.id,
+                key,
+                half_closed = conn.half_closed(),
+                "idle timeout"
+            );
+            self.close(key, false);
+            return;
+        }
+        let mut next = idle_due;
+        if conn.age_soft > 0 {
+            let quiet_at = conn.last_active + AGE_QUIET_MS;
+            if now >= conn.age_soft && (now >= conn.age_hard || now >= quiet_at) {
+                tracing::debug!(worker = self.id, key, "max connection age");
+                self.stats.age_closes.fetch_add(1, Ordering::Relaxed);
+                self.close(key, false);
+                return;
+            }
+            let age_next = if now < conn.age_soft {
+                conn.age_soft
+            } else {
+                conn.age_hard.min(quiet_at)
+            };
+            next = next.min(age_next);
+        }
+        self.set_deadline(key, next);
+    }
+
+    /// Makes `at` the connection's one live deadline.
+    pub(super) fn set_deadline(&mut self, key: usize, at: u64) {
+        let conn = &mut self.conns[key];
+        conn.deadline = at;
+        self.timers.push(at, key as u32, conn.gen);
+    }
+
+    /// The idle limit just got shorter (the stream became half closed): bring the deadline
+    /// forward if it is now due earlier.
+    pub(super) fn refresh_idle_deadline(&mut self, key: usize) {
+        let conn = &self.conns[key];
+        if conn.phase != Phase::Relaying {
+            return;
+        }
+        let due = conn.last_active + conn.idle_limit_ms();
+        if due < conn.deadline {
+            self.set_deadline(key, due);
+        }
+    }
+
+    /// Starts the relaying deadlines of a stream that just connected: idle timeout, and max
+    /// connection age (spread by the pool's jitter) if the pool has one.
+    pub(super) fn start_relaying_deadlines(&mut self, key: usize) {
+        let pool = self.conns[key].pool;
+        let (age, jitter) = match self.policy.pools.get(pool) {
+            Some(p) => (p.max_age_ms, p.max_age_jitter_ms),
+            None => (None, 0),
+        };
+        if let Some(age) = age {
+            let spread = if jitter > 0 {
+                rand::random::<u64>() % (jitter + 1)
+            } else {
+                0
+            };
+            let soft = self.now + age + spread;
+            let conn = &mut self.conns[key];
+            conn.age_soft = soft;
+            // A stream that is never quiet for a second is closed a tenth of the age later.
+            conn.age_hard = soft + (age / 10).max(AGE_QUIET_MS);
+        }
+        let conn = &self.conns[key];
+        let mut due = self.now + conn.idle_limit_ms();
+        if conn.age_soft > 0 {
+            due = due.min(conn.age_soft);
+        }
+        self.set_deadline(key, due);
+    }
+}

@@ -1,0 +1,105 @@
+//! What the engine applies per pool, taken from the validated config once: timeouts, retries,
+//! the queue and max connection age, in the units the worker uses (milliseconds). The balance
+//! table gets only what picking needs ([`table_spec`]).
+//!
+//! A policy is immutable once built; a reload builds a new one. It must never be read through
+//! the balance table (which is for picking) nor change under a live connection's feet.
+
+use crate::balance::{BackendSpec, HealthPolicy, PoolSpec, StrategyKind, TableSpec};
+use crate::config::{Balance, Config, HashKey};
+
+/// The engine's view of one pool.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PoolPolicy {
+    pub connect_timeout_ms: u64,
+    pub idle_timeout_ms: u64,
+    pub half_close_timeout_ms: u64,
+    pub retries: u32,
+    pub queue_size: u32,
+    pub queue_timeout_ms: u64,
+    /// Streams older than this close at a quiet moment; None = never.
+    pub max_age_ms: Option<u64>,
+    pub max_age_jitter_ms: u64,
+    /// Picks use the client's address (`hash`): read it at accept.
+    pub needs_client_addr: bool,
+}
+
+/// The engine's view of the whole config.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Policy {
+    pub pools: Vec<PoolPolicy>,
+    pub max_unsent: u32,
+}
+
+fn ms(d: std::time::Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
+impl Policy {
+    pub fn from_config(config: &Config) -> Policy {
+        Policy {
+            pools: config
+                .pools
+                .iter()
+                .map(|p| PoolPolicy {
+                    connect_timeout_ms: ms(p.connect_timeout),
+                    idle_timeout_ms: ms(p.idle_timeout),
+                    half_close_timeout_ms: ms(p.half_close_timeout),
+                    retries: p.retries,
+                    queue_size: p.queue_size,
+                    queue_timeout_ms: ms(p.queue_timeout),
+                    max_age_ms: p.max_connection_age.map(ms),
+                    max_age_jitter_ms: ms(p.max_connection_age_jitter),
+                    needs_client_addr: p.balance == Balance::Hash,
+                })
+                .collect(),
+            max_unsent: config.runtime.max_unsent,
+        }
+    }
+}
+
+/// What the backend table needs from the config.
+pub fn table_spec(config: &Config) -> TableSpec {
+    TableSpec {
+        pools: config
+            .pools
+            .iter()
+            .map(|p| PoolSpec {
+                name: p.name.clone(),
+                strategy: match p.balance {
+                    Balance::LeastConnections => StrategyKind::LeastConnections,
+                    Balance::RoundRobin => StrategyKind::RoundRobin,
+                    Balance::PowerOfTwo => StrategyKind::PowerOfTwo,
+                    Balance::LeastLatency => StrategyKind::LeastLatency,
+                    Balance::Random => StrategyKind::Random,
+                    Balance::Hash => StrategyKind::Hash,
+                },
+                connect_timeout: p.connect_timeout,
+                idle_timeout: p.idle_timeout,
+                retries: p.retries,
+                backends: p
+                    .backends
+                    .iter()
+                    .map(|b| BackendSpec {
+                        addr: b.addr,
+                        weight: b.weight,
+                        max_connections: b.max_connections,
+                        tier: b.tier,
+                    })
+                    .collect(),
+                hash_key: match p.hash_key {
+                    HashKey::ClientIp => crate::balance::HashKey::ClientIp,
+                    HashKey::ClientIpPort => crate::balance::HashKey::ClientIpPort,
+                },
+                hash_balance_factor: p.hash_balance_factor,
+                latency_decay: p.latency_decay,
+                slow_start: p.slow_start,
+                queue_size: p.queue_size,
+                queue_timeout: p.queue_timeout,
+                max_connection_age: p.max_connection_age,
+                max_connection_age_jitter: p.max_connection_age_jitter,
+            })
+            .collect(),
+        health: HealthPolicy::default(),
+    }
+}

@@ -1,0 +1,345 @@
+//! Starting and supervising the workers: bind every listener (port 0 is resolved once, then
+//! shared by all workers), size the connection limit to the descriptors the process may open,
+//! build the backend table and the engine policy, start one thread per worker and wait until
+//! each ring is ready (or return the first reason one could not be).
+//!
+//! Supervision: every worker reports when it exits. The first one that fails (its ring could
+//! not be trusted) or panics stops all the others, and [`Server::join`] returns its error, so
+//! the process exits non-zero with the reason instead of serving on with a dead core.
+
+use std::net::SocketAddr;
+use std::os::fd::OwnedFd;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{mpsc, Arc};
+use std::thread::JoinHandle;
+
+use crate::balance::{Registry, SharedTable, Table};
+use crate::config::Config;
+
+use super::admit::Admission;
+use super::limits;
+use super::policy::{table_spec, Policy};
+use super::queue::QueueShared;
+use super::socket;
+use super::stats::{StatsSnapshot, WorkerStats};
+use super::time::Clock;
+use super::uring::{self, Waker};
+use super::worker::{Accept, Worker, WorkerListener, WorkerParts};
+use super::EngineError;
+
+type Exit = (usize, Result<(), EngineError>);
+
+/// A running balancer: its workers, listeners and backend table.
+pub struct Server {
+    listeners: Vec<(String, SocketAddr)>,
+    table: Arc<SharedTable>,
+    registry: Arc<Registry>,
+    stop: Arc<AtomicBool>,
+    wakers: Vec<Waker>,
+    threads: Vec<JoinHandle<()>>,
+    exits: mpsc::Receiver<Exit>,
+    stats: Vec<Arc<WorkerStats>>,
+    queues: Arc<QueueShared>,
+    admission: Arc<Admission>,
+    max_connections: u32,
+    #[cfg(test)]
+    pub(super) faults: Vec<Arc<AtomicBool>>,
+}
+
+impl Server {
+    /// [`Server::start_with`] on the system clock.
+    pub fn start(config: &Config) -> Result<Server, EngineError> {
+        Self::start_with(config, Clock::system())
+    }
+
+    /// Binds every listener, builds the backend table and starts `config.runtime.workers`
+    /// workers whose timers run on `clock`.
+    pub fn start_with(config: &Config, clock: Clock) -> Result<Server, EngineError> {
+        let registry = Arc::new(Registry::new());
+        let table = Arc::new(SharedTable::new(Table::build(
+            &table_spec(config),
+            &registry,
+        )));
+        let policy = Arc::new(Policy::from_config(config));
+        let workers = config.runtime.workers.max(1);
+        let max_connections = limits::connection_limit(config, workers);
+        let listener_limits: Vec<u32> =
+            config.listeners.iter().map(|l| l.max_connections).collect();
+        let admission = Arc::new(Admission::new(max_connections, &listener_limits));
+        let mut per_worker: Vec<Vec<WorkerListener>> = (0..workers).map(|_| Vec::new()).collect();
+        let mut bound = Vec::new();
+        for (index, l) in config.listeners.iter().enumerate() {
+            let listen_err = |addr, source| EngineError::Listen {
+                name: l.name.clone(),
+                addr,
+                source,
+            };
+            let first = socket::listener(l.bind, l.backlog).map_err(|e| listen_err(l.bind, e))?;
+            let addr = socket::local_addr(&first).map_err(|e| listen_err(l.bind, e))?;
+            let mut fds: Vec<OwnedFd> = vec![first];
+            for _ in 1..workers {
+                fds.push(socket::listener(addr, l.backlog).map_err(|e| listen_err(addr, e))?);
+            }
+            for (w, fd) in fds.into_iter().enumerate() {
+                per_worker[w].push(WorkerListener {
+                    fd,
+                    pool: l.pool,
+                    index,
+                    accept: Accept::Off,
+                    retry_at: 0,
+                });
+            }
+            bound.push((l.name.clone(), addr));
+        }
+
+        let queues = QueueShared::new(config.pools.len());
+        let stop = Arc::new(AtomicBool::new(false));
+        let (ready_tx, ready_rx) = mpsc::channel();
+        let (exit_tx, exits) = mpsc::channel::<Exit>();
+        let mut threads = Vec::new();
+        let mut stats = Vec::new();
+        #[cfg(test)]
+        let mut faults = Vec::new();
+        let rt = config.runtime.clone();
+        for (id, listeners) in per_worker.into_iter().enumerate() {
+            let ws = Arc::new(WorkerStats::default());
+            stats.push(ws.clone());
+            let (table, worker_stop, ready, exit) = (
+                table.cache(),
+                stop.clone(),
+                ready_tx.clone(),
+                exit_tx.clone(),
+            );
+            let (rt, policy, queues, admission, clock) = (
+                rt.clone(),
+                policy.clone(),
+                queues.clone(),
+                admission.clone(),
+                clock.clone(),
+            );
+            #[cfg(test)]
+            let fault = {
+                let f = Arc::new(AtomicBool::new(false));
+                faults.push(f.clone());
+                f
+            };
+            let spawn = std::thread::Builder::new()
+                .name(format!("ringlb-w{id}"))
+                .spawn(move || {
+                    if rt.pin_workers {
+                        pin_to_core(id);
+                    }
+                    let ring =
+                        match uring::Ring::new(rt.ring_entries, rt.buffer_count, rt.buffer_size) {
+                            Ok(r) => r,
+                            Err(e) => {
+                                let _ = ready.send(Err(e));
+                                return;
+                            }
+                        };
+                    let _ = ready.send(Ok((id, ring.waker())));
+                    drop(ready);
+                    let parts = WorkerParts {
+                        id,
+                        ring,
+                        listeners,
+                        table,
+                        policy,
+                        queues,
+                        admission,
+                        stop: worker_stop,
+                        stats: ws,
+                        clock,
+                        #[cfg(test)]
+                        fault,
+                    };
+                    let result = catch_unwind(AssertUnwindSafe(|| Worker::new(parts).run()))
+                        .unwrap_or(Err(EngineError::WorkerPanicked(id)));
+                    let _ = exit.send((id, result));
+                });
+            match spawn {
+                Ok(t) => threads.push(t),
+                Err(e) => {
+                    // Workers already started would serve the port forever: stop them first.
+                    stop.store(true, Ordering::Release);
+                    for t in threads {
+                        let _ = t.join();
+                    }
+                    return Err(EngineError::Thread(e));
+                }
+            }
+        }
+        drop((ready_tx, exit_tx));
+        let mut server = Server {
+            listeners: bound,
+            table,
+            registry,
+            stop,
+            wakers: Vec::new(),
+            threads,
+            exits,
+            stats,
+            queues: QueueShared::new(0),
+            admission,
+            max_connections,
+            #[cfg(test)]
+            faults,
+        };
+        let mut by_id: Vec<(usize, Waker)> = Vec::with_capacity(workers);
+        for _ in 0..workers {
+            match ready_rx.recv() {
+                Ok(Ok((id, waker))) => {
+                    server.wakers.push(waker.clone());
+                    clock.attach(waker.clone());
+                    by_id.push((id, waker));
+                }
+                Ok(Err(e)) => {
+                    server.stop_workers();
+                    return Err(e.into());
+                }
+                Err(_) => {
+                    server.stop_workers();
+                    return Err(EngineError::WorkerLost(server.wakers.len()));
+                }
+            }
+        }
+        // Indexed by worker id: a worker wakes all but itself.
+        by_id.sort_by_key(|(id, _)| *id);
+        let _ = queues
+            .wakers
+            .set(by_id.into_iter().map(|(_, w)| w).collect());
+        server.queues = queues;
+        tracing::info!(workers, max_connections, listeners = ?server.listeners, "ringlb started");
+        Ok(server)
+    }
+
+    /// The address listener `name` is bound to (port 0 in the config is resolved here).
+    pub fn listener_addr(&self, name: &str) -> Option<SocketAddr> {
+        self.listeners
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, a)| *a)
+    }
+
+    pub fn listeners(&self) -> &[(String, SocketAddr)] {
+        &self.listeners
+    }
+
+    /// The backend table every worker picks from.
+    pub fn table(&self) -> &Arc<SharedTable> {
+        &self.table
+    }
+
+    /// Where backend counts live across table rebuilds (reload).
+    pub fn registry(&self) -> &Arc<Registry> {
+        &self.registry
+    }
+
+    /// Counters summed over all workers.
+    pub fn stats(&self) -> StatsSnapshot {
+        let mut total = self
+            .stats
+            .iter()
+            .map(|s| s.snapshot())
+            .fold(StatsSnapshot::default(), |a, b| a + b);
+        total.admitted = u64::from(self.admission.admitted());
+        total
+    }
+
+    /// Client connections the server holds at most (`runtime.max_connections`, or what the
+    /// descriptor limit allows).
+    pub fn max_connections(&self) -> u32 {
+        self.max_connections
+    }
+
+    /// Clients waiting in pool `pool`'s queue right now (all workers).
+    pub fn queue_len(&self, pool: usize) -> u32 {
+        self.queues.waiting(pool)
+    }
+
+    /// How long dispatched clients waited in pool queues, in microseconds.
+    pub fn queue_wait_histogram(&self) -> hdrhistogram::Histogram<u64> {
+        self.queues.wait_us.lock().clone()
+    }
+
+    /// A handle that can ask the server to stop from another thread (signal handling).
+    pub fn stopper(&self) -> Stopper {
+        Stopper {
+            stop: self.stop.clone(),
+            wakers: self.wakers.clone(),
+        }
+    }
+
+    /// Stops accepting, closes every connection and waits for the workers to finish.
+    pub fn shutdown(mut self) -> Result<(), EngineError> {
+        self.stopper().stop();
+        self.join()
+    }
+
+    /// Waits until every worker has exited: after a [`Stopper::stop`], or as soon as one worker
+    /// fails or panics (the others are then stopped and its error returned).
+    pub fn join(&mut self) -> Result<(), EngineError> {
+        let mut result = Ok(());
+        for _ in 0..self.threads.len() {
+            let Ok((id, exit)) = self.exits.recv() else {
+                break;
+            };
+            if let Err(e) = exit {
+                tracing::error!(worker = id, error = %e, "worker died; stopping every worker");
+                self.stopper().stop();
+                if result.is_ok() {
+                    result = Err(e);
+                }
+            }
+        }
+        for t in self.threads.drain(..) {
+            let _ = t.join();
+        }
+        result
+    }
+
+    fn stop_workers(&mut self) {
+        self.stopper().stop();
+        let _ = self.join();
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if !self.threads.is_empty() {
+            self.stop_workers();
+        }
+    }
+}
+
+/// Asks a running server to stop; cheap to clone, usable from any thread.
+#[derive(Clone)]
+pub struct Stopper {
+    stop: Arc<AtomicBool>,
+    wakers: Vec<Waker>,
+}
+
+impl Stopper {
+    pub fn stop(&self) {
+        self.stop.store(true, Ordering::Release);
+        for w in &self.wakers {
+            w.wake();
+        }
+    }
+}
+
+fn pin_to_core(id: usize) {
+    let Some(cores) = core_affinity::get_core_ids().filter(|c| !c.is_empty()) else {
+        tracing::warn!(worker = id, "cannot list CPUs; worker not pinned");
+        return;
+    };
+    let core = cores[id % cores.len()];
+    if !core_affinity::set_for_current(core) {
+        tracing::warn!(
+            worker = id,
+            core = core.id,
+            "cannot pin worker to CPU; running unpinned"
+        );
+    }
+}
