@@ -188,6 +188,9 @@ fn main() -> ExitCode {
 }
 
 fn run(cfg: &config::Config) -> anyhow::Result<()> {
+    // systemd's default soft limit (1024) would cap ringlb at ~480 streams.
+    let nofile = ringlb::engine::raise_nofile();
+    tracing::info!(nofile, "open files limit");
     let mut server = Server::start(cfg).context("cannot start ringlb")?;
     for (name, addr) in server.listeners() {
         tracing::info!(listener = %name, %addr, "listening");

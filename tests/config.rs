@@ -167,6 +167,8 @@ fn defaults_are_applied() {
     assert_eq!(p.balance, Balance::LeastConnections);
     assert_eq!(p.connect_timeout, Duration::from_secs(3));
     assert_eq!(p.idle_timeout, Duration::from_secs(3600));
+    assert_eq!(p.half_close_timeout, Duration::from_secs(60));
+    assert_eq!((r.max_connections, l.max_connections), (0, 0));
     assert_eq!(p.retries, 2);
     assert_eq!(p.hash_key, HashKey::ClientIp);
     assert_eq!(p.hash_balance_factor, 1.25);
@@ -569,6 +571,16 @@ fn bad_and_zero_durations() {
         "7:16",
         &["`idle_timeout` must be at most"],
     );
+    fails(
+        &pool_with(&["half_close_timeout = \"0s\""]),
+        "7:22",
+        &[
+            "pool \"gpu\"",
+            "`half_close_timeout` must be greater than 0",
+        ],
+    );
+    let c = ok(&pool_with(&["half_close_timeout = \"5m\""]));
+    assert_eq!(c.pools[0].half_close_timeout, Duration::from_secs(300));
 }
 
 #[test]
@@ -592,8 +604,18 @@ fn unknown_balance_lists_the_allowed_names() {
 
 #[test]
 fn runtime_values_out_of_range() {
-    let cases: [(&str, &str, &str); 13] = [
+    let cases: [(&str, &str, &str); 15] = [
         ("workers = -1", "2:11", "`workers` must be at least 0"),
+        (
+            "max_connections = -1",
+            "2:19",
+            "`max_connections` must be at least 0",
+        ),
+        (
+            "max_connections = 20000000",
+            "2:19",
+            "`max_connections` must be at most 10000000",
+        ),
         ("workers = 5000", "2:11", "`workers` must be at most 1024"),
         (
             "ring_entries = 100",

@@ -23,27 +23,41 @@ impl Config {
                 ""
             }
         );
+        let max = match r.max_connections {
+            0 => "from the open files limit".to_string(),
+            n => n.to_string(),
+        };
         let _ = writeln!(
             out,
-            "runtime: ring_entries {}, buffer_size {} B, buffer_count {}, max_unsent {} B",
+            "runtime: ring_entries {}, buffer_size {} B, buffer_count {}, max_unsent {} B, \
+             max_connections {max}",
             r.ring_entries, r.buffer_size, r.buffer_count, r.max_unsent
         );
         for l in &self.listeners {
             let pool = self.pools.get(l.pool).map_or("?", |p| p.name.as_str());
             let _ = writeln!(
                 out,
-                "listener {:?}: {} -> pool {:?} (backlog {})",
-                l.name, l.bind, pool, l.backlog
+                "listener {:?}: {} -> pool {:?} (backlog {}{})",
+                l.name,
+                l.bind,
+                pool,
+                l.backlog,
+                match l.max_connections {
+                    0 => String::new(),
+                    n => format!(", max_connections {n}"),
+                }
             );
         }
         for p in &self.pools {
             let _ = writeln!(
                 out,
-                "pool {:?}: {}, connect_timeout {}, idle_timeout {}, retries {}, {} backend{}",
+                "pool {:?}: {}, connect_timeout {}, idle_timeout {}, half_close_timeout {}, \
+                 retries {}, {} backend{}",
                 p.name,
                 p.balance,
                 format_duration(p.connect_timeout),
                 format_duration(p.idle_timeout),
+                format_duration(p.half_close_timeout),
                 p.retries,
                 p.backends.len(),
                 if p.backends.len() == 1 { "" } else { "s" }

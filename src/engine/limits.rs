@@ -1,6 +1,6 @@
-//! How many connections the process can hold: the descriptor limit is raised to what the system
-//! allows, and the connection limit sized so that every admitted client can also get its backend
-//! socket. A worker that hits EMFILE anyway (another part of the process holds descriptors)
+//! How many connections the process can hold: the binary raises the descriptor limit to what
+//! the system allows ([`raise_nofile`], at start), and the server sizes its connection limit so
+//! that every admitted client can also get its backend socket. A worker that hits EMFILE anyway (another part of the process holds descriptors)
 //! backs off; this keeps that from being the normal way to find the limit.
 //!
 //! Must never lower a limit the operator raised, and never fail start-up over it.
@@ -36,11 +36,11 @@ pub fn capacity(nofile: u64, workers: usize, listeners: usize) -> u32 {
         .max(1)
 }
 
-/// The server's connection limit: `runtime.max_connections`, or the capacity of the raised
+/// The server's connection limit: `runtime.max_connections`, or the capacity of the current
 /// descriptor limit when it is 0. A configured limit above that capacity is kept (the operator
 /// may raise the limit later) but warned about, since clients past it meet EMFILE.
 pub fn connection_limit(config: &Config, workers: usize) -> u32 {
-    let nofile = raise_nofile();
+    let nofile = nofile().map_or(1024, |(soft, _)| soft);
     let capacity = capacity(nofile, workers, config.listeners.len());
     let configured = config.runtime.max_connections;
     if configured == 0 {

@@ -29,6 +29,7 @@ mod tests;
 
 use std::net::SocketAddr;
 
+pub use limits::raise_nofile;
 pub use policy::{table_spec, Policy, PoolPolicy};
 pub use server::{Server, Stopper};
 pub use stats::StatsSnapshot;

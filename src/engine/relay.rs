@@ -173,13 +173,15 @@ impl Worker {
             self.close(key, true);
             return;
         }
+        // Submit the send first: only bytes behind a send in flight mean the multishot recv
+        // outruns the other side.
+        self.drive(key);
         let conn = &mut self.conns[key];
-        if conn.multishot_overruns(side) {
+        if conn.phase == Phase::Relaying && conn.multishot_overruns(side) {
             conn.half(side).recv = Recv::Cancelling;
             let target = token::encode(Op::Recv(side), key as u32, conn.gen);
             self.ring.cancel(target, token::encode(Op::Cancel, 0, 0));
         }
-        self.drive(key);
     }
 
     pub(super) fn on_send(&mut self, key: usize, side: Side, result: i32) {

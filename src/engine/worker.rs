@@ -6,6 +6,7 @@
 //! worker must never block anywhere but in `submit_and_wait`, and must stop (with the reason)
 //! as soon as it cannot trust its ring.
 
+use std::collections::VecDeque;
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -35,6 +36,9 @@ const MAX_WAIT: Duration = Duration::from_millis(500);
 pub(super) const ACCEPT_RETRY_MS: u64 = 100;
 /// How long a stopping worker waits for cancelled ops to complete before giving up.
 const DRAIN_MS: u64 = 2000;
+/// Clients a worker holds, accepted but not admitted, when a connection limit was reached on
+/// another worker before this one stopped accepting; past this they are reset.
+const MAX_PARKED: usize = 256;
 /// Distinct sockets waiting for a receive buffer at the end of a turn that make the ring grow.
 const STARVED_TO_GROW: usize = 8;
 /// How often buffer memory that recent demand did not need is handed back to the system.
@@ -96,6 +100,9 @@ pub(super) struct Worker {
     /// Sides whose recv ended for lack of buffers, to re-arm once buffers are back.
     pub(super) starved: Vec<(usize, u32, Side)>,
     pub(super) max_unsent: u32,
+    /// Accepted past a connection limit (by a race with another worker): admitted first when
+    /// room opens, oldest first. (Worker listener index with each.)
+    parked: VecDeque<(OwnedFd, u16)>,
     stop: Arc<AtomicBool>,
     pub(super) stopping: bool,
     pub(super) stats: Arc<WorkerStats>,
@@ -124,6 +131,7 @@ impl Worker {
             admission: p.admission,
             gens: Vec::new(),
             starved: Vec::new(),
+            parked: VecDeque::new(),
             stop: p.stop,
             stopping: false,
             stats: p.stats,
@@ -176,12 +184,13 @@ impl Worker {
                     return Ok(());
                 }
             } else {
+                self.admit_parked();
+                self.pause_full_listeners();
                 self.arm_listeners();
             }
             if self.now >= self.next_trim {
                 self.next_trim = self.now + TRIM_MS;
-                self.ring.bufs_mut().trim();
-                self.ring.spill_mut().trim();
+                self.ring.trim();
             }
             let bufs = self.ring.bufs();
             self.stats.publish(
@@ -319,10 +328,15 @@ impl Worker {
         if self.stopping {
             return;
         }
-        if !self.admission.try_admit(index) {
-            // Accepted before the cancel of this listener's accept landed: the limit holds.
-            socket::set_linger_zero(&fd);
-            self.stats.refused.fetch_add(1, Ordering::Relaxed);
+        if !self.parked.is_empty() || !self.admission.try_admit(index) {
+            // Accepted before this worker saw the limit: the client waits here (it would have
+            // waited in the backlog), unless too many already do.
+            if self.parked.len() < MAX_PARKED {
+                self.parked.push_back((fd, li as u16));
+            } else {
+                socket::set_linger_zero(&fd);
+                self.stats.refused.fetch_add(1, Ordering::Relaxed);
+            }
             self.pause_full_listeners();
             return;
         }
@@ -330,6 +344,27 @@ impl Worker {
         self.start_client(fd, pool, li as u16);
         if !self.admission.has_room(index) {
             self.pause_full_listeners();
+            // Other workers stop accepting too, at once, rather than at their next wake-up.
+            self.queues_shared.wake_others(self.id);
+        }
+    }
+
+    /// Admits parked clients, oldest first, while the limits have room.
+    fn admit_parked(&mut self) {
+        while let Some((_, li)) = self.parked.front() {
+            let li = *li as usize;
+            let Some(l) = self.listeners.get(li) else {
+                self.parked.pop_front();
+                continue;
+            };
+            let (index, pool) = (l.index, l.pool);
+            if !self.admission.try_admit(index) {
+                return;
+            }
+            if let Some((fd, _)) = self.parked.pop_front() {
+                self.stats.accepted.fetch_add(1, Ordering::Relaxed);
+                self.start_client(fd, pool, li as u16);
+            }
         }
     }
 
@@ -387,6 +422,7 @@ impl Worker {
 
     fn begin_stop(&mut self) {
         self.stopping = true;
+        self.parked.clear();
         for l in self.listeners.iter_mut() {
             if l.accept == Accept::Armed {
                 self.ring

@@ -168,18 +168,34 @@ impl BufRing {
     }
 
     /// Periodic: sizes the target on the demand seen since the last call, and discards the
-    /// pages of reserve buffers that have not been used since (all but a few hot ones).
-    pub fn trim(&mut self) {
+    /// pages of free buffers that demand did not need: reserve buffers but a few hot ones, and,
+    /// when `quiescent`, ring buffers past the target (the ones the kernel would use last).
+    ///
+    /// `quiescent` is the caller's promise that the kernel cannot write any ring buffer while
+    /// this runs and that every buffer it has filled was reported through `taken` (see
+    /// `Ring::trim`): then our count of ring buffers is exact and their pages may go.
+    pub fn trim(&mut self, quiescent: bool) {
         let wanted = (self.peak_out * 2).max(self.out).next_power_of_two();
         self.target = self.bounded(wanted);
         self.peak_out = self.out;
+        let size = self.size as usize;
         let keep_from = self.reserve.len().saturating_sub(KEEP_HOT);
         for i in self.clean..keep_from {
             let bid = self.reserve[i] as usize;
-            let size = self.size as usize;
             self.data.discard(bid * size, size);
         }
         self.clean = self.clean.max(keep_from);
+        if !quiescent || self.stocked <= self.target {
+            return;
+        }
+        let head = self.tail.wrapping_sub(self.stocked as u16);
+        for i in self.target..self.stocked {
+            let slot = (head.wrapping_add(i as u16) & self.mask) as usize;
+            // SAFETY: `slot < count`, inside the entries mapping; the kernel only reads entries
+            // (no incremental consumption), and we wrote this one.
+            let bid = unsafe { (*self.entries.as_ptr().cast::<BufRingEntry>().add(slot)).bid() };
+            self.data.discard(bid as usize * size, size);
+        }
     }
 
     /// `target` kept within [MIN_STOCK, count] (all of a ring smaller than MIN_STOCK).

@@ -81,6 +81,9 @@ pub struct Ring {
     backlog: Vec<Completion>,
     /// Set when the ring stopped taking submissions: the worker cannot trust it any more.
     failed: Option<io::Error>,
+    /// Completions run only inside our own io_uring_enter (DEFER_TASKRUN): between two enters
+    /// the kernel touches no buffer.
+    defer_taskrun: bool,
 }
 
 /// Submit attempts while flushing a full submission queue before the ring is declared stuck:
@@ -92,7 +95,7 @@ impl Ring {
     /// Creates the ring (SINGLE_ISSUER and DEFER_TASKRUN where the kernel has them) and its
     /// provided buffer ring, and probes for every op the relay uses.
     pub fn new(entries: u32, buffer_count: u32, buffer_size: u32) -> Result<Ring, UringError> {
-        let uring = build_ring(entries)?;
+        let (uring, defer_taskrun) = build_ring(entries)?;
         error::probe_ops(&uring)?;
         let bufs = BufRing::new(buffer_count, buffer_size, 0)?;
         bufs.register(&uring)?;
@@ -115,6 +118,7 @@ impl Ring {
             addrs: Vec::new(),
             backlog: Vec::with_capacity(1024),
             failed: None,
+            defer_taskrun,
         })
     }
 
@@ -350,6 +354,20 @@ impl Ring {
         }
     }
 
+    /// Gives back buffer memory recent demand did not need (see `BufRing::trim`). Buffers still
+    /// in the ring are discarded only when that cannot race the kernel: with DEFER_TASKRUN the
+    /// kernel fills buffers only inside our io_uring_enter, and with every completion of the
+    /// last one reaped and handled (none waiting here, in the completion queue or in the
+    /// kernel's overflow list) every buffer it filled has been reported.
+    pub fn trim(&mut self) {
+        let quiescent = self.defer_taskrun
+            && self.backlog.is_empty()
+            && !self.uring.submission().cq_overflow()
+            && self.uring.completion().is_empty();
+        self.bufs.trim(quiescent);
+        self.spill.trim();
+    }
+
     /// Keeps the buffer memory alive forever: called when the worker stops with ops that may
     /// still be in flight.
     pub fn leak_buffers(&mut self) {
@@ -365,7 +383,8 @@ pub fn adopt_fd(fd: i32) -> OwnedFd {
     unsafe { OwnedFd::from_raw_fd(fd) }
 }
 
-fn build_ring(entries: u32) -> Result<IoUring, UringError> {
+/// The ring, and whether it has DEFER_TASKRUN.
+fn build_ring(entries: u32) -> Result<(IoUring, bool), UringError> {
     let cq = entries.saturating_mul(4);
     let mut builder = IoUring::builder();
     builder
@@ -374,7 +393,7 @@ fn build_ring(entries: u32) -> Result<IoUring, UringError> {
         .setup_defer_taskrun()
         .setup_submit_all();
     match builder.build(entries) {
-        Ok(r) => return Ok(r),
+        Ok(r) => return Ok((r, true)),
         Err(e) if e.raw_os_error() == Some(libc::EINVAL) => {
             tracing::warn!(
                 "io_uring: SINGLE_ISSUER/DEFER_TASKRUN not available, using plain setup"
@@ -385,5 +404,6 @@ fn build_ring(entries: u32) -> Result<IoUring, UringError> {
     IoUring::builder()
         .setup_cqsize(cq)
         .build(entries)
+        .map(|r| (r, false))
         .map_err(UringError::from_setup)
 }
