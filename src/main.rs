@@ -13,8 +13,9 @@ use clap::{Parser, Subcommand};
 use signal_hook::consts::{SIGINT, SIGTERM};
 use signal_hook::iterator::Signals;
 
+use ringlb::config;
 use ringlb::engine::Server;
-use ringlb::{config, demo, fleet};
+use ringlb::tools::{demo, fleet};
 
 /// Exit code for a config that does not validate (and for bad arguments, as clap does).
 const EXIT_CONFIG: u8 = 2;

@@ -5,7 +5,7 @@ use std::io::{BufRead, BufReader, Write};
 use std::net::TcpStream;
 use std::time::Duration;
 
-use ringlb::demo::{DemoFleet, DemoOptions};
+use ringlb::tools::demo::{DemoFleet, DemoOptions};
 
 /// Opens an SSE stream and returns it with the `x-backend` header of its response.
 fn open_stream(addr: std::net::SocketAddr) -> (BufReader<TcpStream>, String) {

@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use futures_util::{SinkExt, StreamExt};
-use ringlb::fleet::{pattern_fill, FleetError, MockBackend, MockOptions, Mode};
+use ringlb::tools::fleet::{pattern_fill, FleetError, MockBackend, MockOptions, Mode};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::Message;

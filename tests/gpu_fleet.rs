@@ -3,7 +3,7 @@
 
 mod common;
 
-use std::io::{Read, Write};
+use std::io::{ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -12,10 +12,23 @@ use std::time::Duration;
 
 use common::*;
 
-/// True if the peer closes the stream (EOF or reset) before sending anything.
+/// True if the peer closes the stream (EOF or reset) before sending anything, false if it sends
+/// a byte. Panics if it does neither within the stream's read timeout: a silent peer is not a
+/// closed one, and must not let a test pass while the balancer closed nothing.
 fn closed(s: &mut TcpStream) -> bool {
     let mut b = [0u8; 1];
-    !matches!(s.read(&mut b), Ok(1))
+    match s.read(&mut b) {
+        Ok(0) => true,
+        Ok(_) => false,
+        Err(e) => match e.kind() {
+            ErrorKind::ConnectionReset | ErrorKind::ConnectionAborted => true,
+            ErrorKind::WouldBlock | ErrorKind::TimedOut => panic!(
+                "peer neither closed nor sent within the deadline (read timeout {:?}): {e}",
+                s.read_timeout().ok().flatten()
+            ),
+            _ => panic!("read failed, neither a close nor a byte: {e}"),
+        },
+    }
 }
 
 #[test]

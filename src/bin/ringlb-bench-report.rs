@@ -1,12 +1,13 @@
 //! `ringlb-bench-report`: writes the benchmark report (markdown and SVG) from the raw runs that
-//! `scripts/bench.sh` collects (see `ringlb::benchreport`), and prints the verdict per target.
+//! `scripts/bench.sh` collects (see `ringlb::tools::benchreport`), and prints the verdict per
+//! target.
 //! Exit status 1 if the report cannot be made; a missed target is reported, not an error.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Parser;
-use ringlb::benchreport::{self, markdown::figure};
+use ringlb::tools::benchreport::{self, markdown::figure};
 
 /// Turn the raw runs of scripts/bench.sh into the markdown report and the SVG chart.
 #[derive(Parser)]

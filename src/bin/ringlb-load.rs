@@ -1,11 +1,11 @@
-//! `ringlb-load`: load generator for ringlb (see `ringlb::load`). Parses the command line,
+//! `ringlb-load`: load generator for ringlb (see `ringlb::tools::load`). Parses the command line,
 //! sets up logging and hands over; exit status 2 for bad arguments, 1 if the run could not
 //! happen, 0 otherwise (failed requests are reported, not turned into an exit status).
 
 use std::process::ExitCode;
 
 use clap::Parser;
-use ringlb::load::{run_cli, LoadArgs};
+use ringlb::tools::load::{run_cli, LoadArgs};
 use tracing_subscriber::EnvFilter;
 
 fn main() -> ExitCode {

@@ -2,7 +2,7 @@
 //! and as the backend sees them), queue, totals, tokens/s and time to first token.
 //! Pure formatting: must never touch sockets or block.
 
-use crate::fleet::StatsSnapshot;
+use crate::tools::fleet::StatsSnapshot;
 
 #[derive(Clone, Debug)]
 pub struct BackendRow {

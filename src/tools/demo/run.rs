@@ -5,7 +5,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::load::{self, Limit, LoadOptions, Mode as LoadMode};
+use crate::tools::load::{self, Limit, LoadOptions, Mode as LoadMode};
 
 use super::{render, DemoError, DemoFleet, DemoOptions};
 

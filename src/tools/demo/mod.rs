@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use crate::config::{Backend, Balance, Config, Listener, Pool, Runtime};
 use crate::engine::{EngineError, Server};
-use crate::fleet::{FleetError, MockBackend, MockOptions, Mode};
+use crate::tools::fleet::{FleetError, MockBackend, MockOptions, Mode};
 
 pub use run::{run, RunOptions};
 pub use view::{render, BackendRow};

@@ -33,7 +33,7 @@ pub enum Mode {
     Inference,
     /// Copy every byte back; on the client's EOF finish writing, then shut down the write side.
     Echo,
-    /// Write `bytes` bytes of [`crate::fleet::pattern_fill`]'s pattern, then close.
+    /// Write `bytes` bytes of [`crate::tools::fleet::pattern_fill`]'s pattern, then close.
     Source { bytes: u64 },
     /// For each `\n`-terminated request line, write `bytes` pattern bytes; keep the connection.
     Respond { bytes: u64 },
@@ -46,7 +46,8 @@ pub enum Mode {
 pub struct MockOptions {
     /// Backend name: sent as `x-backend`, used as the `backend` metrics label and in logs.
     pub name: String,
-    /// Address to listen on; port 0 picks a free port (see [`crate::fleet::MockBackend::addr`]).
+    /// Address to listen on; port 0 picks a free port (see
+    /// [`crate::tools::fleet::MockBackend::addr`]).
     pub listen: SocketAddr,
     /// What to serve.
     pub mode: Mode,
@@ -59,8 +60,8 @@ pub struct MockOptions {
     /// Close a connection that sends no complete request for this long; `None` keeps idle
     /// connections forever (the balancer's idle-connection tests rely on that).
     pub idle_timeout: Option<Duration>,
-    /// Threads of the runtime built by [`crate::fleet::MockBackend::spawn`] and
-    /// [`crate::fleet::run_blocking`]; 1 means a current-thread runtime.
+    /// Threads of the runtime built by [`crate::tools::fleet::MockBackend::spawn`] and
+    /// [`crate::tools::fleet::run_blocking`]; 1 means a current-thread runtime.
     pub worker_threads: usize,
 }
 

@@ -8,7 +8,7 @@ use std::net::SocketAddr;
 /// What went wrong while starting or running a mock backend.
 #[derive(Debug, thiserror::Error)]
 pub enum FleetError {
-    /// An option is out of range; `field` names the [`crate::fleet::MockOptions`] field.
+    /// An option is out of range; `field` names the [`crate::tools::fleet::MockOptions`] field.
     #[error("invalid mock backend option {field}: {reason}")]
     InvalidOption { field: &'static str, reason: String },
     /// The listening socket could not be created, bound or put in listen state.
