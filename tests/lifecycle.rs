@@ -1,4 +1,5 @@
-//! Timeouts and leaks: connect timeout against a real black hole, idle timeout, and 5,000
+//! Timeouts and leaks: connect timeout against a real black hole, idle timeout on the wall
+//! clock, and 5,000
 //! sequential connections leaving descriptors and backend counts at their baseline.
 
 mod common;
@@ -46,8 +47,10 @@ fn connect_timeout_retries_another_backend() {
     assert!(server.stats().connect_failures >= 1);
 }
 
+/// On the system clock (the manual-clock tests in timeouts.rs cover which streams it spares):
+/// a silent stream is closed after about its idle timeout, not before.
 #[test]
-fn idle_timeout_closes_silent_streams_only() {
+fn idle_timeout_closes_a_silent_stream_on_the_wall_clock() {
     let server = start(&config("1s", "300ms", 0, 1), &[echo_backend()]);
     let mut s = connect(addr(&server));
     s.write_all(b"x").unwrap();
@@ -55,10 +58,7 @@ fn idle_timeout_closes_silent_streams_only() {
     s.read_exact(&mut one).unwrap();
     let started = Instant::now();
     let r = s.read(&mut one);
-    assert!(
-        matches!(r, Ok(0)) || r.is_err(),
-        "idle stream closed: {r:?}"
-    );
+    assert!(matches!(r, Ok(0)), "idle stream closed cleanly: {r:?}");
     assert!(started.elapsed() >= Duration::from_millis(250));
     assert_eq!(server.stats().idle_timeouts, 1);
     wait_for("released", || active(&server) == vec![0]);

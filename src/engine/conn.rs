@@ -109,6 +109,9 @@ pub struct Half {
     /// A send to this socket could not go out whole: its bytes go to spill blocks until
     /// everything queued is out.
     pub blocked: bool,
+    /// The last read from this socket filled its buffer or left bytes waiting: a bulk sender,
+    /// read with single recvs (a multishot would drain its socket into every free buffer).
+    pub bulk: bool,
     /// Received from the other socket, to be written to this one, oldest first.
     pub outq: VecDeque<Chunk>,
     pub outq_bytes: u32,
@@ -123,6 +126,7 @@ impl Half {
             inflight: 0,
             shut: Shut::Open,
             blocked: false,
+            bulk: false,
             outq: VecDeque::new(),
             outq_bytes: 0,
         }
@@ -243,7 +247,8 @@ impl Conn {
     }
 
     /// How to read from `side` now, if reading is due: not while armed, finished or starved,
-    /// nor while `max_unsent` bytes already wait for the other side (backpressure).
+    /// nor while `max_unsent` bytes already wait for the other side (backpressure). Multishot
+    /// only for a side that trickles (token streams, idle sessions) into an idle peer.
     pub fn recv_plan(&self, side: Side, max_unsent: u32) -> Option<RecvPlan> {
         let (h, dst) = (self.half_ref(side), self.half_ref(side.other()));
         if self.phase != Phase::Relaying || h.recv != Recv::Off || h.fd.is_none() {
@@ -252,7 +257,7 @@ impl Conn {
         if dst.outq_bytes >= max_unsent {
             return None;
         }
-        Some(if dst.drained() && !dst.blocked {
+        Some(if dst.drained() && !dst.blocked && !h.bulk {
             RecvPlan::Multi
         } else {
             RecvPlan::Single

@@ -41,6 +41,16 @@ fn a_quiet_stream_reads_multishot_and_a_busy_one_single() {
     queue(&mut c, Side::Client, ring(1, 100));
     assert!(c.multishot_overruns(Side::Backend), "bytes behind the send");
     assert_eq!(c.recv_plan(Side::Backend, 1000), None, "already armed");
+    c.half(Side::Backend).recv = Recv::Off;
+    c.half(Side::Client).outq.clear();
+    c.half(Side::Client).outq_bytes = 0;
+    c.half(Side::Client).send = Send::Idle;
+    c.half(Side::Backend).bulk = true;
+    assert_eq!(
+        c.recv_plan(Side::Backend, 1000),
+        Some(RecvPlan::Single),
+        "a bulk sender is read one buffer at a time"
+    );
 }
 
 #[test]

@@ -125,6 +125,8 @@ impl Worker {
             };
             self.ring.bufs_mut().taken(bid);
             let len = c.result as u32;
+            self.conns[key].half(side).bulk =
+                len >= self.ring.bufs().buffer_size() || c.sock_nonempty();
             self.stats
                 .bytes
                 .fetch_add(u64::from(len), Ordering::Relaxed);

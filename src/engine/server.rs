@@ -44,7 +44,7 @@ pub struct Server {
     admission: Arc<Admission>,
     max_connections: u32,
     #[cfg(test)]
-    pub(super) faults: Vec<Arc<AtomicBool>>,
+    pub(super) faults: Vec<Arc<std::sync::atomic::AtomicU8>>,
 }
 
 impl Server {
@@ -120,7 +120,7 @@ impl Server {
             );
             #[cfg(test)]
             let fault = {
-                let f = Arc::new(AtomicBool::new(false));
+                let f = Arc::new(std::sync::atomic::AtomicU8::new(0));
                 faults.push(f.clone());
                 f
             };

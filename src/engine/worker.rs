@@ -74,9 +74,9 @@ pub(super) struct WorkerParts {
     pub stop: Arc<AtomicBool>,
     pub stats: Arc<WorkerStats>,
     pub clock: Clock,
-    /// Test hook: the worker panics at its next loop turn once this is set.
+    /// Test hook: a fault (see `engine::tests`) the worker meets at its next loop turn.
     #[cfg(test)]
-    pub fault: Arc<AtomicBool>,
+    pub fault: Arc<std::sync::atomic::AtomicU8>,
 }
 
 pub(super) struct Worker {
@@ -108,7 +108,7 @@ pub(super) struct Worker {
     pub(super) stats: Arc<WorkerStats>,
     next_trim: u64,
     #[cfg(test)]
-    fault: Arc<AtomicBool>,
+    fault: Arc<std::sync::atomic::AtomicU8>,
 }
 
 impl Worker {
@@ -162,8 +162,10 @@ impl Worker {
                 return Err(self.fail(UringError::Stuck(e)));
             }
             #[cfg(test)]
-            if self.fault.load(Ordering::Acquire) {
-                panic!("fault injected into worker {}", self.id);
+            match self.fault.load(Ordering::Acquire) {
+                super::tests::FAULT_PANIC => panic!("fault injected into worker {}", self.id),
+                super::tests::FAULT_RING => return Err(self.fail(UringError::CompletionsLost)),
+                _ => {}
             }
             if !self.stopping && self.stop.load(Ordering::Acquire) {
                 self.begin_stop();

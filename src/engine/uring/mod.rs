@@ -43,6 +43,11 @@ impl Completion {
         cqueue::more(self.flags)
     }
 
+    /// A recv left more bytes waiting in the socket.
+    pub fn sock_nonempty(&self) -> bool {
+        cqueue::sock_nonempty(self.flags)
+    }
+
     /// The provided buffer this completion filled, if any.
     pub fn buffer(&self) -> Option<u16> {
         cqueue::buffer_select(self.flags)
