@@ -54,7 +54,7 @@ trap 'exit 130' INT TERM
 install_tools() {
     local need=()
     command -v haproxy >/dev/null || need+=(haproxy)
-    command -v nginx >/dev/null || need+=(nginx)
+    command -v nginx >/dev/null || need+=(nginx libnginx-mod-stream)
     command -v wrk >/dev/null || need+=(wrk)
     if nginx -V 2>&1 | grep -q -- '--with-stream=dynamic' &&
         [[ ! -e /usr/lib/nginx/modules/ngx_stream_module.so ]]; then

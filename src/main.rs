@@ -128,6 +128,7 @@ fn main() -> ExitCode {
                 ..Default::default()
             };
             let run = demo::RunOptions { clients, duration };
+            ringlb::engine::raise_nofile();
             let stop = Arc::new(AtomicBool::new(false));
             for sig in [SIGINT, SIGTERM] {
                 if let Err(e) = signal_hook::flag::register(sig, stop.clone()) {
