@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use socket2::SockRef;
 
-use crate::balance::{NoPick, Pick};
+use crate::balance::{NoPick, Pick, PickRequest};
 
 use super::conn::{Conn, State};
 use super::socket;
@@ -38,7 +38,7 @@ impl Worker {
         } else {
             None
         };
-        let picked = table.pick_for(pool, &[], client_addr);
+        let picked = table.pick(&PickRequest::new(pool, self.now).for_client(client_addr));
         let (queue_size, queue_timeout) = (pool_table.queue_size(), pool_table.queue_timeout());
         let key = self.conns.vacant_key();
         let gen = self.next_gen(key);
@@ -80,7 +80,8 @@ impl Worker {
                 continue;
             }
             let client = self.conns[key].client_addr.as_deref().copied();
-            let Ok(pick) = self.table.load().pick_for(pool, &[], client) else {
+            let request = PickRequest::new(pool, self.now).for_client(client);
+            let Ok(pick) = self.table.load().pick(&request) else {
                 return;
             };
             self.queues.pop(pool);
@@ -140,10 +141,11 @@ impl Worker {
         }
         if result == 0 {
             if let Some(g) = &conn.guard {
-                g.connect_succeeded();
-                g.observe_connect(Duration::from_micros(
-                    self.now_us.saturating_sub(conn.started_us),
-                ));
+                g.connect_succeeded(self.now);
+                g.observe_connect(
+                    Duration::from_micros(self.now_us.saturating_sub(conn.started_us)),
+                    self.now,
+                );
             }
             conn.state = State::Relaying;
             conn.last_active = self.now;
@@ -182,7 +184,7 @@ impl Worker {
         let conn = &mut self.conns[key];
         let addr = conn.guard.as_ref().map(|g| g.addr());
         if let Some(guard) = conn.guard.take() {
-            if guard.connect_failed() {
+            if guard.connect_failed(self.now) {
                 tracing::warn!(backend = ?addr, reason, "backend marked down");
             }
             // Dropping the guard releases this attempt's count.
@@ -197,7 +199,10 @@ impl Worker {
         let table = self.table.load();
         let retries = table.pool(pool).map(|p| p.retries()).unwrap_or(0);
         let next = if attempts <= retries {
-            table.pick_for(pool, &self.conns[key].tried, client).ok()
+            let request = PickRequest::new(pool, self.now)
+                .excluding(&self.conns[key].tried)
+                .for_client(client);
+            table.pick(&request).ok()
         } else {
             None
         };
