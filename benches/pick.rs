@@ -2,7 +2,7 @@
 //! per-connection hot path (every accepted client does exactly one, more on retries).
 //!
 //! Compared: every strategy (weighted least connections and least latency, which scan every
-//! backend, least latency with an `exp` per backend for the decay and a clock read; smooth
+//! backend, least latency with an `exp` per estimate for the decay; smooth
 //! weighted round robin, which reads one precomputed slot through a shared cursor; power of
 //! two and random, which draw from a per-thread RNG and binary-search a prefix sum; hash,
 //! which hashes the client address, sums the pool's load and walks a ring) at 3, 16 and 256
@@ -12,7 +12,10 @@
 //! threads for the constant-time strategies. Backends are unlimited and healthy, with weights
 //! 1..=4, and already hold about 2 x weight connections each (exactly, for the deterministic
 //! strategies), as in a busy fleet; each has latency samples (a different first-byte time per
-//! backend). Every pick passes a different client address, as the engine would for `hash`.
+//! backend, its connect and first byte a millisecond apart, so two `exp` per backend: the
+//! dearer case). Every pick passes a different client address, as the engine would for `hash`,
+//! and the same time a second after the samples: the engine passes its loop-turn time, read
+//! once per turn, so no pick reads the clock.
 //! Two-thread numbers are the time per pick + release per thread.
 //! A last group compares fetching the table with `SharedTable::load` against a per-worker
 //! `TableCache`, since that fetch is part of every pick, and gives the floor: a bare shared
@@ -29,8 +32,8 @@ use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
 use ringlb::balance::{
-    seed_thread_rng, BackendSpec, HashKey, HealthPolicy, Pick, PoolSpec, Registry, SharedTable,
-    StrategyKind, Table, TableCache, TableSpec,
+    seed_thread_rng, BackendSpec, HashKey, HealthPolicy, Pick, PickRequest, PoolSpec, Registry,
+    SharedTable, StrategyKind, Table, TableCache, TableSpec,
 };
 
 const SIZES: [usize; 3] = [3, 16, 256];
@@ -42,6 +45,16 @@ const STRATEGIES: [(&str, StrategyKind); 6] = [
     ("random", StrategyKind::Random),
     ("hash", StrategyKind::Hash),
 ];
+
+/// When the latency samples are taken (`clock::now_ms()` milliseconds).
+const SAMPLED_MS: u64 = 1_000;
+/// When every benchmarked pick happens: a second later, so that the decay takes an `exp`.
+const NOW_MS: u64 = 2_000;
+
+/// The request of pick number `i`: pool 0, nothing excluded, its own client address.
+fn request(i: u32, now_ms: u64) -> PickRequest<'static> {
+    PickRequest::new(0, now_ms).for_client(Some(client(i)))
+}
 
 /// The client address of pick number `i`.
 fn client(i: u32) -> SocketAddr {
@@ -57,9 +70,6 @@ fn busy_table(kind: StrategyKind, backends: usize) -> (Registry, Arc<SharedTable
         pools: vec![PoolSpec {
             name: "bench".into(),
             strategy: kind,
-            connect_timeout: Duration::from_secs(1),
-            idle_timeout: Duration::from_secs(60),
-            retries: 1,
             backends: (0..backends)
                 .map(|i| BackendSpec {
                     addr: SocketAddr::from(([10, 0, (i / 250) as u8, (i % 250) as u8], 8000)),
@@ -72,10 +82,6 @@ fn busy_table(kind: StrategyKind, backends: usize) -> (Registry, Arc<SharedTable
             hash_balance_factor: 1.25,
             latency_decay: Duration::from_secs(10),
             slow_start: Duration::ZERO,
-            queue_size: 0,
-            queue_timeout: Duration::from_secs(5),
-            max_connection_age: None,
-            max_connection_age_jitter: Duration::ZERO,
         }],
         health: HealthPolicy::default(),
     };
@@ -85,12 +91,12 @@ fn busy_table(kind: StrategyKind, backends: usize) -> (Registry, Arc<SharedTable
     let held: Vec<Pick> = (0..2 * total)
         .map(|i| {
             let pick = table
-                .pick_for(0, &[], Some(client(i)))
+                .pick(&request(i, SAMPLED_MS))
                 .expect("bench backends have room");
-            pick.guard.observe_connect(Duration::from_micros(300));
             let first_byte = 20 + (pick.backend % 7) as u64 * 10;
-            pick.guard
-                .observe_first_byte(Duration::from_millis(first_byte));
+            let guard = &pick.guard;
+            guard.observe_connect(Duration::from_micros(300), SAMPLED_MS);
+            guard.observe_first_byte(Duration::from_millis(first_byte), SAMPLED_MS + 1);
             pick
         })
         .collect();
@@ -100,12 +106,12 @@ fn busy_table(kind: StrategyKind, backends: usize) -> (Registry, Arc<SharedTable
 #[inline]
 fn pick_release(shared: &SharedTable, i: u32) {
     let table = shared.load();
-    black_box(table.pick_for(0, &[], Some(client(i))).ok());
+    black_box(table.pick(&request(i, NOW_MS)).ok());
 }
 
 #[inline]
 fn pick_release_cached(cache: &mut TableCache, i: u32) {
-    black_box(cache.load().pick_for(0, &[], Some(client(i))).ok());
+    black_box(cache.load().pick(&request(i, NOW_MS)).ok());
 }
 
 /// `iters` pick + release on `shared`, each with the next client address.

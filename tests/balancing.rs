@@ -95,7 +95,7 @@ fn refused_connects_are_retried_invisibly_and_the_backend_goes_down() {
         }
     }
     assert_eq!(failures, 0, "clients saw failed attempts");
-    let snap = server.table().load().snapshot();
+    let snap = server.table().load().snapshot(ringlb::clock::now_ms());
     assert!(
         snap[0].backends[0].down,
         "refusing backend marked down: {snap:?}"

@@ -1,12 +1,11 @@
 //! Balancing for GPU fleets through the real balancer: per-backend capacity with a pool queue,
-//! fallback tiers, least latency, consistent hashing by client address, max connection age.
+//! fallback tiers, consistent hashing by client address, max connection age. Least latency has
+//! its own file (`least_latency.rs`).
 
 mod common;
 
 use std::io::{ErrorKind, Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::net::{SocketAddr, TcpStream};
 use std::thread;
 use std::time::Duration;
 
@@ -107,59 +106,6 @@ fn higher_tiers_take_only_the_overflow() {
     let held: Vec<(TcpStream, u8)> = (0..4).map(|_| open_held(to)).collect();
     let ids: Vec<u8> = held.iter().map(|h| h.1).collect();
     assert_eq!(ids, vec![0, 0, 1, 1]);
-}
-
-/// Answers each connection's first line after `delay_ms` (changeable while running) with its
-/// one-byte id, then closes.
-fn delayed_backend(id: u8, delay_ms: Arc<AtomicU64>) -> SocketAddr {
-    let l = TcpListener::bind("127.0.0.1:0").unwrap();
-    let a = l.local_addr().unwrap();
-    thread::spawn(move || {
-        for s in l.incoming() {
-            let Ok(mut s) = s else { return };
-            let delay = delay_ms.clone();
-            thread::spawn(move || {
-                let mut b = [0u8; 4];
-                if s.read_exact(&mut b).is_ok() {
-                    thread::sleep(Duration::from_millis(delay.load(Ordering::SeqCst)));
-                    let _ = s.write_all(&[id]);
-                }
-            });
-        }
-    });
-    a
-}
-
-fn short_stream(to: SocketAddr) -> u8 {
-    let mut s = connect(to);
-    s.write_all(b"req\n").unwrap();
-    let mut id = [0u8; 1];
-    s.read_exact(&mut id).unwrap();
-    id[0]
-}
-
-#[test]
-fn least_latency_prefers_the_faster_first_byte_and_returns_after_recovery() {
-    let fast = Arc::new(AtomicU64::new(0));
-    let slow = Arc::new(AtomicU64::new(80));
-    let addrs = [delayed_backend(0, fast), delayed_backend(1, slow.clone())];
-    let cfg = pool_config(
-        "balance = \"least_latency\"\nlatency_decay = \"500ms\"",
-        &["", ""],
-    );
-    let server = start(&cfg, &addrs);
-    let to = addr(&server);
-    let ids: Vec<u8> = (0..40).map(|_| short_stream(to)).collect();
-    let to_fast = ids.iter().filter(|&&i| i == 0).count();
-    assert!(
-        to_fast >= 30,
-        "only {to_fast} of 40 streams went to the fast backend"
-    );
-    slow.store(0, Ordering::SeqCst);
-    // Once the slow node recovers, its estimate decays and it is picked again.
-    wait_for("traffic returns to the recovered backend", || {
-        short_stream(to) == 1
-    });
 }
 
 #[test]

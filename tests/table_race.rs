@@ -18,9 +18,10 @@ use std::time::Duration;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use ringlb::balance::{
-    BackendSpec, HashKey, HealthPolicy, NoPick, Pick, PoolSpec, Registry, SharedTable,
+    BackendSpec, HashKey, HealthPolicy, NoPick, Pick, PickRequest, PoolSpec, Registry, SharedTable,
     StrategyKind, Table, TableSpec,
 };
+use ringlb::clock;
 
 const WORKERS: usize = 4;
 const OPS_PER_WORKER: usize = 200_000;
@@ -59,9 +60,6 @@ fn spec(generation: usize) -> TableSpec {
         .map(|(p, &strategy)| PoolSpec {
             name: format!("pool{p}"),
             strategy,
-            connect_timeout: Duration::from_secs(1),
-            idle_timeout: Duration::from_secs(1),
-            retries: 1,
             backends: BACKENDS
                 .iter()
                 .enumerate()
@@ -77,10 +75,6 @@ fn spec(generation: usize) -> TableSpec {
             hash_balance_factor: 1.25,
             latency_decay: Duration::from_millis(50),
             slow_start: Duration::from_millis(if p % 2 == 0 { 20 } else { 0 }),
-            queue_size: 0,
-            queue_timeout: Duration::from_secs(5),
-            max_connection_age: None,
-            max_connection_age_jitter: Duration::ZERO,
         })
         .collect();
     TableSpec {
@@ -116,7 +110,12 @@ fn worker(shared: &SharedTable, seed: u64, limits: &HashMap<SocketAddr, u32>) ->
             let pool_idx = rng.gen_range(0..KINDS.len());
             let exclude: &[usize] = if rng.gen_bool(0.2) { &[0, 1] } else { &[] };
             let client = SocketAddr::from(([10, 0, 0, rng.gen_range(1..8)], rng.gen()));
-            let pick = match table.pick_for(pool_idx, exclude, Some(client)) {
+            // The real clock, as the engine's: backends marked down come back after a backoff.
+            let now = clock::now_ms();
+            let request = PickRequest::new(pool_idx, now)
+                .excluding(exclude)
+                .for_client(Some(client));
+            let pick = match table.pick(&request) {
                 Ok(pick) => pick,
                 Err(why) => {
                     assert_eq!(why, NoPick::AllFull, "limited backends are never down");
@@ -141,13 +140,13 @@ fn worker(shared: &SharedTable, seed: u64, limits: &HashMap<SocketAddr, u32>) ->
             );
             // Backend 2 (unlimited, tier 2) of every pool is flaky.
             if pick.backend == 2 && rng.gen_bool(0.5) {
-                pick.guard.connect_failed();
+                pick.guard.connect_failed(now);
             } else {
-                pick.guard.connect_succeeded();
-                pick.guard
-                    .observe_connect(Duration::from_micros(rng.gen_range(50..500)));
-                pick.guard
-                    .observe_first_byte(Duration::from_millis(rng.gen_range(1..100)));
+                pick.guard.connect_succeeded(now);
+                let connect = Duration::from_micros(rng.gen_range(50..500));
+                pick.guard.observe_connect(connect, now);
+                let first_byte = Duration::from_millis(rng.gen_range(1..100));
+                pick.guard.observe_first_byte(first_byte, now);
             }
             held.push(pick);
         } else if !held.is_empty() {
@@ -202,7 +201,7 @@ fn concurrent_picks_and_reloads_keep_counts_exact() {
     assert!(picks > WORKERS * OPS_PER_WORKER / 4, "only {picks} picks");
 
     shared.store(Table::build(&spec(0), &registry));
-    for pool in shared.load().snapshot() {
+    for pool in shared.load().snapshot(clock::now_ms()) {
         for backend in pool.backends {
             assert_eq!(
                 backend.active, 0,

@@ -1,11 +1,10 @@
 //! One backend as a table snapshot sees it: its address and limits from the config (immutable)
 //! and a handle to its live, shared state; and [`PickCtx`], what one pick knows besides the
 //! backends. Checks here run in the pick loop, so they must stay a few atomic loads: no lock,
-//! no allocation, no clock read for a healthy backend that is not ramping up.
+//! no allocation, no clock read (the time comes with the request).
 
 use std::net::SocketAddr;
 
-use super::health::LazyNow;
 use super::slow_start;
 use super::state::SharedState;
 use super::strategy::rng;
@@ -35,11 +34,11 @@ impl Backend {
     /// exclusive, and the deadline next to the count is then read for free, where a read first
     /// would fetch the line twice under contention. A down backend gives the slot straight back.
     #[inline]
-    pub(crate) fn try_take(&self, ctx: &mut PickCtx) -> bool {
+    pub(crate) fn try_take(&self, ctx: &PickCtx) -> bool {
         if self.weight == 0 || ctx.excluded(self) || !self.try_acquire() {
             return false;
         }
-        if ctx.now.is_down(&self.state.health) {
+        if ctx.is_down(self) {
             self.state.release();
             return false;
         }
@@ -56,7 +55,8 @@ impl Backend {
 pub(crate) struct PickCtx<'a> {
     /// Pool positions already tried for this client.
     pub(crate) exclude: &'a [usize],
-    pub(crate) now: LazyNow,
+    /// The request's time, `clock::now_ms()` milliseconds.
+    pub(crate) now_ms: u64,
     /// Hash of the client key, for `hash`; None when the caller gave no client address.
     pub(crate) key: Option<u64>,
     /// The pool's slow start in ms; 0 = off.
@@ -69,29 +69,33 @@ impl PickCtx<'_> {
         self.exclude.contains(&backend.index)
     }
 
+    /// Marked down by passive health and its backoff not over at the request's time.
+    #[inline]
+    pub(crate) fn is_down(&self, backend: &Backend) -> bool {
+        backend.state.health.is_down_at(self.now_ms)
+    }
+
     /// Weighted in, not excluded and not down (it may still be full).
     #[inline]
-    pub(crate) fn is_candidate(&mut self, backend: &Backend) -> bool {
-        backend.weight != 0 && !self.excluded(backend) && !self.now.is_down(&backend.state.health)
+    pub(crate) fn is_candidate(&self, backend: &Backend) -> bool {
+        backend.weight != 0 && !self.excluded(backend) && !self.is_down(backend)
     }
 
     /// Weight times the slow-start ramp in per mille: at least 100 for a weighted-in backend.
     #[inline]
-    pub(crate) fn effective_weight(&mut self, backend: &Backend) -> u64 {
+    pub(crate) fn effective_weight(&self, backend: &Backend) -> u64 {
         u64::from(backend.weight) * self.permille(backend)
     }
 
     #[inline]
-    pub(crate) fn permille(&mut self, backend: &Backend) -> u64 {
-        backend
-            .state
-            .ramp_permille(self.slow_start_ms, &mut self.now)
+    pub(crate) fn permille(&self, backend: &Backend) -> u64 {
+        backend.state.ramp_permille(self.slow_start_ms, self.now_ms)
     }
 
     /// For strategies that draw backends: true if a drawn backend takes its turn. Always for a
     /// backend at full weight; with probability permille/1000 while it ramps up.
     #[inline]
-    pub(crate) fn ramp_admits(&mut self, backend: &Backend) -> bool {
+    pub(crate) fn ramp_admits(&self, backend: &Backend) -> bool {
         let permille = self.permille(backend);
         permille >= slow_start::FULL || rng::below(slow_start::FULL) < permille
     }

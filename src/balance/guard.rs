@@ -1,7 +1,8 @@
 //! The proof that a connection slot was taken on a backend. Dropping it gives the slot back,
 //! exactly once; it can never be cloned. It keeps the backend's state alive on its own, so a
 //! reload that removes the backend cannot lose the release. Through it the engine reports what
-//! it learned about the backend: connect outcomes (passive health, slow start) and latencies.
+//! it learned about the backend: connect outcomes (passive health, slow start) and latencies,
+//! each with the time it happened (`clock::now_ms()` milliseconds: the caller owns the clock).
 
 use std::fmt;
 use std::net::SocketAddr;
@@ -27,46 +28,27 @@ impl ActiveGuard {
         self.addr
     }
 
-    /// The connect to the backend succeeded: reset its passive health. If it had been marked
-    /// down it is back up, and slow start (if the pool has it) ramps from now.
-    pub fn connect_succeeded(&self) {
-        self.state.record_success(crate::clock::now_ms);
+    /// The connect to the backend succeeded at `now_ms`: reset its passive health. If it had
+    /// been marked down it is back up, and slow start (if the pool has it) ramps from then.
+    pub fn connect_succeeded(&self, now_ms: u64) {
+        self.state.record_success(now_ms);
     }
 
-    /// [`connect_succeeded`](Self::connect_succeeded) at a given `clock::now_ms()` value.
-    pub fn connect_succeeded_at(&self, now_ms: u64) {
-        self.state.record_success(|| now_ms);
-    }
-
-    /// How long the connect took: feeds the backend's connect-time peak EWMA (every strategy
-    /// records it; `least_latency` picks by it).
-    pub fn observe_connect(&self, d: Duration) {
-        self.observe_connect_at(d, crate::clock::now_ms());
-    }
-
-    /// [`observe_connect`](Self::observe_connect) at a given `clock::now_ms()` value.
-    pub fn observe_connect_at(&self, d: Duration, now_ms: u64) {
+    /// The connect took `d`, measured at `now_ms`: feeds the backend's connect-time peak EWMA
+    /// (every strategy records it; `least_latency` picks by it).
+    pub fn observe_connect(&self, d: Duration, now_ms: u64) {
         self.state.latency.observe_at(Kind::Connect, d, now_ms);
     }
 
-    /// Time until the backend's first byte: feeds its first-byte peak EWMA.
-    pub fn observe_first_byte(&self, d: Duration) {
-        self.observe_first_byte_at(d, crate::clock::now_ms());
-    }
-
-    /// [`observe_first_byte`](Self::observe_first_byte) at a given `clock::now_ms()` value.
-    pub fn observe_first_byte_at(&self, d: Duration, now_ms: u64) {
+    /// The backend's first byte came `d` after the first request byte went out, measured at
+    /// `now_ms`: feeds its first-byte peak EWMA.
+    pub fn observe_first_byte(&self, d: Duration, now_ms: u64) {
         self.state.latency.observe_at(Kind::FirstByte, d, now_ms);
     }
 
-    /// The connect to the backend failed (refused, reset, timed out). Returns true if this
-    /// failure just marked the backend down.
-    pub fn connect_failed(&self) -> bool {
-        self.connect_failed_at(crate::clock::now_ms())
-    }
-
-    /// [`connect_failed`](Self::connect_failed) at a given `clock::now_ms()` value.
-    pub fn connect_failed_at(&self, now_ms: u64) -> bool {
+    /// The connect to the backend failed at `now_ms` (refused, reset, timed out). Returns true
+    /// if this failure just marked the backend down.
+    pub fn connect_failed(&self, now_ms: u64) -> bool {
         let marked = self.state.health.record_failure_at(now_ms);
         if marked {
             tracing::warn!(backend = %self.addr, "backend marked down after connect failures");

@@ -1,6 +1,6 @@
 //! Passive health of one backend, learned from the outcome of real connects (no probes).
 //! It is read on every pick, so reads must stay plain atomic loads: never a lock, never a clock
-//! read when the backend is healthy. Time is passed in (`now_ms`) so tests control it.
+//! read. Time is passed in (`now_ms`), by the engine from its clock and by tests as they like.
 
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
@@ -30,12 +30,14 @@ impl PassiveHealth {
         self.backoff_max_ms.store(max, Ordering::Relaxed);
     }
 
-    /// The deadline alone, so the pick path can skip the clock when it is 0.
+    /// The deadline alone (0 = not down, and not half-open either).
     #[inline]
     pub(crate) fn down_until_ms(&self) -> u64 {
         self.down_until_ms.load(Ordering::Acquire)
     }
 
+    /// True if the backend is skipped at `now_ms`: marked down and its backoff not over.
+    #[inline]
     pub(crate) fn is_down_at(&self, now_ms: u64) -> bool {
         now_ms < self.down_until_ms()
     }
@@ -106,36 +108,6 @@ fn next_backoff(previous_ms: u64, min_ms: u64, max_ms: u64) -> u64 {
 
 fn duration_ms(d: std::time::Duration) -> u64 {
     u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
-}
-
-/// The current time for one pick, read from the clock at most once and only if some backend
-/// has a down deadline at all.
-pub(crate) struct LazyNow(Option<u64>);
-
-impl LazyNow {
-    pub(crate) fn clock() -> Self {
-        Self(None)
-    }
-
-    pub(crate) fn fixed(now_ms: u64) -> Self {
-        Self(Some(now_ms))
-    }
-
-    /// The time of this pick, reading the clock on first use.
-    #[inline]
-    pub(crate) fn get(&mut self) -> u64 {
-        *self.0.get_or_insert_with(crate::clock::now_ms)
-    }
-
-    /// True if `health` says the backend is down now.
-    #[inline]
-    pub(crate) fn is_down(&mut self, health: &PassiveHealth) -> bool {
-        let until = health.down_until_ms();
-        if until == 0 {
-            return false;
-        }
-        self.get() < until
-    }
 }
 
 #[cfg(test)]
@@ -219,15 +191,5 @@ mod tests {
             assert!(!h.record_failure_at(0));
         }
         assert!(!h.is_down_at(0));
-    }
-
-    #[test]
-    fn lazy_now_reads_fixed_time() {
-        let h = health(1, 1000, 30_000);
-        let mut now = LazyNow::fixed(0);
-        assert!(!now.is_down(&h));
-        assert!(h.record_failure_at(0));
-        assert!(now.is_down(&h));
-        assert!(!LazyNow::fixed(1000).is_down(&h));
     }
 }

@@ -3,14 +3,17 @@
 //! Control plane: [`Table::build`] turns a [`TableSpec`] into an immutable [`Table`], taking
 //! each backend's live state (active count, passive health) from a [`Registry`] so that a
 //! reload keeps them; [`SharedTable::store`] swaps the new table in whole.
-//! Data plane: each worker calls [`SharedTable::load`] then [`Table::pick_for`], which picks in
-//! the lowest tier that has room, counts the connection at once and returns an
-//! [`ActiveGuard`] that gives the count back on drop (and takes latency samples); or says why
-//! it could not ([`NoPick`]: everything full, so worth queueing, or nothing available).
+//! Data plane: each worker calls [`SharedTable::load`] then [`Table::pick`] with a
+//! [`PickRequest`] (pool, backends already tried, client address, time), which picks in the
+//! lowest tier that has room, counts the connection at once and returns an [`ActiveGuard`]
+//! that gives the count back on drop (and takes connect outcomes and latency samples, each
+//! with its time); or says why it could not ([`NoPick`]: everything full, so worth queueing,
+//! or nothing available).
 //!
-//! The pick path must never lock or allocate, and must not read the clock for healthy backends
-//! unless the strategy needs time (least_latency) or a backend is ramping up (slow start). A
-//! count must never be released twice, lost, or pushed past `max_connections`.
+//! The caller owns the clock: every time is passed in, in `clock::now_ms()` milliseconds (the
+//! engine passes its loop-turn time, read once per turn anyway; see `request.rs` for why a
+//! plain value). The pick path must never lock, allocate or read the clock. A count must never
+//! be released twice, lost, or pushed past `max_connections`.
 //! Strategies live in `strategy/`, one file each.
 
 mod backend;
@@ -19,6 +22,7 @@ mod health;
 mod latency;
 mod pool;
 mod registry;
+mod request;
 mod shared;
 mod slow_start;
 mod snapshot;
@@ -28,8 +32,9 @@ mod strategy;
 mod table;
 
 pub use guard::ActiveGuard;
-pub use pool::{NoPick, Pick, PoolTable};
+pub use pool::PoolTable;
 pub use registry::Registry;
+pub use request::{NoPick, Pick, PickRequest};
 pub use shared::{SharedTable, TableCache};
 pub use snapshot::{BackendSnapshot, PoolSnapshot};
 pub use spec::{

@@ -1,39 +1,19 @@
 //! One pool of an immutable table: its backends (address, weight, limit, tier), its settings,
 //! and one strategy object per tier. Tier selection wraps every strategy: a pick tries the
 //! lowest tier first and moves up only when no backend there is usable (up, weighted in, not
-//! excluded, not full), so higher tiers take only the overflow. `pick_for` runs for every
-//! accepted client on every worker: it must never lock or allocate.
+//! excluded, not full), so higher tiers take only the overflow. A pick runs for every accepted
+//! client on every worker: it must never lock, allocate or read the clock.
 
 use std::net::SocketAddr;
 use std::time::Duration;
 
 use super::backend::{Backend, PickCtx};
 use super::guard::ActiveGuard;
-use super::health::LazyNow;
+use super::request::{NoPick, Pick};
 use super::slow_start;
 use super::snapshot::{BackendSnapshot, PoolSnapshot};
 use super::spec::{HashKey, PoolSpec, StrategyKind};
 use super::strategy::{self, hash_client, Strategy};
-
-/// A chosen backend with a connection slot already counted on it.
-#[derive(Debug)]
-pub struct Pick {
-    /// Index in the pool; pass it in `exclude` when retrying another backend.
-    pub backend: usize,
-    pub addr: SocketAddr,
-    pub guard: ActiveGuard,
-}
-
-/// Why no backend could be picked.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum NoPick {
-    /// Some backend is up, weighted in and not excluded, but every such backend is at its
-    /// `max_connections`: a slot frees when a stream ends, so the client may wait (queue).
-    AllFull,
-    /// No backend could take the client even with room: all down, drained, or already tried
-    /// (or the pool does not exist or is empty).
-    Unavailable,
-}
 
 /// One tier of a pool: its backends (copies of the pool's, in pool order) and their strategy.
 #[derive(Debug)]
@@ -89,41 +69,13 @@ impl PoolTable {
         self.spec.strategy
     }
 
-    pub fn connect_timeout(&self) -> Duration {
-        self.spec.connect_timeout
-    }
-
-    pub fn idle_timeout(&self) -> Duration {
-        self.spec.idle_timeout
-    }
-
-    pub fn retries(&self) -> u32 {
-        self.spec.retries
-    }
-
-    /// True if picks use the client address (`hash`): pass it to `pick_for`.
+    /// True if picks use the client address (`hash`): pass it in `PickRequest::client`.
     pub fn needs_client_addr(&self) -> bool {
         self.spec.strategy == StrategyKind::Hash
     }
 
     pub fn hash_key(&self) -> HashKey {
         self.spec.hash_key
-    }
-
-    pub fn queue_size(&self) -> u32 {
-        self.spec.queue_size
-    }
-
-    pub fn queue_timeout(&self) -> Duration {
-        self.spec.queue_timeout
-    }
-
-    pub fn max_connection_age(&self) -> Option<Duration> {
-        self.spec.max_connection_age
-    }
-
-    pub fn max_connection_age_jitter(&self) -> Duration {
-        self.spec.max_connection_age_jitter
     }
 
     pub fn slow_start(&self) -> Duration {
@@ -147,53 +99,27 @@ impl PoolTable {
         self.backends.get(idx).map(|b| b.state.active())
     }
 
-    /// Picks a backend not in `exclude` (indexes already tried for this client), lowest tier
-    /// first, and counts a connection on it. `client` is the client's address, used by `hash`
-    /// (without it `hash` places the client at random). On failure says whether waiting could
-    /// help ([`NoPick::AllFull`]) or not ([`NoPick::Unavailable`]).
-    pub fn pick_for(&self, exclude: &[usize], client: Option<SocketAddr>) -> Result<Pick, NoPick> {
-        self.pick_with(exclude, client, LazyNow::clock())
-    }
-
-    /// [`pick_for`](Self::pick_for) at a given `clock::now_ms()` value.
-    pub fn pick_for_at(
+    /// Picks a backend not in `exclude` at `now_ms`, lowest tier first, and counts a
+    /// connection on it; see [`Table::pick`](super::Table::pick).
+    #[inline]
+    pub(crate) fn pick(
         &self,
         exclude: &[usize],
         client: Option<SocketAddr>,
         now_ms: u64,
     ) -> Result<Pick, NoPick> {
-        self.pick_with(exclude, client, LazyNow::fixed(now_ms))
-    }
-
-    /// [`pick_for`](Self::pick_for) without a client address, None on failure.
-    pub fn pick(&self, exclude: &[usize]) -> Option<Pick> {
-        self.pick_for(exclude, None).ok()
-    }
-
-    /// [`pick`](Self::pick) at a given `clock::now_ms()` value.
-    pub fn pick_at(&self, exclude: &[usize], now_ms: u64) -> Option<Pick> {
-        self.pick_for_at(exclude, None, now_ms).ok()
-    }
-
-    #[inline]
-    fn pick_with(
-        &self,
-        exclude: &[usize],
-        client: Option<SocketAddr>,
-        now: LazyNow,
-    ) -> Result<Pick, NoPick> {
         let key = match client {
             Some(addr) if self.needs_client_addr() => Some(hash_client(addr, self.spec.hash_key)),
             _ => None,
         };
-        let mut ctx = PickCtx {
+        let ctx = PickCtx {
             exclude,
-            now,
+            now_ms,
             key,
             slow_start_ms: self.slow_start_ms,
         };
         for tier in &self.tiers {
-            if let Some(pos) = tier.strategy.pick(&tier.backends, &mut ctx) {
+            if let Some(pos) = tier.strategy.pick(&tier.backends, &ctx) {
                 let backend = &tier.backends[pos];
                 return Ok(Pick {
                     backend: backend.index,
@@ -202,12 +128,12 @@ impl PoolTable {
                 });
             }
         }
-        Err(self.why_not(&mut ctx))
+        Err(self.why_not(&ctx))
     }
 
     /// Cold path after every tier failed: a usable backend exists, so they must all be full
     /// (or one just freed a slot, which a retry will find).
-    fn why_not(&self, ctx: &mut PickCtx) -> NoPick {
+    fn why_not(&self, ctx: &PickCtx) -> NoPick {
         if self.backends.iter().any(|b| ctx.is_candidate(b)) {
             NoPick::AllFull
         } else {
@@ -216,15 +142,14 @@ impl PoolTable {
     }
 
     /// The pool's backends as they are at `now_ms`.
-    pub fn snapshot_at(&self, now_ms: u64) -> PoolSnapshot {
-        let mut now = LazyNow::fixed(now_ms);
+    pub fn snapshot(&self, now_ms: u64) -> PoolSnapshot {
         PoolSnapshot {
             name: self.spec.name.clone(),
             backends: self
                 .backends
                 .iter()
                 .map(|b| {
-                    let permille = b.state.ramp_permille(self.slow_start_ms, &mut now);
+                    let permille = b.state.ramp_permille(self.slow_start_ms, now_ms);
                     BackendSnapshot {
                         addr: b.addr,
                         weight: b.weight,

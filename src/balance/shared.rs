@@ -79,7 +79,7 @@ impl fmt::Debug for SharedTable {
 mod tests {
     use super::*;
     use crate::balance::strategy::test_support::spec;
-    use crate::balance::{Registry, StrategyKind};
+    use crate::balance::{PickRequest, Registry, StrategyKind};
 
     #[test]
     fn store_swaps_whole_and_old_guards_survive() {
@@ -89,7 +89,7 @@ mod tests {
             &registry,
         ));
         let old = shared.load_full();
-        let guard = shared.load().pick(0, &[]).unwrap().guard;
+        let guard = shared.load().pick(&PickRequest::new(0, 0)).unwrap().guard;
         shared.store(Table::build(
             &spec(StrategyKind::RoundRobin, &[(1, 0), (1, 0)]),
             &registry,
@@ -97,9 +97,9 @@ mod tests {
         assert_eq!(old.pool(0).unwrap().len(), 1);
         let current = shared.load();
         assert_eq!(current.pool(0).unwrap().len(), 2);
-        assert_eq!(current.snapshot()[0].backends[0].active, 1);
+        assert_eq!(current.snapshot(0)[0].backends[0].active, 1);
         drop(guard);
-        assert_eq!(current.snapshot()[0].backends[0].active, 0);
+        assert_eq!(current.snapshot(0)[0].backends[0].active, 0);
     }
 
     #[test]

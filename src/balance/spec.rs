@@ -22,15 +22,12 @@ pub struct TableSpec {
     pub health: HealthPolicy,
 }
 
-/// One pool of backends and how to pick among them.
+/// One pool of backends and how to pick among them. (What the engine applies per pool,
+/// timeouts, retries, the queue, lives in the engine's own policy.)
 #[derive(Clone, Debug)]
 pub struct PoolSpec {
     pub name: String,
     pub strategy: StrategyKind,
-    pub connect_timeout: Duration,
-    pub idle_timeout: Duration,
-    /// How many other backends to try after a failed connect.
-    pub retries: u32,
     pub backends: Vec<BackendSpec>,
     /// What `hash` hashes to place a client on the ring.
     pub hash_key: HashKey,
@@ -42,14 +39,6 @@ pub struct PoolSpec {
     /// A backend that comes back up, or joins the pool on a reload, ramps its effective weight
     /// from 10% to 100% over this long. Zero turns slow start off.
     pub slow_start: Duration,
-    /// Engine: clients waiting for a free slot when every backend is full; 0 = no queue.
-    pub queue_size: u32,
-    /// Engine: longest a queued client waits for a slot.
-    pub queue_timeout: Duration,
-    /// Engine: connections older than this are closed (None = never).
-    pub max_connection_age: Option<Duration>,
-    /// Engine: random extra age per connection, up to this, so closes do not come in waves.
-    pub max_connection_age_jitter: Duration,
 }
 
 /// One backend of a pool. Its identity across rebuilds is (pool name, `addr`).

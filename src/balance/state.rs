@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use crossbeam_utils::CachePadded;
 
-use super::health::{LazyNow, PassiveHealth};
+use super::health::PassiveHealth;
 use super::latency::Latency;
 use super::slow_start;
 
@@ -66,11 +66,11 @@ impl BackendState {
         self.up_since_ms.store(now_ms.max(1), Ordering::Relaxed);
     }
 
-    /// A connect succeeded. If the backend had been marked down, it is back up from now on, so
-    /// the ramp starts; `now` is only called then (the clock stays unread on the common path).
-    pub(crate) fn record_success(&self, now: impl FnOnce() -> u64) {
+    /// A connect succeeded at `now_ms`. If the backend had been marked down, it is back up from
+    /// then on, so the ramp starts.
+    pub(crate) fn record_success(&self, now_ms: u64) {
         if self.health.record_success() {
-            self.mark_up_at(now());
+            self.mark_up_at(now_ms);
         }
     }
 
@@ -78,7 +78,7 @@ impl BackendState {
     /// `slow_start` is `slow_start_ms` (0 = off: always 1000). A backend marked down and not
     /// yet confirmed back by a successful connect (half-open) stays at the ramp's start.
     #[inline]
-    pub(crate) fn ramp_permille(&self, slow_start_ms: u64, now: &mut LazyNow) -> u64 {
+    pub(crate) fn ramp_permille(&self, slow_start_ms: u64, now_ms: u64) -> u64 {
         if slow_start_ms == 0 {
             return slow_start::FULL;
         }
@@ -89,7 +89,7 @@ impl BackendState {
         if up == 0 {
             return slow_start::FULL;
         }
-        let elapsed = now.get().saturating_sub(up);
+        let elapsed = now_ms.saturating_sub(up);
         if elapsed >= slow_start_ms {
             // A one-time write per ramp; losing the race to a new `mark_up_at` keeps the new one.
             let _ = self
@@ -133,19 +133,18 @@ mod tests {
     #[test]
     fn ramp_follows_up_since_and_clears_when_done() {
         let s = BackendState::default();
-        let at = |ms| LazyNow::fixed(ms);
-        assert_eq!(s.ramp_permille(10_000, &mut at(5)), 1000, "never marked up");
+        assert_eq!(s.ramp_permille(10_000, 5), 1000, "never marked up");
         s.mark_up_at(1000);
-        assert_eq!(s.ramp_permille(0, &mut at(1000)), 1000, "slow start off");
-        assert_eq!(s.ramp_permille(10_000, &mut at(1000)), 100);
-        assert_eq!(s.ramp_permille(10_000, &mut at(6000)), 550);
-        assert_eq!(s.ramp_permille(10_000, &mut at(11_000)), 1000);
+        assert_eq!(s.ramp_permille(0, 1000), 1000, "slow start off");
+        assert_eq!(s.ramp_permille(10_000, 1000), 100);
+        assert_eq!(s.ramp_permille(10_000, 6000), 550);
+        assert_eq!(s.ramp_permille(10_000, 11_000), 1000);
         assert_eq!(
             s.up_since_ms.load(Ordering::Relaxed),
             0,
             "cleared once done"
         );
-        assert_eq!(s.ramp_permille(10_000, &mut at(1000)), 1000);
+        assert_eq!(s.ramp_permille(10_000, 1000), 1000);
     }
 
     #[test]
@@ -155,12 +154,17 @@ mod tests {
             fail_threshold: 1,
             ..Default::default()
         });
-        s.record_success(|| panic!("no clock read while healthy"));
+        s.record_success(0);
+        assert_eq!(
+            s.up_since_ms.load(Ordering::Relaxed),
+            0,
+            "no ramp while healthy"
+        );
         assert!(s.health.record_failure_at(0));
-        assert_eq!(s.ramp_permille(10_000, &mut LazyNow::fixed(5000)), 100);
-        s.record_success(|| 5000);
-        assert_eq!(s.ramp_permille(10_000, &mut LazyNow::fixed(5000)), 100);
-        assert_eq!(s.ramp_permille(10_000, &mut LazyNow::fixed(15_000)), 1000);
+        assert_eq!(s.ramp_permille(10_000, 5000), 100);
+        s.record_success(5000);
+        assert_eq!(s.ramp_permille(10_000, 5000), 100);
+        assert_eq!(s.ramp_permille(10_000, 15_000), 1000);
     }
 
     #[test]

@@ -1,13 +1,12 @@
 //! The immutable backend table: all pools, built in one go from a [`TableSpec`] and a
 //! [`Registry`]. Everything mutable lives in the shared backend states, so a table is replaced
-//! whole on reload and never edited. `pick_for` runs for every accepted client on every worker:
-//! it must never lock or allocate.
-
-use std::net::SocketAddr;
+//! whole on reload and never edited. [`Table::pick`] runs for every accepted client on every
+//! worker: it must never lock, allocate or read the clock (the request carries the time).
 
 use super::backend::Backend;
-use super::pool::{NoPick, Pick, PoolTable};
+use super::pool::PoolTable;
 use super::registry::Registry;
+use super::request::{NoPick, Pick, PickRequest};
 use super::snapshot::PoolSnapshot;
 use super::spec::TableSpec;
 
@@ -73,60 +72,31 @@ impl Table {
         self.pools.iter().position(|p| p.name() == name)
     }
 
-    /// [`PoolTable::pick_for`] on pool `pool`; `Unavailable` also if there is no such pool.
+    /// Picks a backend of pool `req.pool` that is not in `req.exclude` (positions already
+    /// tried for this client), lowest tier first, and counts a connection on it. `req.client`
+    /// is used by `hash`; `req.now_ms` is the time for down deadlines, slow start and latency
+    /// decay. On failure says whether waiting could help ([`NoPick::AllFull`]) or not
+    /// ([`NoPick::Unavailable`], also when there is no such pool).
     #[inline]
-    pub fn pick_for(
-        &self,
-        pool: usize,
-        exclude: &[usize],
-        client: Option<SocketAddr>,
-    ) -> Result<Pick, NoPick> {
-        self.pools
-            .get(pool)
-            .ok_or(NoPick::Unavailable)?
-            .pick_for(exclude, client)
+    pub fn pick(&self, req: &PickRequest) -> Result<Pick, NoPick> {
+        self.pools.get(req.pool).ok_or(NoPick::Unavailable)?.pick(
+            req.exclude,
+            req.client,
+            req.now_ms,
+        )
     }
 
-    /// [`pick_for`](Self::pick_for) at a given `clock::now_ms()` value.
-    pub fn pick_for_at(
-        &self,
-        pool: usize,
-        exclude: &[usize],
-        client: Option<SocketAddr>,
-        now_ms: u64,
-    ) -> Result<Pick, NoPick> {
-        self.pools
-            .get(pool)
-            .ok_or(NoPick::Unavailable)?
-            .pick_for_at(exclude, client, now_ms)
-    }
-
-    /// `pick_for(pool, exclude, None).ok()`.
-    #[inline]
-    pub fn pick(&self, pool: usize, exclude: &[usize]) -> Option<Pick> {
-        self.pick_for(pool, exclude, None).ok()
-    }
-
-    /// [`pick`](Self::pick) at a given `clock::now_ms()` value.
-    pub fn pick_at(&self, pool: usize, exclude: &[usize], now_ms: u64) -> Option<Pick> {
-        self.pick_for_at(pool, exclude, None, now_ms).ok()
-    }
-
-    pub fn snapshot(&self) -> Vec<PoolSnapshot> {
-        self.snapshot_at(crate::clock::now_ms())
-    }
-
-    pub fn snapshot_at(&self, now_ms: u64) -> Vec<PoolSnapshot> {
-        self.pools.iter().map(|p| p.snapshot_at(now_ms)).collect()
+    /// Every pool's backends as they are at `now_ms` (`clock::now_ms()` milliseconds).
+    pub fn snapshot(&self, now_ms: u64) -> Vec<PoolSnapshot> {
+        self.pools.iter().map(|p| p.snapshot(now_ms)).collect()
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::balance::strategy::test_support::{addr, spec};
+    use crate::balance::strategy::test_support::{addr, pick_at, spec};
     use crate::balance::StrategyKind::{LeastConnections, RoundRobin};
-    use std::time::Duration;
 
     #[test]
     fn accessors_follow_the_spec() {
@@ -135,7 +105,6 @@ mod tests {
         let mut second = spec.pools[0].clone();
         second.name = "q".into();
         second.strategy = LeastConnections;
-        second.queue_size = 7;
         spec.pools.push(second);
         let table = Table::build(&spec, &registry);
         assert_eq!(table.pools().len(), 2);
@@ -144,28 +113,22 @@ mod tests {
         let pool = table.pool(0).unwrap();
         assert_eq!(pool.name(), "p");
         assert_eq!(pool.strategy(), RoundRobin);
-        assert_eq!(pool.connect_timeout(), Duration::from_secs(1));
-        assert_eq!(pool.idle_timeout(), Duration::from_secs(60));
-        assert_eq!(pool.retries(), 2);
         assert!(!pool.needs_client_addr());
-        assert_eq!(
-            (pool.queue_size(), table.pool(1).unwrap().queue_size()),
-            (0, 7)
-        );
-        assert_eq!(pool.queue_timeout(), Duration::from_secs(5));
-        assert_eq!(pool.max_connection_age(), None);
-        assert_eq!(pool.max_connection_age_jitter(), Duration::ZERO);
         assert_eq!(pool.len(), 2);
         assert_eq!(pool.backend_addr(1), Some(addr(1)));
         assert_eq!(pool.backend_addr(2), None);
         assert_eq!(pool.backend_active(2), None);
-        assert!(table.pick(2, &[]).is_none(), "no such pool");
+        assert_eq!(
+            table.pick(&PickRequest::new(2, 0)).unwrap_err(),
+            NoPick::Unavailable,
+            "no such pool"
+        );
         assert_eq!(
             registry.len(),
             4,
             "same addrs in two pools are two backends"
         );
-        let pick = table.pick(1, &[0]).unwrap();
+        let pick = table.pick(&PickRequest::new(1, 0).excluding(&[0])).unwrap();
         assert_eq!(
             (pick.backend, pick.addr, pick.guard.addr()),
             (1, addr(1), addr(1))
@@ -176,28 +139,28 @@ mod tests {
     fn rebuild_keeps_counts_and_health() {
         let registry = Registry::new();
         let a = Table::build(&spec(LeastConnections, &[(1, 0), (1, 0)]), &registry);
-        let guard = a.pick_at(0, &[1], 0).unwrap().guard;
-        let failed = a.pick_at(0, &[0], 0).unwrap().guard;
-        assert!(failed.connect_failed_at(0));
+        let guard = pick_at(&a, &[1], 0).unwrap().guard;
+        let failed = pick_at(&a, &[0], 0).unwrap().guard;
+        assert!(failed.connect_failed(0));
         drop(failed);
         let b = Table::build(
             &spec(LeastConnections, &[(1, 0), (1, 0), (1, 0)]),
             &registry,
         );
         drop(a);
-        let snap = &b.snapshot_at(0)[0].backends;
+        let snap = &b.snapshot(0)[0].backends;
         assert_eq!(snap[0].active, 1);
         assert!(snap[1].down && snap[1].consecutive_failures == 1);
         assert_eq!(snap[2].active, 0);
         drop(guard);
-        assert_eq!(b.snapshot_at(0)[0].backends[0].active, 0);
+        assert_eq!(b.snapshot(0)[0].backends[0].active, 0);
     }
 
     #[test]
     fn removed_backend_guard_releases_cleanly() {
         let registry = Registry::new();
         let a = Table::build(&spec(RoundRobin, &[(1, 0), (1, 0)]), &registry);
-        let guard = a.pick_at(0, &[0], 0).unwrap().guard;
+        let guard = pick_at(&a, &[0], 0).unwrap().guard;
         assert_eq!(guard.addr(), addr(1));
         let b = Table::build(&spec(RoundRobin, &[(1, 0)]), &registry);
         drop(a);
@@ -208,25 +171,25 @@ mod tests {
         );
         // Re-adding it while the connection lives must find the same count.
         let c = Table::build(&spec(RoundRobin, &[(1, 0), (1, 0)]), &registry);
-        assert_eq!(c.snapshot_at(0)[0].backends[1].active, 1);
+        assert_eq!(c.snapshot(0)[0].backends[1].active, 1);
         drop(c);
         drop(guard);
         let _d = Table::build(&spec(RoundRobin, &[(1, 0)]), &registry);
         assert_eq!(registry.len(), 1, "pruned once nothing holds it");
-        assert_eq!(b.snapshot_at(0)[0].backends[0].active, 0);
+        assert_eq!(b.snapshot(0)[0].backends[0].active, 0);
     }
 
     #[test]
     fn reload_changes_limits_against_the_live_count() {
         let registry = Registry::new();
         let a = Table::build(&spec(LeastConnections, &[(1, 0)]), &registry);
-        let held: Vec<Pick> = (0..3).map(|_| a.pick_at(0, &[], 0).unwrap()).collect();
+        let held: Vec<Pick> = (0..3).map(|_| pick_at(&a, &[], 0).unwrap()).collect();
         let b = Table::build(&spec(LeastConnections, &[(1, 3)]), &registry);
         assert!(
-            b.pick_at(0, &[], 0).is_none(),
+            pick_at(&b, &[], 0).is_err(),
             "3 live connections already fill max 3"
         );
         drop(held);
-        assert!(b.pick_at(0, &[], 0).is_some());
+        assert!(pick_at(&b, &[], 0).is_ok());
     }
 }

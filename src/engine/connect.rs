@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use socket2::SockRef;
 
-use crate::balance::{NoPick, Pick};
+use crate::balance::{NoPick, Pick, PickRequest};
 
 use super::conn::{Conn, Phase};
 use super::socket;
@@ -37,7 +37,10 @@ impl Worker {
         } else {
             None
         };
-        let picked = self.table.load().pick_for(pool, &[], client_addr);
+        let picked = self
+            .table
+            .load()
+            .pick(&PickRequest::new(pool, self.now).for_client(client_addr));
         let key = self.conns.vacant_key();
         let gen = self.next_gen(key);
         let mut conn = Conn::new(gen, client, pool, listener, self.now);
@@ -89,7 +92,8 @@ impl Worker {
                 continue;
             }
             let client = self.conns[key].client_addr.as_deref().copied();
-            let Ok(pick) = self.table.load().pick_for(pool, &[], client) else {
+            let request = PickRequest::new(pool, self.now).for_client(client);
+            let Ok(pick) = self.table.load().pick(&request) else {
                 return;
             };
             self.queues.pop(pool);
@@ -165,10 +169,11 @@ impl Worker {
         }
         if result == 0 {
             if let Some(g) = &conn.guard {
-                g.connect_succeeded();
-                g.observe_connect(Duration::from_micros(
-                    self.now_us.saturating_sub(conn.started_us),
-                ));
+                g.connect_succeeded(self.now);
+                g.observe_connect(
+                    Duration::from_micros(self.now_us.saturating_sub(conn.started_us)),
+                    self.now,
+                );
             }
             conn.phase = Phase::Relaying;
             conn.last_active = self.now;
@@ -197,7 +202,7 @@ impl Worker {
         let conn = &mut self.conns[key];
         let addr = conn.guard.as_ref().map(|g| g.addr());
         if let Some(guard) = conn.guard.take() {
-            if guard.connect_failed() {
+            if guard.connect_failed(self.now) {
                 tracing::warn!(backend = ?addr, reason, "backend marked down");
             }
             // Dropping the guard releases this attempt's count.
@@ -211,8 +216,10 @@ impl Worker {
         let client = conn.client_addr.as_deref().copied();
         let retries = self.policy.pools.get(pool).map_or(0, |p| p.retries);
         let next = if attempts <= retries {
-            let tried = &self.conns[key].tried;
-            self.table.load().pick_for(pool, tried, client).ok()
+            let request = PickRequest::new(pool, self.now)
+                .excluding(&self.conns[key].tried)
+                .for_client(client);
+            self.table.load().pick(&request).ok()
         } else {
             None
         };

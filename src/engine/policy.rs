@@ -74,9 +74,6 @@ pub fn table_spec(config: &Config) -> TableSpec {
                     Balance::Random => StrategyKind::Random,
                     Balance::Hash => StrategyKind::Hash,
                 },
-                connect_timeout: p.connect_timeout,
-                idle_timeout: p.idle_timeout,
-                retries: p.retries,
                 backends: p
                     .backends
                     .iter()
@@ -94,10 +91,6 @@ pub fn table_spec(config: &Config) -> TableSpec {
                 hash_balance_factor: p.hash_balance_factor,
                 latency_decay: p.latency_decay,
                 slow_start: p.slow_start,
-                queue_size: p.queue_size,
-                queue_timeout: p.queue_timeout,
-                max_connection_age: p.max_connection_age,
-                max_connection_age_jitter: p.max_connection_age_jitter,
             })
             .collect(),
         health: HealthPolicy::default(),

@@ -167,7 +167,7 @@ impl Worker {
             conn.first_byte_seen = true;
             if let Some(g) = &conn.guard {
                 let waited = self.now_us.saturating_sub(conn.first_request_us);
-                g.observe_first_byte(std::time::Duration::from_micros(waited));
+                g.observe_first_byte(std::time::Duration::from_micros(waited), self.now);
             }
         }
         if let Err(e) = self.queue_received(key, side.other(), bid, len) {

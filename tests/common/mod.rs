@@ -218,7 +218,7 @@ pub fn open_fds() -> usize {
 
 /// Active counts of every backend of pool 0, in config order.
 pub fn active(server: &Server) -> Vec<u32> {
-    server.table().load().snapshot()[0]
+    server.table().load().snapshot(ringlb::clock::now_ms())[0]
         .backends
         .iter()
         .map(|b| b.active)

@@ -85,7 +85,7 @@ fn gcd(a: u64, b: u64) -> u64 {
 }
 
 impl Strategy for Hash {
-    fn pick(&self, backends: &[Backend], ctx: &mut PickCtx) -> Option<usize> {
+    fn pick(&self, backends: &[Backend], ctx: &PickCtx) -> Option<usize> {
         let len = self.points.len();
         if len == 0 {
             return None;
@@ -93,7 +93,7 @@ impl Strategy for Hash {
         let key = ctx.key.unwrap_or_else(rng::next_u64);
         let (mut active_sum, mut weight_sum) = (0u64, 0u64);
         for backend in backends {
-            if backend.weight != 0 && !ctx.now.is_down(&backend.state.health) {
+            if backend.weight != 0 && !ctx.is_down(backend) {
                 active_sum += u64::from(backend.state.active());
                 weight_sum += ctx.effective_weight(backend);
             }
@@ -127,7 +127,7 @@ impl Strategy for Hash {
 impl Hash {
     /// Usable, not full, and below its bounded-load capacity.
     #[inline]
-    fn under_capacity(&self, backend: &Backend, per_weight: f64, ctx: &mut PickCtx) -> bool {
+    fn under_capacity(&self, backend: &Backend, per_weight: f64, ctx: &PickCtx) -> bool {
         if !ctx.is_candidate(backend) {
             return false;
         }

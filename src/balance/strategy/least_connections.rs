@@ -23,7 +23,7 @@ impl LeastConnections {
 }
 
 impl Strategy for LeastConnections {
-    fn pick(&self, backends: &[Backend], ctx: &mut PickCtx) -> Option<usize> {
+    fn pick(&self, backends: &[Backend], ctx: &PickCtx) -> Option<usize> {
         let start = weighted_start(&self.draw, backends, ctx);
         loop {
             let idx = least_loaded(backends, start, ctx)?;
@@ -35,7 +35,7 @@ impl Strategy for LeastConnections {
     }
 }
 
-fn least_loaded(backends: &[Backend], start: usize, ctx: &mut PickCtx) -> Option<usize> {
+fn least_loaded(backends: &[Backend], start: usize, ctx: &PickCtx) -> Option<usize> {
     let n = backends.len();
     // (index, active, effective weight) of the best so far; strict `<` keeps the first.
     let mut best: Option<(usize, u128, u128)> = None;
@@ -73,7 +73,7 @@ fn least_loaded(backends: &[Backend], start: usize, ctx: &mut PickCtx) -> Option
 
 #[cfg(test)]
 mod tests {
-    use crate::balance::strategy::test_support::spec;
+    use crate::balance::strategy::test_support::{pick_at, spec};
     use crate::balance::{Pick, Registry};
     use crate::balance::{StrategyKind::LeastConnections, Table};
 
@@ -84,7 +84,7 @@ mod tests {
     }
 
     fn active(table: &Table) -> Vec<u32> {
-        table.snapshot()[0]
+        table.snapshot(0)[0]
             .backends
             .iter()
             .map(|b| b.active)
@@ -95,15 +95,15 @@ mod tests {
     fn picks_the_least_loaded() {
         let (_r, table) = table(&[(1, 0); 3]);
         let mut held: Vec<Pick> = Vec::new();
-        held.push(table.pick_at(0, &[1, 2], 0).unwrap());
-        held.push(table.pick_at(0, &[1, 2], 0).unwrap());
-        held.push(table.pick_at(0, &[0, 2], 0).unwrap());
+        held.push(pick_at(&table, &[1, 2], 0).unwrap());
+        held.push(pick_at(&table, &[1, 2], 0).unwrap());
+        held.push(pick_at(&table, &[0, 2], 0).unwrap());
         assert_eq!(active(&table), vec![2, 1, 0]);
-        let pick = table.pick_at(0, &[], 0).unwrap();
+        let pick = pick_at(&table, &[], 0).unwrap();
         assert_eq!(pick.backend, 2);
         held.push(pick);
         for _ in 0..10 {
-            let pick = table.pick_at(0, &[], 0).unwrap();
+            let pick = pick_at(&table, &[], 0).unwrap();
             assert_ne!(pick.backend, 0, "backend 0 has the most connections");
         }
     }
@@ -111,7 +111,7 @@ mod tests {
     #[test]
     fn weighted_held_picks_converge_exactly() {
         let (_r, table) = table(&[(1, 0), (2, 0), (3, 0)]);
-        let held: Vec<Pick> = (0..60).map(|_| table.pick_at(0, &[], 0).unwrap()).collect();
+        let held: Vec<Pick> = (0..60).map(|_| pick_at(&table, &[], 0).unwrap()).collect();
         assert_eq!(active(&table), vec![10, 20, 30]);
         drop(held);
         assert_eq!(active(&table), vec![0, 0, 0]);
@@ -123,7 +123,7 @@ mod tests {
         let (_r, table) = table(&[(1, 0); 5]);
         let mut hits = [0u32; 5];
         for _ in 0..1000 {
-            let pick = table.pick_at(0, &[], 0).unwrap();
+            let pick = pick_at(&table, &[], 0).unwrap();
             hits[pick.backend] += 1;
         }
         // 200 each expected; the bounds are over 3 standard deviations away.
@@ -136,29 +136,26 @@ mod tests {
     #[test]
     fn skips_down_excluded_full_and_drained() {
         let (_r, table) = table(&[(1, 0), (1, 0), (1, 1), (0, 0), (1, 0)]);
-        let failing = table.pick_at(0, &[1, 2, 3, 4], 0).unwrap();
+        let failing = pick_at(&table, &[1, 2, 3, 4], 0).unwrap();
         assert_eq!(failing.backend, 0);
-        assert!(
-            failing.guard.connect_failed_at(0),
-            "threshold 1 marks it down"
-        );
+        assert!(failing.guard.connect_failed(0), "threshold 1 marks it down");
         drop(failing);
-        let full = table.pick_at(0, &[0, 1, 3, 4], 0).unwrap();
+        let full = pick_at(&table, &[0, 1, 3, 4], 0).unwrap();
         assert_eq!(full.backend, 2);
         for _ in 0..20 {
-            let pick = table.pick_at(0, &[1], 10).unwrap();
+            let pick = pick_at(&table, &[1], 10).unwrap();
             assert_eq!(pick.backend, 4);
         }
-        assert!(table.pick_at(0, &[1, 4], 10).is_none());
-        let after_backoff = table.pick_at(0, &[1, 4], 1000).unwrap();
+        assert!(pick_at(&table, &[1, 4], 10).is_err());
+        let after_backoff = pick_at(&table, &[1, 4], 1000).unwrap();
         assert_eq!(after_backoff.backend, 0, "half-open once the backoff ends");
     }
 
     #[test]
     fn max_connections_never_exceeded() {
         let (_r, table) = table(&[(5, 2), (1, 3)]);
-        let held: Vec<Pick> = (0..5).map(|_| table.pick_at(0, &[], 0).unwrap()).collect();
-        assert!(table.pick_at(0, &[], 0).is_none());
+        let held: Vec<Pick> = (0..5).map(|_| pick_at(&table, &[], 0).unwrap()).collect();
+        assert!(pick_at(&table, &[], 0).is_err());
         assert_eq!(active(&table), vec![2, 3]);
         drop(held);
         assert_eq!(active(&table), vec![0, 0]);

@@ -10,8 +10,8 @@
 //!
 //! A backend with no sample yet (new, or only connected so far) is costed at the pool's mean
 //! of the estimates that exist, so it is tried as soon as it looks no worse than average,
-//! without either starving or flooding it. Scans the whole tier and reads the clock once per
-//! pick (the decay needs the time).
+//! without either starving or flooding it. Scans the whole tier; the decay uses the request's
+//! time, never the clock.
 
 use super::sampler::WeightedDraw;
 use super::{weighted_start, Strategy};
@@ -37,7 +37,7 @@ impl LeastLatency {
 }
 
 impl Strategy for LeastLatency {
-    fn pick(&self, backends: &[Backend], ctx: &mut PickCtx) -> Option<usize> {
+    fn pick(&self, backends: &[Backend], ctx: &PickCtx) -> Option<usize> {
         let start = weighted_start(&self.draw, backends, ctx);
         loop {
             let idx = lowest_cost(backends, start, ctx)?;
@@ -49,8 +49,8 @@ impl Strategy for LeastLatency {
     }
 }
 
-fn lowest_cost(backends: &[Backend], start: usize, ctx: &mut PickCtx) -> Option<usize> {
-    let now = ctx.now.get();
+fn lowest_cost(backends: &[Backend], start: usize, ctx: &PickCtx) -> Option<usize> {
+    let now = ctx.now_ms;
     let n = backends.len();
     let mut defaults: Option<(f64, f64)> = None;
     let mut best: Option<(usize, f64)> = None;

@@ -25,7 +25,7 @@ pub(crate) trait Strategy: Send + Sync + fmt::Debug {
     /// Picks a backend of `backends` (one tier) that is not excluded, not down, not full, with
     /// weight > 0, takes one slot on it (`Backend::try_acquire`) and returns its position in
     /// `backends`; None if there is none.
-    fn pick(&self, backends: &[Backend], ctx: &mut PickCtx) -> Option<usize>;
+    fn pick(&self, backends: &[Backend], ctx: &PickCtx) -> Option<usize>;
 }
 
 /// The strategy of `pool` over `backends`, one tier of it.
@@ -44,11 +44,7 @@ pub(crate) fn build(pool: &PoolSpec, backends: &[Backend]) -> Box<dyn Strategy> 
 
 /// The first backend from `start` on (wrapping), on which a slot could be taken
 /// (`Backend::try_take`); one full pass at most. The fallback of the drawing strategies.
-pub(crate) fn first_available(
-    backends: &[Backend],
-    start: usize,
-    ctx: &mut PickCtx,
-) -> Option<usize> {
+pub(crate) fn first_available(backends: &[Backend], start: usize, ctx: &PickCtx) -> Option<usize> {
     let n = backends.len();
     let mut idx = start;
     for _ in 0..n {
@@ -68,11 +64,7 @@ pub(crate) fn first_available(
 /// when all are equal (an idle pool, or a busy one in perfect balance) the start wins, and
 /// picks spread by weight at the cost of one draw per pick instead of one per tie.
 #[inline]
-pub(crate) fn weighted_start(
-    draw: &WeightedDraw,
-    backends: &[Backend],
-    ctx: &mut PickCtx,
-) -> usize {
+pub(crate) fn weighted_start(draw: &WeightedDraw, backends: &[Backend], ctx: &PickCtx) -> usize {
     let mut idx = 0;
     for _ in 0..START_DRAWS {
         match draw.draw() {
@@ -98,7 +90,10 @@ pub(crate) mod test_support {
     use std::time::Duration;
 
     use crate::balance::backend::Backend;
-    use crate::balance::{BackendSpec, HashKey, HealthPolicy, PoolSpec, StrategyKind, TableSpec};
+    use crate::balance::{
+        BackendSpec, HashKey, HealthPolicy, NoPick, Pick, PickRequest, PoolSpec, StrategyKind,
+        Table, TableSpec,
+    };
 
     pub(crate) fn addr(i: usize) -> SocketAddr {
         SocketAddr::from(([127, 0, 0, 1], 10_000 + i as u16))
@@ -109,18 +104,11 @@ pub(crate) mod test_support {
         PoolSpec {
             name: "p".into(),
             strategy: kind,
-            connect_timeout: Duration::from_secs(1),
-            idle_timeout: Duration::from_secs(60),
-            retries: 2,
             backends,
             hash_key: HashKey::ClientIp,
             hash_balance_factor: 1.25,
             latency_decay: Duration::from_secs(10),
             slow_start: Duration::ZERO,
-            queue_size: 0,
-            queue_timeout: Duration::from_secs(5),
-            max_connection_age: None,
-            max_connection_age_jitter: Duration::ZERO,
         }
     }
 
@@ -153,6 +141,11 @@ pub(crate) mod test_support {
     pub(crate) fn spec(kind: StrategyKind, backends: &[(u32, u32)]) -> TableSpec {
         let with_tier: Vec<(u32, u32, u32)> = backends.iter().map(|&(w, m)| (w, m, 0)).collect();
         table_spec(pool(kind, backend_specs(&with_tier)))
+    }
+
+    /// A pick in pool 0 at `now_ms`, skipping `exclude`, without a client address.
+    pub(crate) fn pick_at(table: &Table, exclude: &[usize], now_ms: u64) -> Result<Pick, NoPick> {
+        table.pick(&PickRequest::new(0, now_ms).excluding(exclude))
     }
 
     /// Bare backends with fresh states, for strategy parts tested without a table.

@@ -31,7 +31,7 @@ impl PowerOfTwo {
 type Candidate = (usize, u128, u128);
 
 impl Strategy for PowerOfTwo {
-    fn pick(&self, backends: &[Backend], ctx: &mut PickCtx) -> Option<usize> {
+    fn pick(&self, backends: &[Backend], ctx: &PickCtx) -> Option<usize> {
         let mut first: Option<Candidate> = None;
         if backends.len() > 1 {
             for _ in 0..MAX_DRAWS {
@@ -72,7 +72,7 @@ impl Strategy for PowerOfTwo {
 
 /// The drawn backend as a candidate, if it is usable and its ramp admits it.
 #[inline]
-fn candidate(backends: &[Backend], idx: usize, ctx: &mut PickCtx) -> Option<Candidate> {
+fn candidate(backends: &[Backend], idx: usize, ctx: &PickCtx) -> Option<Candidate> {
     let backend = &backends[idx];
     if !ctx.is_candidate(backend) {
         return None;
@@ -87,11 +87,11 @@ fn candidate(backends: &[Backend], idx: usize, ctx: &mut PickCtx) -> Option<Cand
 
 #[cfg(test)]
 mod tests {
-    use crate::balance::strategy::test_support::spec;
+    use crate::balance::strategy::test_support::{pick_at, spec};
     use crate::balance::{seed_thread_rng, Pick, Registry, StrategyKind::PowerOfTwo, Table};
 
     fn active(table: &Table) -> Vec<u32> {
-        table.snapshot_at(0)[0]
+        table.snapshot(0)[0]
             .backends
             .iter()
             .map(|b| b.active)
@@ -103,7 +103,7 @@ mod tests {
         seed_thread_rng(1);
         let registry = Registry::new();
         let table = Table::build(&spec(PowerOfTwo, &[(1, 0); 3]), &registry);
-        let held: Vec<Pick> = (0..30).map(|_| table.pick_at(0, &[], 0).unwrap()).collect();
+        let held: Vec<Pick> = (0..30).map(|_| pick_at(&table, &[], 0).unwrap()).collect();
         let counts = active(&table);
         let (max, min) = (counts.iter().max().unwrap(), counts.iter().min().unwrap());
         assert!(max - min <= 3, "{counts:?}");
@@ -116,14 +116,11 @@ mod tests {
         seed_thread_rng(2);
         let registry = Registry::new();
         let table = Table::build(&spec(PowerOfTwo, &[(1, 2), (5, 0), (0, 0)]), &registry);
-        let held: Vec<Pick> = (0..2).map(|_| table.pick_at(0, &[1], 0).unwrap()).collect();
+        let held: Vec<Pick> = (0..2).map(|_| pick_at(&table, &[1], 0).unwrap()).collect();
         assert!(held.iter().all(|p| p.backend == 0));
-        assert!(
-            table.pick_at(0, &[1], 0).is_none(),
-            "full, excluded, drained"
-        );
+        assert!(pick_at(&table, &[1], 0).is_err(), "full, excluded, drained");
         let single = Table::build(&spec(PowerOfTwo, &[(3, 0)]), &Registry::new());
-        assert_eq!(single.pick_at(0, &[], 0).unwrap().backend, 0);
-        assert!(single.pick_at(0, &[0], 0).is_none());
+        assert_eq!(pick_at(&single, &[], 0).unwrap().backend, 0);
+        assert!(pick_at(&single, &[0], 0).is_err());
     }
 }

@@ -25,7 +25,7 @@ impl Random {
 }
 
 impl Strategy for Random {
-    fn pick(&self, backends: &[Backend], ctx: &mut PickCtx) -> Option<usize> {
+    fn pick(&self, backends: &[Backend], ctx: &PickCtx) -> Option<usize> {
         for _ in 0..MAX_DRAWS {
             let idx = self.draw.draw()?;
             let backend = &backends[idx];
@@ -40,7 +40,7 @@ impl Strategy for Random {
 
 #[cfg(test)]
 mod tests {
-    use crate::balance::strategy::test_support::spec;
+    use crate::balance::strategy::test_support::{pick_at, spec};
     use crate::balance::{seed_thread_rng, Registry, StrategyKind::Random, Table};
 
     #[test]
@@ -48,15 +48,15 @@ mod tests {
         seed_thread_rng(5);
         let registry = Registry::new();
         let table = Table::build(&spec(Random, &[(1, 0), (2, 0), (0, 0), (1, 1)]), &registry);
-        let held = table.pick_at(0, &[0, 1], 0).unwrap();
+        let held = pick_at(&table, &[0, 1], 0).unwrap();
         assert_eq!(held.backend, 3, "only backend 3 is allowed");
         let mut hits = [0u32; 4];
         for _ in 0..3000 {
-            hits[table.pick_at(0, &[], 0).unwrap().backend] += 1;
+            hits[pick_at(&table, &[], 0).unwrap().backend] += 1;
         }
         assert_eq!((hits[2], hits[3]), (0, 0), "drained and full: {hits:?}");
         assert!((900..1100).contains(&hits[0]), "{hits:?}");
         drop(held);
-        assert!(table.pick_at(0, &[0, 1, 3], 0).is_none());
+        assert!(pick_at(&table, &[0, 1, 3], 0).is_err());
     }
 }

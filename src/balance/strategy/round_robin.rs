@@ -42,7 +42,7 @@ impl RoundRobin {
 }
 
 impl Strategy for RoundRobin {
-    fn pick(&self, backends: &[Backend], ctx: &mut PickCtx) -> Option<usize> {
+    fn pick(&self, backends: &[Backend], ctx: &PickCtx) -> Option<usize> {
         let period = self.sequence.len();
         if period == 0 {
             return None;
@@ -123,7 +123,7 @@ fn smooth_sequence(weights: &[u64]) -> Vec<u32> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::balance::strategy::test_support::spec;
+    use crate::balance::strategy::test_support::{pick_at, spec};
     use crate::balance::{Registry, StrategyKind::RoundRobin as Rr, Table};
 
     fn table(backends: &[(u32, u32)]) -> (Registry, Table) {
@@ -135,7 +135,7 @@ mod tests {
     /// Picks with immediate release; returns the chosen backend indexes.
     fn picks(table: &Table, count: usize, exclude: &[usize]) -> Vec<usize> {
         (0..count)
-            .map(|_| table.pick_at(0, exclude, 0).unwrap().backend)
+            .map(|_| pick_at(table, exclude, 0).unwrap().backend)
             .collect()
     }
 
@@ -186,8 +186,8 @@ mod tests {
         let seq = picks(&table, 300, &[2]);
         assert_eq!(counts(&seq, 4), vec![100, 200, 0, 0]);
 
-        let failing = table.pick_at(0, &[0, 1], 0).unwrap();
-        assert!(failing.guard.connect_failed_at(0));
+        let failing = pick_at(&table, &[0, 1], 0).unwrap();
+        assert!(failing.guard.connect_failed(0));
         drop(failing);
         let seq = picks(&table, 300, &[]);
         assert_eq!(counts(&seq, 4), vec![100, 200, 0, 0], "backend 2 is down");
@@ -196,9 +196,9 @@ mod tests {
     #[test]
     fn full_backends_are_skipped_and_limit_holds() {
         let (_r, table) = table(&[(1, 1), (1, 2), (1, 0)]);
-        let held: Vec<_> = (0..30).map(|_| table.pick_at(0, &[2], 0)).collect();
-        assert_eq!(held.iter().filter(|p| p.is_some()).count(), 3);
-        let active: Vec<u32> = table.snapshot()[0]
+        let held: Vec<_> = (0..30).map(|_| pick_at(&table, &[2], 0)).collect();
+        assert_eq!(held.iter().filter(|p| p.is_ok()).count(), 3);
+        let active: Vec<u32> = table.snapshot(0)[0]
             .backends
             .iter()
             .map(|b| b.active)
@@ -211,8 +211,8 @@ mod tests {
     #[test]
     fn nothing_available_gives_none() {
         let (_r, drained) = table(&[(0, 0), (1, 0)]);
-        assert!(drained.pick_at(0, &[1], 0).is_none());
+        assert!(pick_at(&drained, &[1], 0).is_err());
         let (_r, empty) = table(&[]);
-        assert!(empty.pick_at(0, &[], 0).is_none());
+        assert!(pick_at(&empty, &[], 0).is_err());
     }
 }

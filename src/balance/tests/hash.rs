@@ -7,7 +7,7 @@ use std::net::SocketAddr;
 
 use super::{build, spec3, spec_with};
 use crate::balance::StrategyKind::Hash;
-use crate::balance::{HashKey, Pick, Registry, Table};
+use crate::balance::{HashKey, Pick, PickRequest, Registry, Table};
 
 fn client(i: u32) -> SocketAddr {
     let [_, a, b, c] = i.to_be_bytes();
@@ -15,7 +15,10 @@ fn client(i: u32) -> SocketAddr {
 }
 
 fn place(table: &Table, addr: SocketAddr) -> SocketAddr {
-    table.pick_for_at(0, &[], Some(addr), 0).unwrap().addr
+    table
+        .pick(&PickRequest::new(0, 0).for_client(Some(addr)))
+        .unwrap()
+        .addr
 }
 
 #[test]
@@ -89,11 +92,20 @@ fn bounded_load_caps_hot_keys() {
         let hot: Vec<SocketAddr> = (0..2).map(client).collect();
         let owners: Vec<usize> = hot
             .iter()
-            .map(|&c| table.pick_for_at(0, &[], Some(c), 0).unwrap().backend)
+            .map(|&c| {
+                table
+                    .pick(&PickRequest::new(0, 0).for_client(Some(c)))
+                    .unwrap()
+                    .backend
+            })
             .collect();
         const HELD: u32 = 200;
         let held: Vec<Pick> = (0..HELD as usize)
-            .map(|i| table.pick_for_at(0, &[], Some(hot[i % 2]), 0).unwrap())
+            .map(|i| {
+                table
+                    .pick(&PickRequest::new(0, 0).for_client(Some(hot[i % 2])))
+                    .unwrap()
+            })
             .collect();
         assert_eq!(
             held[..2].iter().map(|p| p.backend).collect::<Vec<_>>(),
@@ -101,7 +113,7 @@ fn bounded_load_caps_hot_keys() {
             "below the bound, keys stay on their owners"
         );
         let total: u32 = weights.iter().sum();
-        for (i, b) in table.snapshot_at(0)[0].backends.iter().enumerate() {
+        for (i, b) in table.snapshot(0)[0].backends.iter().enumerate() {
             let share = f64::from(HELD) * f64::from(weights[i]) / f64::from(total);
             let bound = (1.25 * share).ceil() as u32 + 1;
             assert!(

@@ -6,6 +6,7 @@ use std::collections::VecDeque;
 use std::time::Duration;
 
 use super::{build, spec3};
+use crate::balance::strategy::test_support::pick_at;
 use crate::balance::StrategyKind::LeastLatency;
 use crate::balance::{seed_thread_rng, Pick, Table};
 
@@ -15,8 +16,8 @@ const SLOW: Duration = Duration::from_millis(100);
 
 /// What the engine reports for a stream on `pick` at `now_ms`.
 fn feed(pick: &Pick, first_byte: Duration, now_ms: u64) {
-    pick.guard.observe_connect_at(CONNECT, now_ms);
-    pick.guard.observe_first_byte_at(first_byte, now_ms);
+    pick.guard.observe_connect(CONNECT, now_ms);
+    pick.guard.observe_first_byte(first_byte, now_ms);
 }
 
 /// `count` picks `step_ms` apart, each held until two newer ones exist (short streams); each
@@ -32,7 +33,7 @@ fn run(
     let mut picked = Vec::new();
     for _ in 0..count {
         *now += step_ms;
-        let pick = table.pick_at(0, &[], *now).unwrap();
+        let pick = pick_at(table, &[], *now).unwrap();
         feed(&pick, latency(pick.backend), *now);
         picked.push(pick.backend);
         held.push_back(pick);
@@ -49,10 +50,10 @@ fn a_slow_backend_loses_streams_and_wins_them_back() {
     let (_r, table) = build(&spec3(LeastLatency, &[(1, 0, 0), (1, 0, 0)]));
     let mut now = 1000;
     for (backend, latency) in [(0, FAST), (1, SLOW)] {
-        let pick = table.pick_at(0, &[1 - backend], now).unwrap();
+        let pick = pick_at(&table, &[1 - backend], now).unwrap();
         feed(&pick, latency, now);
     }
-    let snap = &table.snapshot_at(now)[0].backends;
+    let snap = &table.snapshot(now)[0].backends;
     assert_eq!(
         (snap[0].latency_ms, snap[1].latency_ms),
         (Some(21.0), Some(101.0))
@@ -80,7 +81,7 @@ fn a_slow_backend_loses_streams_and_wins_them_back() {
         back >= 8 && late >= 3,
         "traffic did not return: {recovered:?}"
     );
-    let estimate = table.snapshot_at(now)[0].backends[1].latency_ms.unwrap();
+    let estimate = table.snapshot(now)[0].backends[1].latency_ms.unwrap();
     assert!(estimate < 30.0, "recovered estimate {estimate}");
 }
 
@@ -90,11 +91,11 @@ fn a_backend_without_samples_counts_as_the_pool_mean() {
     let (_r, table) = build(&spec3(LeastLatency, &[(1, 0, 0), (1, 0, 0), (1, 0, 0)]));
     for (backend, latency) in [(0, FAST), (1, SLOW)] {
         let others: Vec<usize> = (0..3).filter(|&b| b != backend).collect();
-        let pick = table.pick_at(0, &others, 0).unwrap();
+        let pick = pick_at(&table, &others, 0).unwrap();
         feed(&pick, latency, 0);
     }
     // Costs: backend 0 is 21 x (active + 1), the new backend 2 the mean 61, backend 1 101.
-    let held: Vec<Pick> = (0..3).map(|_| table.pick_at(0, &[], 0).unwrap()).collect();
+    let held: Vec<Pick> = (0..3).map(|_| pick_at(&table, &[], 0).unwrap()).collect();
     let order: Vec<usize> = held.iter().map(|p| p.backend).collect();
     assert_eq!(order, vec![0, 0, 2]);
 }

@@ -1,6 +1,6 @@
 //! Behaviour of whole tables across strategies: shares by weight, tiers and why a pick
-//! failed, slow start, least-latency reactions and consistent hashing. Time is passed in
-//! (`*_at`) and randomness seeded per test, so every run sees the same picks.
+//! failed, slow start, least-latency reactions and consistent hashing. Time is passed in (every
+//! pick and report carries it) and randomness seeded per test, so every run sees the same picks.
 
 mod hash;
 mod least_latency;
@@ -8,7 +8,7 @@ mod shares;
 mod slow_start;
 mod tiers;
 
-use crate::balance::strategy::test_support::{backend_specs, pool, table_spec};
+use crate::balance::strategy::test_support::{backend_specs, pick_at, pool, table_spec};
 use crate::balance::{PoolSpec, Registry, StrategyKind, Table, TableSpec};
 
 /// Every strategy, for tests that must hold for all.
@@ -41,7 +41,7 @@ pub(super) fn spec_with(
 pub(super) fn hits(table: &Table, picks: usize, now_ms: u64) -> Vec<u32> {
     let mut hits = vec![0u32; table.pool(0).map_or(0, |p| p.len())];
     for _ in 0..picks {
-        let pick = table.pick_at(0, &[], now_ms).expect("a backend has room");
+        let pick = pick_at(table, &[], now_ms).expect("a backend has room");
         hits[pick.backend] += 1;
     }
     hits

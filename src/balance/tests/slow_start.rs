@@ -5,6 +5,7 @@
 use std::time::Duration;
 
 use super::{build, hits, spec_with, ALL};
+use crate::balance::strategy::test_support::pick_at;
 use crate::balance::StrategyKind::{self, *};
 use crate::balance::{seed_thread_rng, Registry, Table, TableSpec};
 
@@ -15,7 +16,7 @@ fn ramped(kind: StrategyKind, backends: &[(u32, u32, u32)]) -> TableSpec {
 }
 
 fn effective(table: &Table, now_ms: u64) -> Vec<u32> {
-    table.snapshot_at(now_ms)[0]
+    table.snapshot(now_ms)[0]
         .backends
         .iter()
         .map(|b| b.effective_weight)
@@ -26,16 +27,16 @@ fn effective(table: &Table, now_ms: u64) -> Vec<u32> {
 fn back_from_down_ramps_from_ten_percent() {
     let (_r, table) = build(&ramped(RoundRobin, &[(100, 0, 0), (100, 0, 0)]));
     assert_eq!(effective(&table, 0), vec![100, 100], "first build: no ramp");
-    let failing = table.pick_at(0, &[0], 1000).unwrap();
-    assert!(failing.guard.connect_failed_at(1000), "down until 2000");
+    let failing = pick_at(&table, &[0], 1000).unwrap();
+    assert!(failing.guard.connect_failed(1000), "down until 2000");
     drop(failing);
     assert_eq!(
         effective(&table, 2500),
         vec![100, 10],
         "half-open: not confirmed yet"
     );
-    let probe = table.pick_at(0, &[0], 3000).unwrap();
-    probe.guard.connect_succeeded_at(3000);
+    let probe = pick_at(&table, &[0], 3000).unwrap();
+    probe.guard.connect_succeeded(3000);
     assert_eq!(effective(&table, 3000), vec![100, 10]);
     assert_eq!(effective(&table, 8000), vec![100, 55]);
     assert_eq!(effective(&table, 13_000), vec![100, 100]);
@@ -72,7 +73,7 @@ fn ramp_steers_every_strategy() {
             // Released at once, every key is within capacity: hash keeps its placement and
             // applies the ramp only to capacity (checked below with held picks).
             let held: Vec<_> = (0..40)
-                .map(|_| table.pick_at(0, &[], 1000).unwrap())
+                .map(|_| pick_at(&table, &[], 1000).unwrap())
                 .collect();
             let on_new = held.iter().filter(|p| p.backend == 1).count();
             assert!(on_new <= 6, "hash: ramping backend holds {on_new} of 40");

@@ -88,7 +88,7 @@ impl DemoFleet {
     /// One row per backend: the balancer's active count next to the backend's own counters.
     pub fn rows(&self) -> Vec<BackendRow> {
         let table = self.server.table().load();
-        let snap = table.snapshot();
+        let snap = table.snapshot(crate::clock::now_ms());
         self.backends
             .iter()
             .enumerate()
