@@ -19,3 +19,4 @@ pub mod demo;
 pub mod engine;
 pub mod fleet;
 pub mod load;
+pub mod tools;
