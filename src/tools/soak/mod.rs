@@ -10,8 +10,11 @@
 //! a run with a failed check, never judge a stream on one side's word, and never leave a process
 //! it started running.
 
+mod backend;
 mod dist;
 mod error;
 mod header;
 mod pattern;
 mod plan;
+mod shared;
+mod side;
