@@ -10,7 +10,10 @@
 //! a run with a failed check, never judge a stream on one side's word, and never leave a process
 //! it started running.
 
+mod args;
 mod backend;
+mod checks;
+mod client;
 mod dist;
 mod error;
 mod header;
@@ -19,6 +22,15 @@ mod monitor;
 mod pattern;
 mod plan;
 mod procfs;
+mod report;
 mod ringlb;
+mod run;
 mod shared;
 mod side;
+mod tally;
+mod verdict;
+
+pub use args::{Options, SoakArgs};
+pub use error::SoakError;
+pub use report::Report;
+pub use run::{run, run_blocking};

@@ -1,0 +1,143 @@
+//! One soak client: registers its stream, connects to ringlb, writes the header, plays the
+//! client side of the plan and collects the backend's report into a [`StreamRecord`]. Streams
+//! of the first wave wait, connected and claimed by a backend, until every one of them is, so
+//! the run holds them all open at once. Must never reset before a backend holds the stream (a
+//! reset of a stream no backend saw would prove nothing), nor wait for a report forever.
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::io::AsyncWriteExt;
+use tokio::net::TcpStream;
+use tokio::sync::{oneshot, watch, Notify, OwnedSemaphorePermit};
+
+use super::header::Header;
+use super::plan::Plan;
+use super::shared::Registry;
+use super::side::{self, End, Progress, Script, SideState};
+use super::verdict::StreamRecord;
+
+/// How long a cut client waits to learn whether a backend ever claimed its stream.
+const ARRIVAL_GRACE: Duration = Duration::from_secs(2);
+/// Beyond the no-progress limit, how long a client waits for its backend's report.
+const REPORT_GRACE: Duration = Duration::from_secs(5);
+
+/// What every client needs.
+pub struct ClientCtx {
+    pub registry: Arc<Registry>,
+    pub clock: Instant,
+    pub target: SocketAddr,
+    pub no_progress: Duration,
+    /// First-wave streams that are connected and claimed (or gave up trying).
+    pub ready: AtomicUsize,
+    pub ready_changed: Notify,
+    /// Turns true when the first wave may start.
+    pub go: watch::Receiver<bool>,
+}
+
+/// The backend that claimed the stream, once known.
+struct Arrival {
+    rx: Option<oneshot::Receiver<usize>>,
+    backend: Option<usize>,
+}
+
+impl Arrival {
+    async fn wait(&mut self, limit: Duration) -> Option<usize> {
+        if let Some(rx) = self.rx.as_mut() {
+            match tokio::time::timeout(limit, rx).await {
+                Ok(Ok(b)) => {
+                    self.backend = Some(b);
+                    self.rx = None;
+                }
+                Ok(Err(_)) => self.rx = None,
+                Err(_) => {}
+            }
+        }
+        self.backend
+    }
+}
+
+/// Runs stream `header` to its end. `connecting` is held until the stream is set up, so only
+/// so many connects are in flight at once; `first_wave` streams wait for `go`.
+pub async fn run_stream(
+    ctx: Arc<ClientCtx>,
+    header: Header,
+    first_wave: bool,
+    connecting: OwnedSemaphorePermit,
+) -> StreamRecord {
+    let ticket = ctx.registry.register(header.id);
+    let mut arrival = Arrival {
+        rx: Some(ticket.arrived),
+        backend: None,
+    };
+    let progress = Progress::new(ctx.clock);
+    let setup = async {
+        let mut s = TcpStream::connect(ctx.target).await?;
+        s.set_nodelay(true)?;
+        s.write_all(&header.encode()).await?;
+        Ok::<_, std::io::Error>(s)
+    };
+    let stream = match tokio::time::timeout(ctx.no_progress, setup).await {
+        Ok(Ok(s)) => Ok(s),
+        Ok(Err(e)) => Err(format!("connect or header write: {e}")),
+        Err(_) => Err(format!("no connection within {:?}", ctx.no_progress)),
+    };
+    if first_wave {
+        if stream.is_ok() {
+            arrival.wait(ctx.no_progress).await;
+        }
+        ctx.ready.fetch_add(1, Ordering::AcqRel);
+        ctx.ready_changed.notify_one();
+    }
+    drop(connecting);
+    let mut stream = match stream {
+        Ok(s) => s,
+        Err(e) => {
+            ctx.registry.forget(header.id);
+            return StreamRecord {
+                header,
+                client: Err(e),
+                backend: None,
+            };
+        }
+    };
+    if first_wave {
+        let mut go = ctx.go.clone();
+        let _ = go.wait_for(|go| *go).await;
+    }
+    let plan = Plan::derive(&header);
+    let script = Script {
+        write: plan.up,
+        gate: plan.client_gate,
+        reset_at: plan.client_reset_at,
+        stall: plan.stall,
+        echo: false,
+    };
+    let mut st = SideState::default();
+    let end = side::run(&mut stream, &script, &mut st, &progress, ctx.no_progress).await;
+    if end == End::ResetByUs {
+        arrival.wait(ctx.no_progress).await;
+        side::reset(stream);
+    } else {
+        drop(stream);
+    }
+    let claimed = match end {
+        End::Completed | End::ResetByUs => arrival.wait(Duration::ZERO).await,
+        _ => arrival.wait(ARRIVAL_GRACE).await,
+    };
+    let backend = match claimed {
+        Some(_) => tokio::time::timeout(ctx.no_progress + REPORT_GRACE, ticket.report)
+            .await
+            .ok()
+            .and_then(Result::ok),
+        None => None,
+    };
+    ctx.registry.forget(header.id);
+    StreamRecord {
+        header,
+        client: Ok(st.outcome(end)),
+        backend,
+    }
+}
