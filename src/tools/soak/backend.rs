@@ -29,6 +29,9 @@ pub struct Ctx {
     pub registry: Arc<Registry>,
     pub clock: Instant,
     pub no_progress: Duration,
+    /// Turns true when the first wave may start: a claimed stream waits for it, so the run
+    /// holds every stream of the first wave open and quiet at once.
+    pub go: watch::Receiver<bool>,
 }
 
 /// Connection tasks of one life of a backend, so a kill can wait for the last to close.
@@ -250,6 +253,8 @@ async fn play(
         return None;
     };
     *claimed = Some(Claimed { report });
+    let _ = ctx.go.clone().wait_for(|go| *go).await;
+    progress.touch();
     let plan = Plan::derive(&header);
     let script = Script {
         write: plan.down,
@@ -258,5 +263,6 @@ async fn play(
         stall: None,
         echo: plan.echo,
     };
-    Some(side::run(stream, &script, st, progress, ctx.no_progress).await)
+    let ready = std::future::ready(());
+    Some(side::run(stream, &script, st, progress, ctx.no_progress, ready).await)
 }

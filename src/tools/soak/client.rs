@@ -116,9 +116,20 @@ pub async fn run_stream(
         echo: false,
     };
     let mut st = SideState::default();
-    let end = side::run(&mut stream, &script, &mut st, &progress, ctx.no_progress).await;
-    if end == End::ResetByUs {
+    // A reset only proves something once a backend holds the stream.
+    let reset_ready = async {
         arrival.wait(ctx.no_progress).await;
+    };
+    let end = side::run(
+        &mut stream,
+        &script,
+        &mut st,
+        &progress,
+        ctx.no_progress,
+        reset_ready,
+    )
+    .await;
+    if end == End::ResetByUs {
         side::reset(stream);
     } else {
         drop(stream);

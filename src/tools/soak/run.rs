@@ -28,8 +28,10 @@ use super::tally::Tally;
 use super::verdict::{judge, StreamCheck, KILL_ATTRIBUTION_MS};
 
 /// Descriptors kept free in the driver (and in ringlb, which inherits the same limit) beyond two
-/// per open stream: listeners, rings, the runtime, logs.
-const FD_RESERVE: u64 = 256;
+/// per open stream: listeners, rings, the runtime, logs, and ringlb's sockets of streams that
+/// just ended that it has not closed yet (a stream's slot is reused as soon as both of the
+/// driver's sockets are closed).
+const FD_RESERVE: u64 = 512;
 /// Connects in flight at once, so a burst does not overflow ringlb's accept queues.
 const CONNECTS_IN_FLIGHT: usize = 256;
 /// Longest ringlb may take to log `listening` and accept.
@@ -60,11 +62,19 @@ fn work_dir(opts: &Options) -> Result<PathBuf, SoakError> {
     Ok(dir)
 }
 
-/// Streams that may be open at once: two descriptors each, in the driver and in ringlb.
+/// Streams that may be open at once: two descriptors each, in the driver and in ringlb. Raises
+/// the soft open files limit to the hard one first (ringlb inherits it).
 fn open_limit(streams: usize) -> Result<(usize, u64), SoakError> {
-    use nix::sys::resource::{getrlimit, Resource};
-    let (soft, _) = getrlimit(Resource::RLIMIT_NOFILE)
-        .map_err(|e| SoakError::InvalidOptions(format!("cannot read RLIMIT_NOFILE: {e}")))?;
+    use nix::sys::resource::{getrlimit, setrlimit, Resource};
+    let read = || {
+        getrlimit(Resource::RLIMIT_NOFILE)
+            .map_err(|e| SoakError::InvalidOptions(format!("cannot read RLIMIT_NOFILE: {e}")))
+    };
+    let (soft, hard) = read()?;
+    if soft < hard {
+        let _ = setrlimit(Resource::RLIMIT_NOFILE, hard, hard);
+    }
+    let (soft, _) = read()?;
     if soft <= FD_RESERVE + 2 {
         return Err(SoakError::InvalidOptions(format!(
             "open files limit {soft} is too low: raise `ulimit -n`"
@@ -83,10 +93,12 @@ pub async fn run(opts: &Options) -> Result<Report, SoakError> {
         opts.seed, opts.seed, opts.streams, open_limit, opts.backends, dir.display()
     );
     let registry = Arc::new(Registry::default());
+    let (go_tx, go_rx) = watch::channel(false);
     let bctx = Arc::new(backend::Ctx {
         registry: registry.clone(),
         clock,
         no_progress: opts.no_progress,
+        go: go_rx.clone(),
     });
     let fleet = (0..opts.backends)
         .map(|i| {
@@ -113,7 +125,6 @@ pub async fn run(opts: &Options) -> Result<Report, SoakError> {
     let headers: Vec<_> = (0..opts.streams as u64)
         .map(|id| draw_stream(&mut rng, id, opts.max_size))
         .collect();
-    let (go_tx, go_rx) = watch::channel(false);
     let cctx = Arc::new(ClientCtx {
         registry: registry.clone(),
         clock,

@@ -4,6 +4,7 @@
 //! Must never count a byte as sent before the kernel took it, nor let a failure pass as a
 //! completed side.
 
+use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
@@ -166,6 +167,7 @@ async fn write_flow(
     sent: &mut Hashing,
     progress: &Progress,
     mut peer_eof: oneshot::Receiver<bool>,
+    reset_ready: impl Future<Output = ()>,
 ) -> Result<WriteEnd, Failure> {
     let flow = script.write;
     let mut pacer = Pacer::new(flow.pacing, flow.pace_seed);
@@ -183,6 +185,7 @@ async fn write_flow(
             }
         }
         if script.reset_at == Some(at) {
+            reset_ready.await;
             return Ok(WriteEnd::Reset);
         }
         if at == flow.len {
@@ -268,13 +271,16 @@ async fn watchdog(progress: &Progress, limit: Duration) {
     }
 }
 
-/// Runs `script` on `stream` to its end. On [`End::ResetByUs`] the caller resets the socket.
+/// Runs `script` on `stream` to its end. At the planned reset point it waits for
+/// `reset_ready` (reading on meanwhile, so a cut while waiting is seen as one); on
+/// [`End::ResetByUs`] the caller resets the socket.
 pub async fn run(
     stream: &mut TcpStream,
     script: &Script,
     st: &mut SideState,
     progress: &Progress,
     no_progress: Duration,
+    reset_ready: impl Future<Output = ()>,
 ) -> End {
     progress.touch();
     let cut = |(cause, detail): Failure| End::Cut {
@@ -296,7 +302,7 @@ pub async fn run(
     let (mut rd, mut wr) = stream.split();
     let (eof_tx, eof_rx) = oneshot::channel();
     let reader = read_flow(&mut rd, &mut st.recv, script.stall, progress, eof_tx);
-    let writer = write_flow(&mut wr, script, &mut st.sent, progress, eof_rx);
+    let writer = write_flow(&mut wr, script, &mut st.sent, progress, eof_rx, reset_ready);
     let dog = watchdog(progress, no_progress);
     tokio::pin!(reader, writer, dog);
     let (mut read_end, mut write_end) = (None, None);
