@@ -1,7 +1,8 @@
-//! The `ringlb-soak` command line and its two presets: the default soak (10,000 streams, four
-//! backends, three kills, a few minutes) and `--short` for CI (300 streams, two backends, one
-//! kill, well under 30 s). A flag given explicitly always wins over the preset. Must never
-//! accept settings that make a check meaningless (a no-progress limit shorter than a stall).
+//! The `ringlb-soak` command line and its two presets: the default soak (10,000 streams open at
+//! once, renewed as they end for three minutes, four backends, four kills) and `--short` for CI
+//! (300 streams once, two backends, one kill, well under 30 s). A flag given explicitly always
+//! wins over the preset. Must never accept settings that make a check meaningless (a
+//! no-progress limit shorter than a stall).
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -12,10 +13,10 @@ use super::error::SoakError;
 use super::plan::STALL_MAX;
 use crate::config::parse_duration;
 
-/// ringlb's default receive buffers per worker (`buffer_size` x `buffer_count`): resident once
-/// touched, so they bound how far RSS may stay above the baseline after a run.
+/// ringlb's default receive buffers per worker (`buffer_size` x `buffer_count`): the part of
+/// them not yet resident at the baseline may become resident under load and stay so.
 pub const RINGLB_BUFFERS_PER_WORKER: u64 = 128 * 1024 * 512;
-/// RSS allowed above baseline + the buffer rings after the run (slab growth, allocator caches).
+/// RSS allowed above the baseline after the run beyond that (slab growth, allocator caches).
 pub const DEFAULT_RSS_SLACK_MIB: u64 = 32;
 
 /// Soak-and-fault test of the ringlb binary: real backends, real faults, every byte hashed.
@@ -28,9 +29,13 @@ pub struct SoakArgs {
     /// CI-sized run: 300 streams, 2 backends, 1 kill, 1 MiB at most per direction.
     #[arg(long)]
     pub short: bool,
-    /// Streams in all (default 10000; --short 300).
+    /// Streams open at once, as far as the open files limit allows (default 10000; --short 300).
     #[arg(long)]
     pub streams: Option<usize>,
+    /// After the first wave, start a new stream whenever one ends, for this long; 0s runs the
+    /// first wave only (default 3m; --short 0s).
+    #[arg(long, value_parser = parse_duration)]
+    pub duration: Option<Duration>,
     /// Backends the driver starts (default 4; --short 2).
     #[arg(long)]
     pub backends: Option<usize>,
@@ -40,7 +45,7 @@ pub struct SoakArgs {
     /// Largest direction of a stream, e.g. 4MiB (default 4MiB; --short 1MiB).
     #[arg(long, value_parser = parse_size)]
     pub max_size: Option<u64>,
-    /// Backend kills during the run (default 3; --short 1).
+    /// Backend kills during the run (default 4; --short 1).
     #[arg(long)]
     pub kills: Option<usize>,
     /// How long a killed backend stays down (default 3s; --short 2s).
@@ -58,13 +63,15 @@ pub struct SoakArgs {
     /// A stream on which no byte moved for this long is cut (counted as a failure).
     #[arg(long, value_parser = parse_duration, default_value = "60s")]
     pub no_progress: Duration,
-    /// The whole run must end within this (default 20m; --short 3m).
+    /// Streams still running this long after the last one started count as hung (default 10m;
+    /// --short 2m).
     #[arg(long, value_parser = parse_duration)]
     pub deadline: Option<Duration>,
     /// After the run, how long descriptors and RSS may take to come back.
     #[arg(long, value_parser = parse_duration, default_value = "20s")]
     pub settle: Duration,
-    /// RSS allowed above the baseline after the run, MiB (default: ringlb's buffer rings + 32).
+    /// RSS allowed above the baseline after the run, MiB (default: 32 + the part of ringlb's
+    /// buffer rings not resident at the baseline).
     #[arg(long)]
     pub rss_tolerance_mib: Option<u64>,
     /// Idle CPU window after the run (default 3s; --short 2s).
@@ -81,6 +88,7 @@ pub struct Options {
     pub ringlb: PathBuf,
     pub short: bool,
     pub streams: usize,
+    pub duration: Duration,
     pub backends: usize,
     pub workers: usize,
     pub max_size: u64,
@@ -92,7 +100,8 @@ pub struct Options {
     pub no_progress: Duration,
     pub deadline: Duration,
     pub settle: Duration,
-    pub rss_tolerance_mib: u64,
+    /// `None`: worked out from the baseline (see [`Options::rss_tolerance_kib`]).
+    pub rss_tolerance_mib: Option<u64>,
     pub idle_window: Duration,
     pub idle_cpu_max: f64,
 }
@@ -104,29 +113,23 @@ impl SoakArgs {
             given.unwrap_or(if s { short } else { full })
         };
         let workers = self.workers;
-        let ringlb_workers = match workers {
-            0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
-            n => n,
-        };
-        let rings = (RINGLB_BUFFERS_PER_WORKER * ringlb_workers as u64) >> 20;
         let o = Options {
             ringlb: self.ringlb.clone(),
             short: s,
             streams: pick(self.streams, 10_000, 300),
+            duration: self.duration.unwrap_or(secs(if s { 0 } else { 180 })),
             backends: pick(self.backends, 4, 2),
             workers,
             max_size: self.max_size.unwrap_or(if s { 1 << 20 } else { 4 << 20 }),
-            kills: pick(self.kills, 3, 1),
+            kills: pick(self.kills, 4, 1),
             down_time: self.down_time.unwrap_or(secs(if s { 2 } else { 3 })),
             seed: self.seed.unwrap_or_else(rand::random),
             json: self.json.clone(),
             work_dir: self.work_dir.clone(),
             no_progress: self.no_progress,
-            deadline: self.deadline.unwrap_or(secs(if s { 180 } else { 1200 })),
+            deadline: self.deadline.unwrap_or(secs(if s { 120 } else { 600 })),
             settle: self.settle,
-            rss_tolerance_mib: self
-                .rss_tolerance_mib
-                .unwrap_or(rings + DEFAULT_RSS_SLACK_MIB),
+            rss_tolerance_mib: self.rss_tolerance_mib,
             idle_window: self.idle_window.unwrap_or(secs(if s { 2 } else { 3 })),
             idle_cpu_max: self.idle_cpu_max,
         };
@@ -140,6 +143,20 @@ fn secs(n: u64) -> Duration {
 }
 
 impl Options {
+    /// RSS allowed above `baseline_kib` after the run: the flag, or the slack plus whatever of
+    /// ringlb's buffer rings was not yet resident at the baseline.
+    pub fn rss_tolerance_kib(&self, baseline_kib: u64) -> u64 {
+        if let Some(mib) = self.rss_tolerance_mib {
+            return mib << 10;
+        }
+        let workers = match self.workers {
+            0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+            n => n,
+        };
+        let rings_kib = (RINGLB_BUFFERS_PER_WORKER >> 10) * workers as u64;
+        (DEFAULT_RSS_SLACK_MIB << 10) + rings_kib.saturating_sub(baseline_kib)
+    }
+
     fn validate(&self) -> Result<(), SoakError> {
         let bad = |m: String| Err(SoakError::InvalidOptions(m));
         if self.streams == 0 || self.backends == 0 {
@@ -204,12 +221,31 @@ mod tests {
     #[test]
     fn presets_apply_unless_a_flag_is_given() {
         let full = opts(&["--seed", "1"]).unwrap();
-        assert_eq!((full.streams, full.backends, full.kills), (10_000, 4, 3));
-        assert_eq!(full.max_size, 4 << 20);
-        assert_eq!(full.rss_tolerance_mib, 2 * 64 + DEFAULT_RSS_SLACK_MIB);
+        assert_eq!((full.streams, full.backends, full.kills), (10_000, 4, 4));
+        assert_eq!(
+            (full.max_size, full.duration),
+            (4 << 20, Duration::from_secs(180))
+        );
         let short = opts(&["--short", "--streams", "50"]).unwrap();
         assert_eq!((short.streams, short.backends, short.kills), (50, 2, 1));
-        assert_eq!(short.deadline, Duration::from_secs(180));
+        assert_eq!(
+            (short.duration, short.deadline),
+            (Duration::ZERO, Duration::from_secs(120))
+        );
+    }
+
+    #[test]
+    fn rss_tolerance_allows_only_the_rings_not_yet_resident() {
+        let o = opts(&["--workers", "2"]).unwrap();
+        let slack = DEFAULT_RSS_SLACK_MIB << 10;
+        assert_eq!(
+            o.rss_tolerance_kib(134 << 10),
+            slack,
+            "rings resident from the start"
+        );
+        assert_eq!(o.rss_tolerance_kib(8 << 10), slack + (120 << 10));
+        let o = opts(&["--rss-tolerance-mib", "5"]).unwrap();
+        assert_eq!(o.rss_tolerance_kib(1), 5 << 10);
     }
 
     #[test]

@@ -75,6 +75,42 @@ pub fn evaluate(i: &Inputs) -> Vec<CheckResult> {
             i.failed_resets
         ),
     ));
+    if i.died.is_some() {
+        for name in ["descriptors", "memory", "idle-cpu"] {
+            out.push(check(name, false, "not measured: ringlb had exited".into()));
+        }
+    } else {
+        resources(i, &mut out);
+    }
+    let process = match (&i.died, &i.exit_error) {
+        (Some(why), _) => Err(format!("exited during the run: {why}")),
+        (None, Some(why)) => Err(format!("on SIGTERM: {why}")),
+        (None, None) => Ok(()),
+    };
+    out.push(check(
+        "ringlb-process",
+        process.is_ok(),
+        process
+            .err()
+            .unwrap_or_else(|| "stayed up, exited 0 on SIGTERM".into()),
+    ));
+    let restarts_ok = i.restart_errors.is_empty();
+    out.push(check(
+        "backend-restarts",
+        restarts_ok,
+        if restarts_ok {
+            format!(
+                "{} of {} planned kills done, every backend back",
+                i.kills_done, i.kills_planned
+            )
+        } else {
+            i.restart_errors.join("; ")
+        },
+    ));
+    out
+}
+
+fn resources(i: &Inputs, out: &mut Vec<CheckResult>) {
     out.push(check(
         "descriptors",
         i.after.fds == i.baseline.fds,
@@ -103,32 +139,6 @@ pub fn evaluate(i: &Inputs) -> Vec<CheckResult> {
             i.idle_pct, i.idle_max_pct
         ),
     ));
-    let process = match (&i.died, &i.exit_error) {
-        (Some(why), _) => Err(format!("exited during the run: {why}")),
-        (None, Some(why)) => Err(format!("on SIGTERM: {why}")),
-        (None, None) => Ok(()),
-    };
-    out.push(check(
-        "ringlb-process",
-        process.is_ok(),
-        process
-            .err()
-            .unwrap_or_else(|| "stayed up, exited 0 on SIGTERM".into()),
-    ));
-    let restarts_ok = i.restart_errors.is_empty();
-    out.push(check(
-        "backend-restarts",
-        restarts_ok,
-        if restarts_ok {
-            format!(
-                "{} of {} planned kills done, every backend back",
-                i.kills_done, i.kills_planned
-            )
-        } else {
-            i.restart_errors.join("; ")
-        },
-    ));
-    out
 }
 
 /// The names of the checks that failed; the run passes when there are none.
@@ -186,7 +196,7 @@ mod tests {
             ("idle-cpu", Box::new(|i| i.idle_pct = 45.0)),
             (
                 "ringlb-process",
-                Box::new(|i| i.died = Some("signal 11".into())),
+                Box::new(|i| i.exit_error = Some("signal 15".into())),
             ),
             (
                 "ringlb-process",
@@ -202,6 +212,14 @@ mod tests {
             fault(&mut i);
             assert_eq!(failed(&evaluate(&i)), vec![name]);
         }
+    }
+
+    #[test]
+    fn a_dead_ringlb_fails_its_process_and_every_reading() {
+        let mut i = clean();
+        i.died = Some("signal 11".into());
+        let want = vec!["descriptors", "memory", "idle-cpu", "ringlb-process"];
+        assert_eq!(failed(&evaluate(&i)), want);
     }
 
     #[test]

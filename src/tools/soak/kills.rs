@@ -1,8 +1,9 @@
-//! The backend kills of a run: kill `i` of `k` happens once `i/(k+1)` of the streams are done,
-//! so every kill lands mid-run however fast the machine is; the victim (a different backend each
-//! time while there are any left) comes from the run seed; it stays down for the down time and
-//! is restarted on the same port. Must never kill a second backend while one is down, and never
-//! return with a backend down.
+//! The backend kills of a run: kill `i` of `k` happens at `i/(k+1)` of the run, counted in
+//! time over a sustained soak (`--duration`) and in streams done otherwise, so every kill lands
+//! mid-run however fast the machine is; the victim (a different backend each time while there
+//! are any left) comes from the run seed; it stays down for the down time and is restarted on
+//! the same port. Must never kill a second backend while one is down, and never return with a
+//! backend down that could be restarted.
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -80,9 +81,17 @@ impl KillEvent {
     }
 }
 
+/// What "i/(k+1) of the run" is counted in.
+pub enum KillTiming {
+    /// Streams done out of this many.
+    Done { streams: usize },
+    /// Time over this span from this instant.
+    Time { from: Instant, over: Duration },
+}
+
 pub struct KillPlan {
     pub kills: usize,
-    pub streams: usize,
+    pub timing: KillTiming,
     pub down_time: Duration,
     pub seed: u64,
     pub clock: Instant,
@@ -98,7 +107,17 @@ pub async fn schedule(
     let mut victims: Vec<usize> = Vec::new();
     let mut events = Vec::new();
     for i in 1..=plan.kills {
-        if !done.reach(plan.streams * i / (plan.kills + 1)).await {
+        let due = match plan.timing {
+            KillTiming::Done { streams } => done.reach(streams * i / (plan.kills + 1)).await,
+            KillTiming::Time { from, over } => {
+                let at = from + over.mul_f64(i as f64 / (plan.kills + 1) as f64);
+                tokio::select! {
+                    () = tokio::time::sleep_until(at.into()) => true,
+                    reached = done.reach(usize::MAX) => reached,
+                }
+            }
+        };
+        if !due {
             break;
         }
         if victims.is_empty() {

@@ -11,6 +11,7 @@
 //! it started running.
 
 mod args;
+mod assemble;
 mod backend;
 mod checks;
 mod client;
@@ -27,6 +28,7 @@ mod ringlb;
 mod run;
 mod shared;
 mod side;
+mod streams;
 mod tally;
 mod verdict;
 

@@ -7,12 +7,11 @@ use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use serde::Serialize;
-use tokio::sync::Semaphore;
-
 use super::error::SoakError;
+use super::header::Header;
 use super::kills::Done;
 use super::procfs::{self, Usage, USER_HZ};
+use serde::Serialize;
 
 /// How often the process is read while waiting for it to settle, and while the streams run.
 const SAMPLE_EVERY: Duration = Duration::from_millis(100);
@@ -53,9 +52,7 @@ impl Peak {
 pub struct Watch {
     pub pid: u32,
     pub clock: Instant,
-    pub total: usize,
-    pub open_limit: usize,
-    pub open: Arc<Semaphore>,
+    pub started: Arc<Mutex<Vec<Header>>>,
     pub done: Arc<Done>,
     pub peak: Arc<Mutex<Peak>>,
 }
@@ -69,12 +66,12 @@ pub async fn sample(w: Watch) {
         w.peak.lock().unwrap_or_else(|e| e.into_inner()).add(u);
         if Instant::now() >= next_line {
             next_line += PROGRESS_EVERY;
-            let open = w.open_limit - w.open.available_permits().min(w.open_limit);
+            let started = w.started.lock().unwrap_or_else(|e| e.into_inner()).len();
+            let done = w.done.get();
             eprintln!(
-                "[{:>5.1}s] streams {}/{} done, {open} open | ringlb {} fds, {} MiB",
+                "[{:>5.1}s] streams {started} started, {done} done, {} open | ringlb {} fds, {} MiB",
                 w.clock.elapsed().as_secs_f64(),
-                w.done.get(),
-                w.total,
+                started.saturating_sub(done),
                 u.fds,
                 u.rss_kib >> 10
             );

@@ -38,6 +38,7 @@ pub struct RingLbFigures {
     pub peak: Peak,
     pub after: Usage,
     pub settle_s: f64,
+    pub rss_tolerance_mib: u64,
     pub idle: IdleCpu,
     pub exit: String,
     pub log_summary: LogSummary,
@@ -98,18 +99,20 @@ impl fmt::Display for Report {
         )?;
         writeln!(
             f,
-            "run         {} streams, {} backends, {} ringlb workers, up to {} per direction, {} kills; {:.1} s of load, {:.1} s in all",
-            o.streams, o.backends, o.workers, bytes(o.max_size), o.kills, self.load_s, self.elapsed_s
+            "run         {} streams open at once{}, {} backends, {} ringlb workers, up to {} per direction, {} kills; {:.1} s of load, {:.1} s in all",
+            o.streams,
+            if o.duration.is_zero() { String::new() } else { format!(" renewed for {:?}", o.duration) },
+            o.backends, o.workers, bytes(o.max_size), o.kills, self.load_s, self.elapsed_s
         )?;
         writeln!(
             f,
-            "open        {} streams open at once (first wave; limit {} from RLIMIT_NOFILE {})",
+            "open        {} streams open at once (the first wave; at most {} with RLIMIT_NOFILE {})",
             self.first_wave, self.open_limit, self.nofile_limit
         )?;
         writeln!(
             f,
-            "streams     {} drawn, {} connected, {} completed, {} verified, {} cut as expected, {} failed, {} hung",
-            s.drawn, s.connected, s.completed, s.verified, s.cut_expected, s.failed, s.hung
+            "streams     {} started, {} connected, {} completed, {} verified, {} cut as expected, {} failed, {} hung",
+            s.started, s.connected, s.completed, s.verified, s.cut_expected, s.failed, s.hung
         )?;
         writeln!(
             f,

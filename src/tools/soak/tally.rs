@@ -1,6 +1,6 @@
 //! Counting the judged streams for the report: totals, cuts by reason, bytes verified each way,
 //! a line per kind, and the first failures in full. Must never count a stream twice or drop
-//! one: every stream the run drew lands in exactly one of verified, cut, failed or hung.
+//! one: every stream the run started lands in exactly one of verified, cut, failed or hung.
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -36,7 +36,7 @@ pub struct FailureSample {
 
 #[derive(Debug, Clone, Serialize)]
 pub struct Tally {
-    pub drawn: u64,
+    pub started: u64,
     pub connected: u64,
     /// Both sides ended [`End::Completed`].
     pub completed: u64,
@@ -66,7 +66,7 @@ pub fn check_name(c: StreamCheck) -> &'static str {
 }
 
 impl Tally {
-    pub fn new(drawn: usize) -> Tally {
+    pub fn new(started: usize) -> Tally {
         let by_kind = Kind::ALL
             .iter()
             .map(|k| KindTally {
@@ -79,7 +79,7 @@ impl Tally {
             })
             .collect();
         Tally {
-            drawn: drawn as u64,
+            started: started as u64,
             connected: 0,
             completed: 0,
             verified: 0,
