@@ -62,13 +62,20 @@ pub struct Backend {
     pub addr: SocketAddr,
     ctx: Arc<Ctx>,
     life: Option<Life>,
+    /// While killed: a socket bound to the port but not listening, so connects are refused as
+    /// with no process there, and no outgoing connection takes the port as its ephemeral one.
+    held: Option<TcpSocket>,
 }
 
-fn listen(addr: SocketAddr) -> std::io::Result<TcpListener> {
+fn bound(addr: SocketAddr) -> std::io::Result<TcpSocket> {
     let socket = TcpSocket::new_v4()?;
     socket.set_reuseaddr(true)?;
     socket.bind(addr)?;
-    socket.listen(BACKLOG)
+    Ok(socket)
+}
+
+fn listen(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    bound(addr)?.listen(BACKLOG)
 }
 
 impl Backend {
@@ -81,6 +88,7 @@ impl Backend {
             addr,
             ctx,
             life: None,
+            held: None,
         };
         b.serve(listener);
         Ok(b)
@@ -108,6 +116,7 @@ impl Backend {
         let Some(life) = self.life.take() else { return };
         let _ = life.kill.send(true);
         let _ = life.acceptor.await;
+        self.held = bound(self.addr).ok();
         loop {
             let gone = life.live.gone.notified();
             if life.live.conns.load(Ordering::Acquire) == 0 {
@@ -117,9 +126,14 @@ impl Backend {
         }
     }
 
-    /// Listens again on the same port; returns the number of bind attempts it took.
+    /// Listens again on the same port; returns the number of bind attempts it took (1 when the
+    /// port could be held while down).
     pub async fn restart(&mut self, deadline: Instant) -> std::io::Result<u32> {
-        let mut attempts = 0;
+        if let Some(listener) = self.held.take().and_then(|s| s.listen(BACKLOG).ok()) {
+            self.serve(listener);
+            return Ok(1);
+        }
+        let mut attempts = 1;
         loop {
             attempts += 1;
             match listen(self.addr) {
