@@ -16,8 +16,8 @@ use tokio::sync::{oneshot, watch, Notify, OwnedSemaphorePermit};
 use super::header::Header;
 use super::plan::Plan;
 use super::shared::Registry;
-use super::side::{self, End, Progress, Script, SideState};
-use super::verdict::StreamRecord;
+use super::side::{self, Cause, End, Progress, Script, SideState};
+use super::verdict::{SetupFailure, StreamRecord};
 
 /// How long a cut client waits to learn whether a backend ever claimed its stream.
 const ARRIVAL_GRACE: Duration = Duration::from_secs(2);
@@ -74,16 +74,27 @@ pub async fn run_stream(
     };
     let progress = Progress::new(ctx.clock);
     let setup = async {
-        let mut s = TcpStream::connect(ctx.target).await?;
-        s.set_nodelay(true)?;
-        s.write_all(&header.encode()).await?;
-        Ok::<_, std::io::Error>(s)
+        let mut s = TcpStream::connect(ctx.target)
+            .await
+            .map_err(|e| side::failure("connect", &e))?;
+        let _ = s.set_nodelay(true);
+        s.write_all(&header.encode())
+            .await
+            .map_err(|e| side::failure("header write", &e))?;
+        Ok(s)
     };
     let stream = match tokio::time::timeout(ctx.no_progress, setup).await {
-        Ok(Ok(s)) => Ok(s),
-        Ok(Err(e)) => Err(format!("connect or header write: {e}")),
-        Err(_) => Err(format!("no connection within {:?}", ctx.no_progress)),
-    };
+        Ok(r) => r,
+        Err(_) => Err((
+            Cause::Timeout,
+            format!("no connection within {:?}", ctx.no_progress),
+        )),
+    }
+    .map_err(|(cause, detail)| SetupFailure {
+        cause,
+        at_ms: progress.now_ms(),
+        detail,
+    });
     if first_wave {
         if stream.is_ok() {
             arrival.wait(ctx.no_progress).await;

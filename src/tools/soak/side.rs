@@ -124,7 +124,8 @@ pub struct Script {
 
 type Failure = (Cause, String);
 
-fn failure(what: &str, e: &std::io::Error) -> Failure {
+/// The cause of an I/O error, and a line saying what failed.
+pub fn failure(what: &str, e: &std::io::Error) -> Failure {
     use std::io::ErrorKind as K;
     let cause = match e.kind() {
         K::ConnectionReset | K::BrokenPipe | K::ConnectionAborted => Cause::Reset,

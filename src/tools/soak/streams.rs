@@ -20,8 +20,9 @@ use super::header::Header;
 use super::kills::Done;
 use super::verdict::StreamRecord;
 
-/// Connects in flight at once, so a burst does not overflow ringlb's accept queues.
-const CONNECTS_IN_FLIGHT: usize = 256;
+/// Connects in flight at once: well within ringlb's accept queues (4096 per worker), and enough
+/// for a busy driver to refill freed slots quickly.
+const CONNECTS_IN_FLIGHT: usize = 1024;
 
 pub struct Launch {
     pub ctx: Arc<ClientCtx>,

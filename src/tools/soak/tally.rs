@@ -8,7 +8,9 @@ use serde::Serialize;
 
 use super::header::{Header, Kind};
 use super::side::{End, SideOutcome};
-use super::verdict::{CutReason, Failure, Judged, StreamCheck, StreamRecord, Verdict};
+use super::verdict::{
+    CutReason, Failure, Judged, SetupFailure, StreamCheck, StreamRecord, Verdict,
+};
 
 /// Failures kept in full in the report.
 pub const FAILURE_SAMPLES: usize = 25;
@@ -30,7 +32,7 @@ pub struct FailureSample {
     pub failures: Vec<Failure>,
     pub backend: Option<usize>,
     pub client: Option<SideOutcome>,
-    pub client_error: Option<String>,
+    pub client_error: Option<SetupFailure>,
     pub backend_side: Option<SideOutcome>,
 }
 
@@ -133,9 +135,15 @@ impl Tally {
                         *self.killed_on.entry(b).or_default() += 1;
                     }
                     CutReason::BackendKilledBeforeHeader => {
-                        if let Some(End::Cut { at_ms, .. }) = client.map(|c| &c.end) {
-                            self.cut_before_header_at.push(*at_ms);
-                        }
+                        let at = match &rec.client {
+                            Ok(SideOutcome {
+                                end: End::Cut { at_ms, .. },
+                                ..
+                            }) => Some(*at_ms),
+                            Err(e) => Some(e.at_ms),
+                            Ok(_) => None,
+                        };
+                        self.cut_before_header_at.extend(at);
                     }
                     _ => {}
                 }

@@ -20,9 +20,17 @@ pub const KILL_ATTRIBUTION_MS: u64 = 2_000;
 #[derive(Debug, Clone, Serialize)]
 pub struct StreamRecord {
     pub header: Header,
-    /// What the client saw; `Err` when it could not even connect to ringlb.
-    pub client: Result<SideOutcome, String>,
+    /// What the client saw; `Err` when it could not connect or write its header.
+    pub client: Result<SideOutcome, SetupFailure>,
     pub backend: Option<BackendReport>,
+}
+
+/// Why a client never got its stream set up (connect, header write).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SetupFailure {
+    pub cause: Cause,
+    pub at_ms: u64,
+    pub detail: String,
 }
 
 /// When a backend was killed (milliseconds on the run clock).
@@ -176,18 +184,29 @@ fn describe(side: Option<&SideOutcome>) -> String {
     }
 }
 
+/// Whether `at_ms` falls within [`KILL_ATTRIBUTION_MS`] after a kill.
+fn after_kill(kills: &[KillMark], at_ms: u64) -> bool {
+    kills
+        .iter()
+        .any(|k| (k.at_ms..=k.at_ms + KILL_ATTRIBUTION_MS).contains(&at_ms))
+}
+
 /// Judges one stream against the kills of the run.
 pub fn judge(rec: &StreamRecord, kills: &[KillMark]) -> Judged {
     let h = &rec.header;
     let client = match &rec.client {
         Ok(c) => c,
         Err(e) => {
-            let f = fail(
-                StreamCheck::Streams,
-                format!("could not connect to ringlb: {e}"),
-            );
+            // ringlb reset a client it had placed on a backend killed before the header got
+            // there; with a busy driver that can happen before the client wrote its header.
+            let verdict = if e.cause == Cause::Reset && after_kill(kills, e.at_ms) {
+                Verdict::Cut(CutReason::BackendKilledBeforeHeader)
+            } else {
+                let what = format!("could not set up the stream through ringlb: {}", e.detail);
+                Verdict::Failed(vec![fail(StreamCheck::Streams, what)])
+            };
             return Judged {
-                verdict: Verdict::Failed(vec![f]),
+                verdict,
                 up_verified: None,
                 down_verified: None,
             };
@@ -218,12 +237,7 @@ pub fn judge(rec: &StreamRecord, kills: &[KillMark]) -> Judged {
     failures.extend(down.err());
 
     let killed = backend.is_some_and(|b| b.end == End::Killed);
-    let unclaimed_kill = backend.is_none()
-        && cut_at(client).is_some_and(|t| {
-            kills
-                .iter()
-                .any(|k| (k.at_ms..=k.at_ms + KILL_ATTRIBUTION_MS).contains(&t))
-        });
+    let unclaimed_kill = backend.is_none() && cut_at(client).is_some_and(|t| after_kill(kills, t));
     let both = format!(
         "client: {}; backend: {}",
         describe(Some(client)),

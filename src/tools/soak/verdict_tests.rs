@@ -226,11 +226,35 @@ fn a_backend_reset_must_reach_the_client_as_a_reset() {
 }
 
 #[test]
-fn a_client_that_cannot_connect_fails() {
+fn a_client_that_cannot_set_up_fails_unless_a_kill_reset_it() {
     let rec = StreamRecord {
         header: header(Kind::Echo),
-        client: Err("connection refused".into()),
+        client: Err(SetupFailure {
+            cause: Cause::Reset,
+            at_ms: 4_000,
+            detail: "header write: connection reset".into(),
+        }),
         backend: None,
     };
     assert_eq!(failed_check(&judge(&rec, &[])), StreamCheck::Streams);
+    let kill = [KillMark {
+        backend: 2,
+        at_ms: 3_500,
+    }];
+    let j = judge(&rec, &kill);
+    assert_eq!(
+        j.verdict,
+        Verdict::Cut(CutReason::BackendKilledBeforeHeader)
+    );
+    let mut refused = rec.clone();
+    refused.client = Err(SetupFailure {
+        cause: Cause::Io,
+        at_ms: 4_000,
+        detail: "connect: connection refused".into(),
+    });
+    assert_eq!(
+        failed_check(&judge(&refused, &kill)),
+        StreamCheck::Streams,
+        "ringlb refused"
+    );
 }
