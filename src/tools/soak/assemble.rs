@@ -117,6 +117,7 @@ pub fn assemble(f: Facts) -> Report {
         first_wave: f.first_wave,
         load_s: f.load_s,
         elapsed_s: f.elapsed_s,
+        waits: tally.waits(),
         streams: tally,
         kills,
         ringlb: RingLbFigures {

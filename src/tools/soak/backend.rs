@@ -205,7 +205,7 @@ async fn serve(
     }
     match (end, claimed) {
         (Some(end), Some(c)) => {
-            let side = st.outcome(end);
+            let side = st.outcome(end, &progress);
             let _ = c.report.send(BackendReport {
                 backend: index,
                 side,
@@ -268,7 +268,7 @@ async fn play(
     };
     *claimed = Some(Claimed { report });
     let _ = ctx.go.clone().wait_for(|go| *go).await;
-    progress.touch();
+    progress.restart();
     let plan = Plan::derive(&header);
     let script = Script {
         write: plan.down,

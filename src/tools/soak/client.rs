@@ -159,7 +159,7 @@ pub async fn run_stream(
     ctx.registry.forget(header.id);
     StreamRecord {
         header,
-        client: Ok(st.outcome(end)),
+        client: Ok(st.outcome(end, &progress)),
         backend,
     }
 }

@@ -16,7 +16,7 @@ use super::monitor::{IdleCpu, Peak};
 use super::procfs::Usage;
 use super::ringlb::LogSummary;
 use super::shared::Unmatched;
-use super::tally::Tally;
+use super::tally::{Tally, Waits};
 
 /// One kill, with the streams it cut.
 #[derive(Debug, Clone, Serialize)]
@@ -57,6 +57,7 @@ pub struct Report {
     pub load_s: f64,
     pub elapsed_s: f64,
     pub streams: Tally,
+    pub waits: Waits,
     pub kills: Vec<KillLine>,
     pub ringlb: RingLbFigures,
     pub unmatched: Unmatched,
@@ -119,6 +120,12 @@ impl fmt::Display for Report {
             "bytes       client->backend {} verified, backend->client {} verified",
             bytes(s.up_bytes_verified),
             bytes(s.down_bytes_verified)
+        )?;
+        let w = &self.waits;
+        writeln!(
+            f,
+            "waits       longest wait for a byte per stream ({} without a planned stall): p50 {} ms, p99 {} ms, p99.9 {} ms, max {} ms (stream {})",
+            w.streams, w.p50_ms, w.p99_ms, w.p999_ms, w.max_ms, w.max_stream
         )?;
         writeln!(f, "cuts        expected:")?;
         for (reason, n) in &s.cut_by_reason {

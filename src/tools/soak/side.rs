@@ -17,10 +17,11 @@ use tokio::sync::oneshot;
 use super::pattern::{fill, Digest, Hashing, CHUNK};
 use super::plan::{Flow, Pacer, Stall};
 
-/// When a side last moved a byte, shared by its reader and writer.
+/// When a side last moved a byte, shared by its reader and writer, and the longest it waited.
 pub struct Progress {
     base: Instant,
     last_ns: AtomicU64,
+    max_gap_ns: AtomicU64,
 }
 
 impl Progress {
@@ -29,14 +30,29 @@ impl Progress {
         let p = Progress {
             base,
             last_ns: AtomicU64::new(0),
+            max_gap_ns: AtomicU64::new(0),
         };
-        p.touch();
+        p.restart();
         p
     }
 
+    /// A byte moved: the wait since the last one counts towards the longest wait.
     pub fn touch(&self) {
         let now = self.base.elapsed().as_nanos() as u64;
+        let last = self.last_ns.swap(now, Ordering::Relaxed);
+        self.max_gap_ns
+            .fetch_max(now.saturating_sub(last), Ordering::Relaxed);
+    }
+
+    /// Starts counting from now, without a wait (the stream starts moving only now).
+    pub fn restart(&self) {
+        let now = self.base.elapsed().as_nanos() as u64;
         self.last_ns.store(now, Ordering::Relaxed);
+    }
+
+    /// The longest wait for a byte so far, in milliseconds.
+    pub fn max_gap_ms(&self) -> u64 {
+        self.max_gap_ns.load(Ordering::Relaxed) / 1_000_000
     }
 
     fn idle(&self) -> Duration {
@@ -96,16 +112,19 @@ pub struct SideOutcome {
     pub recv: Digest,
     pub wrote_fin: bool,
     pub read_eof: bool,
+    /// Longest time this side waited with no byte moving either way (planned pauses included).
+    pub max_gap_ms: u64,
     pub end: End,
 }
 
 impl SideState {
-    pub fn outcome(&self, end: End) -> SideOutcome {
+    pub fn outcome(&self, end: End, progress: &Progress) -> SideOutcome {
         SideOutcome {
             sent: self.sent.digest(),
             recv: self.recv.digest(),
             wrote_fin: self.wrote_fin,
             read_eof: self.read_eof,
+            max_gap_ms: progress.max_gap_ms(),
             end,
         }
     }
@@ -283,7 +302,7 @@ pub async fn run(
     no_progress: Duration,
     reset_ready: impl Future<Output = ()>,
 ) -> End {
-    progress.touch();
+    progress.restart();
     let cut = |(cause, detail): Failure| End::Cut {
         cause,
         at_ms: progress.now_ms(),

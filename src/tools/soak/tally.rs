@@ -15,6 +15,18 @@ use super::verdict::{
 /// Failures kept in full in the report.
 pub const FAILURE_SAMPLES: usize = 25;
 
+/// The longest wait for a byte of each stream that did not stall on purpose (either side,
+/// pacing pauses included): ringlb starving streams shows here long before a stream times out.
+#[derive(Debug, Clone, Copy, Default, Serialize)]
+pub struct Waits {
+    pub streams: u64,
+    pub p50_ms: u64,
+    pub p99_ms: u64,
+    pub p999_ms: u64,
+    pub max_ms: u64,
+    pub max_stream: u64,
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub struct KindTally {
     pub kind: &'static str,
@@ -53,6 +65,9 @@ pub struct Tally {
     pub down_bytes_verified: u64,
     pub by_kind: Vec<KindTally>,
     pub failures: Vec<FailureSample>,
+    /// (longest wait, stream id) of every stream without a planned stall.
+    #[serde(skip)]
+    pub gaps: Vec<(u64, u64)>,
     #[serde(skip)]
     pub killed_on: HashMap<usize, u64>,
     #[serde(skip)]
@@ -95,6 +110,7 @@ impl Tally {
             down_bytes_verified: 0,
             by_kind,
             failures: Vec::new(),
+            gaps: Vec::new(),
             killed_on: HashMap::new(),
             cut_before_header_at: Vec::new(),
         }
@@ -115,6 +131,10 @@ impl Tally {
         let both_completed = client.is_some_and(|c| c.end == End::Completed)
             && backend.is_some_and(|b| b.side.end == End::Completed);
         self.completed += u64::from(both_completed);
+        if let (Some(c), false) = (client, rec.header.stall) {
+            let gap = backend.map_or(0, |b| b.side.max_gap_ms).max(c.max_gap_ms);
+            self.gaps.push((gap, rec.header.id));
+        }
         self.up_bytes_verified += j.up_verified.unwrap_or(0);
         self.down_bytes_verified += j.down_verified.unwrap_or(0);
         let k = self.kind(rec.header.kind);
@@ -179,6 +199,22 @@ impl Tally {
         k.failed += 1;
     }
 
+    pub fn waits(&self) -> Waits {
+        let mut g = self.gaps.clone();
+        g.sort_unstable();
+        let at = |q: f64| g.get(((g.len() as f64 * q) as usize).min(g.len().saturating_sub(1)));
+        let ms = |q| at(q).map_or(0, |x| x.0);
+        let (max_ms, max_stream) = g.last().copied().unwrap_or_default();
+        Waits {
+            streams: g.len() as u64,
+            p50_ms: ms(0.5),
+            p99_ms: ms(0.99),
+            p999_ms: ms(0.999),
+            max_ms,
+            max_stream,
+        }
+    }
+
     pub fn failed_of(&self, check: StreamCheck) -> u64 {
         self.failed_by_check
             .get(check_name(check))
@@ -208,6 +244,7 @@ mod tests {
             recv: d,
             wrote_fin: true,
             read_eof: true,
+            max_gap_ms: 7,
             end: End::Completed,
         };
         let rec = StreamRecord {
@@ -244,6 +281,26 @@ mod tests {
         assert_eq!(t.failed_of(StreamCheck::Hashes), 1);
         assert_eq!(t.up_bytes_verified, 15);
         assert_eq!(t.failures.len(), 1);
+        let w = t.waits();
+        assert_eq!(
+            (w.streams, w.max_ms),
+            (0, 0),
+            "stalled streams are left out"
+        );
+        let mut plain = rec.clone();
+        plain.header.stall = false;
+        for (id, gap) in [(10, 5), (11, 900), (12, 20)] {
+            plain.header.id = id;
+            if let Ok(c) = plain.client.as_mut() {
+                c.max_gap_ms = gap;
+            }
+            t.add(&plain, &judged(Verdict::Verified));
+        }
+        let w = t.waits();
+        assert_eq!(
+            (w.streams, w.p50_ms, w.max_ms, w.max_stream),
+            (3, 20, 900, 11)
+        );
         assert_eq!(t.cut_by_reason["client reset on purpose"], 1);
     }
 }

@@ -25,6 +25,7 @@ fn side(sent: Digest, recv: Digest, fin: bool, eof: bool, end: End) -> SideOutco
         recv,
         wrote_fin: fin,
         read_eof: eof,
+        max_gap_ms: 0,
         end,
     }
 }
