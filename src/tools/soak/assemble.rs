@@ -11,11 +11,12 @@ use super::header::Header;
 use super::kills::KillEvent;
 use super::monitor::{IdleCpu, Peak};
 use super::procfs::Usage;
+use super::record::StreamRecord;
 use super::report::{KillLine, Report, RingLbFigures};
 use super::ringlb::LogSummary;
 use super::shared::Unmatched;
 use super::tally::Tally;
-use super::verdict::{judge, StreamCheck, StreamRecord, KILL_ATTRIBUTION_MS};
+use super::verdict::{judge, StreamCheck, KILL_ATTRIBUTION_MS};
 
 /// What a run observed, before any judgement.
 pub struct Facts {
@@ -37,6 +38,7 @@ pub struct Facts {
     pub peak: Peak,
     pub after: Usage,
     pub settle_s: f64,
+    pub leftover_sockets: std::collections::BTreeMap<String, u64>,
     pub rss_tolerance_kib: u64,
     pub idle: IdleCpu,
     /// `Some(status)` if ringlb had exited before the streams were over.
@@ -129,6 +131,7 @@ pub fn assemble(f: Facts) -> Report {
             peak: f.peak,
             after: f.after,
             settle_s: f.settle_s,
+            leftover_sockets: f.leftover_sockets,
             rss_tolerance_mib: f.rss_tolerance_kib >> 10,
             idle: f.idle,
             exit: match f.stop {

@@ -15,9 +15,10 @@ use tokio::sync::{watch, Notify};
 use tokio::task::JoinHandle;
 
 use super::header::{Header, HEADER_LEN};
+use super::outcome::{End, SideState};
 use super::plan::Plan;
 use super::shared::{BackendReport, Registry};
-use super::side::{self, End, Progress, Script, SideState};
+use super::side::{self, Progress, Script};
 
 /// Listen backlog of each backend (the kernel caps it at net.core.somaxconn).
 const BACKLOG: u32 = 4096;

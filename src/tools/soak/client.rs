@@ -14,10 +14,11 @@ use tokio::net::TcpStream;
 use tokio::sync::{oneshot, watch, Notify, OwnedSemaphorePermit};
 
 use super::header::Header;
+use super::outcome::{self, Cause, End, SideState};
 use super::plan::Plan;
+use super::record::{SetupFailure, StreamRecord};
 use super::shared::Registry;
-use super::side::{self, Cause, End, Progress, Script, SideState};
-use super::verdict::{SetupFailure, StreamRecord};
+use super::side::{self, Progress, Script};
 
 /// How long a cut client waits to learn whether a backend ever claimed its stream.
 const ARRIVAL_GRACE: Duration = Duration::from_secs(2);
@@ -73,14 +74,16 @@ pub async fn run_stream(
         backend: None,
     };
     let progress = Progress::new(ctx.clock);
+    let mut connected_ms = None;
     let setup = async {
         let mut s = TcpStream::connect(ctx.target)
             .await
-            .map_err(|e| side::failure("connect", &e))?;
+            .map_err(|e| outcome::failure("connect", &e))?;
+        connected_ms = Some(progress.now_ms());
         let _ = s.set_nodelay(true);
         s.write_all(&header.encode())
             .await
-            .map_err(|e| side::failure("header write", &e))?;
+            .map_err(|e| outcome::failure("header write", &e))?;
         Ok(s)
     };
     let stream = match tokio::time::timeout(ctx.no_progress, setup).await {
@@ -110,6 +113,7 @@ pub async fn run_stream(
             return StreamRecord {
                 header,
                 client: Err(e),
+                connected_ms,
                 backend: None,
             };
         }
@@ -160,6 +164,7 @@ pub async fn run_stream(
     StreamRecord {
         header,
         client: Ok(st.outcome(end, &progress)),
+        connected_ms,
         backend,
     }
 }

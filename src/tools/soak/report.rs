@@ -38,6 +38,8 @@ pub struct RingLbFigures {
     pub peak: Peak,
     pub after: Usage,
     pub settle_s: f64,
+    /// ringlb's sockets by side and state after the settle wait, when descriptors were left.
+    pub leftover_sockets: std::collections::BTreeMap<String, u64>,
     pub rss_tolerance_mib: u64,
     pub idle: IdleCpu,
     pub exit: String,
@@ -174,6 +176,14 @@ impl fmt::Display for Report {
             usage(&r.after),
             r.settle_s
         )?;
+        if !r.leftover_sockets.is_empty() {
+            let parts: Vec<String> = r
+                .leftover_sockets
+                .iter()
+                .map(|(k, n)| format!("{n} {k}"))
+                .collect();
+            writeln!(f, "            left     {}", parts.join(", "))?;
+        }
         writeln!(
             f,
             "idle cpu    {:.2} s over {:.1} s ({:.2}% of one core)",
@@ -195,6 +205,14 @@ impl fmt::Display for Report {
         )?;
         for b in &u.bad_samples {
             writeln!(f, "              bad: {b}")?;
+        }
+        if !s.failed_by_key.is_empty() {
+            let mut keys: Vec<_> = s.failed_by_key.iter().collect();
+            keys.sort_by(|a, b| b.1.cmp(a.1).then(a.0.cmp(b.0)));
+            writeln!(f, "failed      by first failure:")?;
+            for (key, n) in keys {
+                writeln!(f, "              {n:>6}  {key}")?;
+            }
         }
         if !s.failures.is_empty() {
             writeln!(f, "failures    first {} of {}:", s.failures.len(), s.failed)?;

@@ -222,6 +222,12 @@ pub async fn run(opts: &Options) -> Result<Report, SoakError> {
             monitor::idle_cpu(lb.pid, opts.idle_window).await?,
         )
     };
+    let leftover_sockets = if died.is_none() && after.fds != baseline.fds {
+        let ports: Vec<u16> = addrs.iter().map(|a| a.port()).collect();
+        procfs::socket_states(lb.pid, lb.addr.port(), &ports)?
+    } else {
+        Default::default()
+    };
     let log_summary = lb.log_summary();
     let stop = lb.stop(STOP_WITHIN).await;
     drop(fleet);
@@ -245,6 +251,7 @@ pub async fn run(opts: &Options) -> Result<Report, SoakError> {
         peak,
         after,
         settle_s: settle.as_secs_f64(),
+        leftover_sockets,
         rss_tolerance_kib,
         idle,
         died,

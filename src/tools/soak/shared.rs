@@ -11,7 +11,7 @@ use std::sync::Mutex;
 use serde::Serialize;
 use tokio::sync::oneshot;
 
-use super::side::SideOutcome;
+use super::outcome::SideOutcome;
 
 /// What the backend saw of a stream.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

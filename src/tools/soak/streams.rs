@@ -18,7 +18,7 @@ use super::client::{run_stream, ClientCtx};
 use super::dist::draw_stream;
 use super::header::Header;
 use super::kills::Done;
-use super::verdict::StreamRecord;
+use super::record::StreamRecord;
 
 /// Connects in flight at once: well within ringlb's accept queues (4096 per worker), and enough
 /// for a busy driver to refill freed slots quickly.

@@ -7,10 +7,9 @@ use std::collections::{BTreeMap, HashMap};
 use serde::Serialize;
 
 use super::header::{Header, Kind};
-use super::side::{End, SideOutcome};
-use super::verdict::{
-    CutReason, Failure, Judged, SetupFailure, StreamCheck, StreamRecord, Verdict,
-};
+use super::outcome::{End, SideOutcome};
+use super::record::{SetupFailure, StreamRecord};
+use super::verdict::{CutReason, Failure, Judged, StreamCheck, Verdict};
 
 /// Failures kept in full in the report.
 pub const FAILURE_SAMPLES: usize = 25;
@@ -59,6 +58,8 @@ pub struct Tally {
     pub cut_by_reason: BTreeMap<&'static str, u64>,
     pub failed: u64,
     pub failed_by_check: BTreeMap<&'static str, u64>,
+    /// Failed streams by the check and key of their first failure: alike failures together.
+    pub failed_by_key: BTreeMap<String, u64>,
     pub hung: u64,
     pub hung_ids: Vec<u64>,
     pub up_bytes_verified: u64,
@@ -104,6 +105,7 @@ impl Tally {
             cut_by_reason: CutReason::ALL.iter().map(|r| (r.name(), 0)).collect(),
             failed: 0,
             failed_by_check: BTreeMap::new(),
+            failed_by_key: BTreeMap::new(),
             hung: 0,
             hung_ids: Vec::new(),
             up_bytes_verified: 0,
@@ -173,6 +175,8 @@ impl Tally {
                 self.failed += 1;
                 let first = check_name(failures[0].check);
                 *self.failed_by_check.entry(first).or_default() += 1;
+                let key = format!("{first}: {}", failures[0].key);
+                *self.failed_by_key.entry(key).or_default() += 1;
                 if self.failures.len() < FAILURE_SAMPLES {
                     self.failures.push(FailureSample {
                         header: rec.header,
@@ -250,6 +254,7 @@ mod tests {
         let rec = StreamRecord {
             header: h,
             client: Ok(side),
+            connected_ms: Some(0),
             backend: None,
         };
         let mut t = Tally::new(4);
@@ -262,6 +267,7 @@ mod tests {
         t.add(&rec, &judged(Verdict::Cut(CutReason::ClientReset)));
         let f = Failure {
             check: StreamCheck::Hashes,
+            key: "k".into(),
             what: "x".into(),
         };
         t.add(&rec, &judged(Verdict::Failed(vec![f])));
@@ -281,6 +287,7 @@ mod tests {
         assert_eq!(t.failed_of(StreamCheck::Hashes), 1);
         assert_eq!(t.up_bytes_verified, 15);
         assert_eq!(t.failures.len(), 1);
+        assert_eq!(t.failed_by_key["hashes: k"], 1);
         let w = t.waits();
         assert_eq!(
             (w.streams, w.max_ms),

@@ -6,32 +6,17 @@
 
 use serde::Serialize;
 
-use super::header::{Header, Kind};
+use super::header::Kind;
+use super::outcome::{Cause, End, SideOutcome};
 use super::pattern::prefix_digest;
 use super::plan::Plan;
-use super::shared::BackendReport;
-use super::side::{Cause, End, SideOutcome};
+use super::record::StreamRecord;
 
-/// A client cut this soon after a kill, on a stream no backend ever claimed, is blamed on the
-/// kill: the connection was in the killed backend's accept queue or not yet read.
-pub const KILL_ATTRIBUTION_MS: u64 = 2_000;
-
-/// Everything known about one stream at the end.
-#[derive(Debug, Clone, Serialize)]
-pub struct StreamRecord {
-    pub header: Header,
-    /// What the client saw; `Err` when it could not connect or write its header.
-    pub client: Result<SideOutcome, SetupFailure>,
-    pub backend: Option<BackendReport>,
-}
-
-/// Why a client never got its stream set up (connect, header write).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct SetupFailure {
-    pub cause: Cause,
-    pub at_ms: u64,
-    pub detail: String,
-}
+/// A client that connected before a kill and was reset within this long after it, on a stream
+/// no backend ever claimed, is blamed on the kill: ringlb had placed it on the killed backend,
+/// in its accept queue or accepted but not yet read. Generous, because a driver busy with
+/// ~10,000 streams takes seconds to see every reset.
+pub const KILL_ATTRIBUTION_MS: u64 = 15_000;
 
 /// When a backend was killed (milliseconds on the run clock).
 #[derive(Debug, Clone, Copy, Serialize)]
@@ -83,6 +68,8 @@ pub enum StreamCheck {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Failure {
     pub check: StreamCheck,
+    /// The failure without its numbers, to count alike failures together.
+    pub key: String,
     pub what: String,
 }
 
@@ -101,8 +88,19 @@ pub struct Judged {
     pub down_verified: Option<u64>,
 }
 
-fn fail(check: StreamCheck, what: String) -> Failure {
-    Failure { check, what }
+fn fail(check: StreamCheck, key: String, what: String) -> Failure {
+    Failure { check, key, what }
+}
+
+/// How a side ended, in a word or two.
+fn end_key(side: Option<&SideOutcome>) -> String {
+    match side.map(|s| &s.end) {
+        None => "none".into(),
+        Some(End::Completed) => "completed".into(),
+        Some(End::ResetByUs) => "reset by itself".into(),
+        Some(End::Killed) => "killed".into(),
+        Some(End::Cut { cause, .. }) => format!("cut ({cause:?})"),
+    }
 }
 
 /// Checks one direction. `Ok(Some(len))`: complete and equal; `Ok(None)`: cut, and what arrived
@@ -117,20 +115,20 @@ fn direction(
     let got = recv.recv;
     if recv.read_eof {
         let Some(s) = sender else {
-            return Err(fail(
-                StreamCheck::Streams,
-                format!("{name}: EOF with no sender"),
-            ));
+            let what = format!("{name}: EOF with no sender");
+            return Err(fail(StreamCheck::Streams, what.clone(), what));
         };
         if !s.wrote_fin {
             return Err(fail(
                 StreamCheck::ResetPropagation,
+                format!("{name}: clean EOF, but the sender never shut down"),
                 format!("{name}: clean EOF after {} bytes, but the sender never shut down (a reset or kill arrived as a FIN)", got.len),
             ));
         }
         if got != s.sent || s.sent.len != planned {
             return Err(fail(
                 StreamCheck::Hashes,
+                format!("{name}: complete, but not what was sent"),
                 format!(
                     "{name}: received {} bytes, sender sent {} (planned {planned}), hashes {}",
                     got.len,
@@ -149,6 +147,7 @@ fn direction(
     if got.len > limit || got != prefix_digest(pattern, got.len) {
         return Err(fail(
             StreamCheck::Hashes,
+            format!("{name}: cut, and what arrived is not a prefix of what was sent"),
             format!("{name}: the {} bytes received before the cut are not the first {} bytes sent (sender sent {limit})", got.len, got.len),
         ));
     }
@@ -184,11 +183,16 @@ fn describe(side: Option<&SideOutcome>) -> String {
     }
 }
 
-/// Whether `at_ms` falls within [`KILL_ATTRIBUTION_MS`] after a kill.
-fn after_kill(kills: &[KillMark], at_ms: u64) -> bool {
+/// Whether a stream whose client connected at `connected_ms` and was cut at `at_ms` may have
+/// sat in the accept queue of a backend killed meanwhile: connected before a kill, cut within
+/// [`KILL_ATTRIBUTION_MS`] after it.
+fn after_kill(kills: &[KillMark], connected_ms: Option<u64>, at_ms: u64) -> bool {
+    let Some(connected) = connected_ms else {
+        return false;
+    };
     kills
         .iter()
-        .any(|k| (k.at_ms..=k.at_ms + KILL_ATTRIBUTION_MS).contains(&at_ms))
+        .any(|k| connected <= k.at_ms && (k.at_ms..=k.at_ms + KILL_ATTRIBUTION_MS).contains(&at_ms))
 }
 
 /// Judges one stream against the kills of the run.
@@ -199,11 +203,13 @@ pub fn judge(rec: &StreamRecord, kills: &[KillMark]) -> Judged {
         Err(e) => {
             // ringlb reset a client it had placed on a backend killed before the header got
             // there; with a busy driver that can happen before the client wrote its header.
-            let verdict = if e.cause == Cause::Reset && after_kill(kills, e.at_ms) {
+            let verdict = if e.cause == Cause::Reset && after_kill(kills, rec.connected_ms, e.at_ms)
+            {
                 Verdict::Cut(CutReason::BackendKilledBeforeHeader)
             } else {
                 let what = format!("could not set up the stream through ringlb: {}", e.detail);
-                Verdict::Failed(vec![fail(StreamCheck::Streams, what)])
+                let key = format!("stream setup failed ({:?})", e.cause);
+                Verdict::Failed(vec![fail(StreamCheck::Streams, key, what)])
             };
             return Judged {
                 verdict,
@@ -237,7 +243,13 @@ pub fn judge(rec: &StreamRecord, kills: &[KillMark]) -> Judged {
     failures.extend(down.err());
 
     let killed = backend.is_some_and(|b| b.end == End::Killed);
-    let unclaimed_kill = backend.is_none() && cut_at(client).is_some_and(|t| after_kill(kills, t));
+    let unclaimed_kill =
+        backend.is_none() && cut_at(client).is_some_and(|t| after_kill(kills, rec.connected_ms, t));
+    let ends = format!(
+        "client {}, backend {}",
+        end_key(Some(client)),
+        end_key(backend)
+    );
     let both = format!(
         "client: {}; backend: {}",
         describe(Some(client)),
@@ -266,6 +278,7 @@ pub fn judge(rec: &StreamRecord, kills: &[KillMark]) -> Judged {
                 } else {
                     failures.push(fail(
                         StreamCheck::Streams,
+                        format!("{} stream cut: {ends}", k.name()),
                         format!("{} stream cut: {both}", k.name()),
                     ));
                     None
@@ -278,6 +291,7 @@ pub fn judge(rec: &StreamRecord, kills: &[KillMark]) -> Judged {
                     (true, Some(false)) => {
                         failures.push(fail(
                             StreamCheck::ResetPropagation,
+                            "the client's reset never reached the backend".into(),
                             format!("the client's reset never reached the backend: {both}"),
                         ));
                         None
@@ -286,6 +300,7 @@ pub fn judge(rec: &StreamRecord, kills: &[KillMark]) -> Judged {
                         if failures.is_empty() {
                             failures.push(fail(
                                 StreamCheck::Streams,
+                                format!("client-reset stream did not end as planned: {ends}"),
                                 format!("client-reset stream did not end as planned: {both}"),
                             ));
                         }
@@ -300,6 +315,7 @@ pub fn judge(rec: &StreamRecord, kills: &[KillMark]) -> Judged {
                     (true, Some(false)) => {
                         failures.push(fail(
                             StreamCheck::ResetPropagation,
+                            "the backend's reset never reached the client".into(),
                             format!("the backend's reset never reached the client: {both}"),
                         ));
                         None
@@ -308,6 +324,7 @@ pub fn judge(rec: &StreamRecord, kills: &[KillMark]) -> Judged {
                         if failures.is_empty() {
                             failures.push(fail(
                                 StreamCheck::Streams,
+                                format!("backend-reset stream did not end as planned: {ends}"),
                                 format!("backend-reset stream did not end as planned: {both}"),
                             ));
                         }

@@ -1,7 +1,10 @@
 //! Tests of the stream verdicts: every way a stream can end, judged.
 
 use super::*;
+use crate::tools::soak::header::Header;
 use crate::tools::soak::pattern::Digest;
+use crate::tools::soak::record::SetupFailure;
+use crate::tools::soak::shared::BackendReport;
 
 fn header(kind: Kind) -> Header {
     Header {
@@ -42,6 +45,7 @@ fn record(h: Header, client: SideOutcome, backend: Option<SideOutcome>) -> Strea
     StreamRecord {
         header: h,
         client: Ok(client),
+        connected_ms: Some(100),
         backend: backend.map(|side| BackendReport { backend: 0, side }),
     }
 }
@@ -104,15 +108,29 @@ fn an_unexplained_cut_fails_the_streams_check() {
     b.end = cut(Cause::Reset, 5_000);
     let j = judge(&record(h, c.clone(), Some(b)), &[]);
     assert_eq!(failed_check(&j), StreamCheck::Streams);
-    let j = judge(
-        &record(h, c, None),
-        &[KillMark {
-            backend: 1,
-            at_ms: 1_000,
-        }],
-    );
+    let kill = [KillMark {
+        backend: 1,
+        at_ms: 4_000,
+    }];
+    let unclaimed = record(h, c, None);
     assert_eq!(
-        failed_check(&j),
+        judge(&unclaimed, &kill).verdict,
+        Verdict::Cut(CutReason::BackendKilledBeforeHeader)
+    );
+    let mut late = unclaimed.clone();
+    late.connected_ms = Some(4_500);
+    assert_eq!(
+        failed_check(&judge(&late, &kill)),
+        StreamCheck::Streams,
+        "connected after the kill"
+    );
+    let mut old = unclaimed.clone();
+    old.header.id = 9;
+    if let Ok(c) = old.client.as_mut() {
+        c.end = cut(Cause::Reset, 4_000 + KILL_ATTRIBUTION_MS + 1);
+    }
+    assert_eq!(
+        failed_check(&judge(&old, &kill)),
         StreamCheck::Streams,
         "kill too long before"
     );
@@ -235,6 +253,7 @@ fn a_client_that_cannot_set_up_fails_unless_a_kill_reset_it() {
             at_ms: 4_000,
             detail: "header write: connection reset".into(),
         }),
+        connected_ms: Some(3_000),
         backend: None,
     };
     assert_eq!(failed_check(&judge(&rec, &[])), StreamCheck::Streams);
