@@ -9,7 +9,7 @@ use super::args::Options;
 use super::checks::{self, Inputs};
 use super::header::Header;
 use super::kills::KillEvent;
-use super::monitor::{IdleCpu, Peak};
+use super::monitor::{IdleCpu, Peak, Tick};
 use super::procfs::Usage;
 use super::record::StreamRecord;
 use super::report::{KillLine, Report, RingLbFigures};
@@ -39,6 +39,7 @@ pub struct Facts {
     pub after: Usage,
     pub settle_s: f64,
     pub leftover_sockets: std::collections::BTreeMap<String, u64>,
+    pub timeline: Vec<Tick>,
     pub rss_tolerance_kib: u64,
     pub idle: IdleCpu,
     /// `Some(status)` if ringlb had exited before the streams were over.
@@ -120,6 +121,7 @@ pub fn assemble(f: Facts) -> Report {
         load_s: f.load_s,
         elapsed_s: f.elapsed_s,
         waits: tally.waits(),
+        timeline: f.timeline,
         streams: tally,
         kills,
         ringlb: RingLbFigures {

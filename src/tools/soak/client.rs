@@ -74,12 +74,11 @@ pub async fn run_stream(
         backend: None,
     };
     let progress = Progress::new(ctx.clock);
-    let mut connected_ms = None;
+    let connect_started_ms = Some(progress.now_ms());
     let setup = async {
         let mut s = TcpStream::connect(ctx.target)
             .await
             .map_err(|e| outcome::failure("connect", &e))?;
-        connected_ms = Some(progress.now_ms());
         let _ = s.set_nodelay(true);
         s.write_all(&header.encode())
             .await
@@ -113,7 +112,7 @@ pub async fn run_stream(
             return StreamRecord {
                 header,
                 client: Err(e),
-                connected_ms,
+                connect_started_ms,
                 backend: None,
             };
         }
@@ -164,7 +163,7 @@ pub async fn run_stream(
     StreamRecord {
         header,
         client: Ok(st.outcome(end, &progress)),
-        connected_ms,
+        connect_started_ms,
         backend,
     }
 }

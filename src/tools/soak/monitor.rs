@@ -48,6 +48,19 @@ impl Peak {
     }
 }
 
+/// One progress line: where the run stood, and the CPU ringlb and the driver used since the
+/// line before (percent of one core). A stretch where streams stop finishing while ringlb's CPU
+/// drops is ringlb waiting; one where the driver is at 200% is the driver out of cores.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct Tick {
+    pub t_s: f64,
+    pub started: usize,
+    pub done: usize,
+    pub ringlb_fds: u64,
+    pub ringlb_cpu_pct: f64,
+    pub driver_cpu_pct: f64,
+}
+
 /// What the sampler shares with the run.
 pub struct Watch {
     pub pid: u32,
@@ -55,11 +68,18 @@ pub struct Watch {
     pub started: Arc<Mutex<Vec<Header>>>,
     pub done: Arc<Done>,
     pub peak: Arc<Mutex<Peak>>,
+    pub timeline: Arc<Mutex<Vec<Tick>>>,
+}
+
+fn cpu_pct(ticks: u64, over: Duration) -> f64 {
+    ticks as f64 / USER_HZ / over.as_secs_f64().max(1e-3) * 100.0
 }
 
 /// Samples until aborted (the process having gone is noticed by the run, not here).
 pub async fn sample(w: Watch) {
     let mut next_line = Instant::now() + PROGRESS_EVERY;
+    let me = std::process::id();
+    let mut last = (Instant::now(), cpu(w.pid), cpu(me));
     loop {
         tokio::time::sleep(SAMPLE_EVERY).await;
         let Ok(u) = procfs::usage(w.pid) else { return };
@@ -68,15 +88,37 @@ pub async fn sample(w: Watch) {
             next_line += PROGRESS_EVERY;
             let started = w.started.lock().unwrap_or_else(|e| e.into_inner()).len();
             let done = w.done.get();
+            let now = (Instant::now(), cpu(w.pid), cpu(me));
+            let over = now.0 - last.0;
+            let tick = Tick {
+                t_s: w.clock.elapsed().as_secs_f64(),
+                started,
+                done,
+                ringlb_fds: u.fds,
+                ringlb_cpu_pct: cpu_pct(now.1.saturating_sub(last.1), over),
+                driver_cpu_pct: cpu_pct(now.2.saturating_sub(last.2), over),
+            };
+            last = now;
             eprintln!(
-                "[{:>5.1}s] streams {started} started, {done} done, {} open | ringlb {} fds, {} MiB",
-                w.clock.elapsed().as_secs_f64(),
+                "[{:>5.1}s] streams {started} started, {done} done, {} open | ringlb {} fds, {} MiB, \
+                 {:.0}% cpu | driver {:.0}% cpu",
+                tick.t_s,
                 started.saturating_sub(done),
                 u.fds,
-                u.rss_kib >> 10
+                u.rss_kib >> 10,
+                tick.ringlb_cpu_pct,
+                tick.driver_cpu_pct
             );
+            w.timeline
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .push(tick);
         }
     }
+}
+
+fn cpu(pid: u32) -> u64 {
+    procfs::cpu_ticks(pid).unwrap_or(0)
 }
 
 /// After the streams: waits (up to `within`) for descriptors to be back at the baseline and RSS

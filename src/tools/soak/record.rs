@@ -14,8 +14,8 @@ pub struct StreamRecord {
     pub header: Header,
     /// What the client saw; `Err` when it could not connect or write its header.
     pub client: Result<SideOutcome, SetupFailure>,
-    /// When the client's connect to ringlb completed (ms on the run clock).
-    pub connected_ms: Option<u64>,
+    /// When the client started its connect to ringlb (ms on the run clock).
+    pub connect_started_ms: Option<u64>,
     pub backend: Option<BackendReport>,
 }
 

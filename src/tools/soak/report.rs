@@ -12,7 +12,7 @@ use super::args::Options;
 use super::checks::CheckResult;
 use super::error::SoakError;
 use super::kills::KillEvent;
-use super::monitor::{IdleCpu, Peak};
+use super::monitor::{IdleCpu, Peak, Tick};
 use super::procfs::Usage;
 use super::ringlb::LogSummary;
 use super::shared::Unmatched;
@@ -60,6 +60,8 @@ pub struct Report {
     pub elapsed_s: f64,
     pub streams: Tally,
     pub waits: Waits,
+    /// The progress lines: streams and CPU every 5 s.
+    pub timeline: Vec<Tick>,
     pub kills: Vec<KillLine>,
     pub ringlb: RingLbFigures,
     pub unmatched: Unmatched,
@@ -86,6 +88,27 @@ fn bytes(n: u64) -> String {
 
 fn usage(u: &Usage) -> String {
     format!("{:>6} fds {:>6} MiB", u.fds, u.rss_kib >> 10)
+}
+
+/// The 5 s stretch in which the fewest streams finished while at least half the most streams
+/// ever open were open (not the drain at the end), with the CPU of both processes then,
+/// against the median stretch.
+fn slowest_stretch(timeline: &[Tick]) -> Option<String> {
+    let open = |t: &Tick| t.started.saturating_sub(t.done);
+    let most = timeline.iter().map(open).max()?;
+    let stretches: Vec<(usize, &Tick)> = timeline
+        .windows(2)
+        .filter(|w| open(&w[0]) * 2 >= most)
+        .map(|w| (w[1].done.saturating_sub(w[0].done), &w[1]))
+        .collect();
+    let mut rates: Vec<usize> = stretches.iter().map(|s| s.0).collect();
+    rates.sort_unstable();
+    let median = *rates.get(rates.len() / 2)?;
+    let (n, t) = stretches.iter().min_by_key(|s| s.0)?;
+    Some(format!(
+        "progress    streams done per 5 s: median {median}, fewest {n} (up to {:.0} s; ringlb {:.0}% cpu, driver {:.0}% cpu then)",
+        t.t_s, t.ringlb_cpu_pct, t.driver_cpu_pct
+    ))
 }
 
 impl fmt::Display for Report {
@@ -129,6 +152,9 @@ impl fmt::Display for Report {
             "waits       longest wait for a byte per stream ({} without a planned stall): p50 {} ms, p99 {} ms, p99.9 {} ms, max {} ms (stream {})",
             w.streams, w.p50_ms, w.p99_ms, w.p999_ms, w.max_ms, w.max_stream
         )?;
+        if let Some(line) = slowest_stretch(&self.timeline) {
+            writeln!(f, "{line}")?;
+        }
         writeln!(f, "cuts        expected:")?;
         for (reason, n) in &s.cut_by_reason {
             writeln!(f, "              {n:>6}  {reason}")?;

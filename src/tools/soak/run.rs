@@ -167,6 +167,7 @@ pub async fn run(opts: &Options) -> Result<Report, SoakError> {
 
     let done = Arc::new(Done::default());
     let peak = Arc::new(Mutex::new(Peak::default()));
+    let timeline = Arc::new(Mutex::new(Vec::new()));
     peak.lock().unwrap_or_else(|e| e.into_inner()).add(all_open);
     let sampler = tokio::spawn(monitor::sample(Watch {
         pid: lb.pid,
@@ -174,6 +175,7 @@ pub async fn run(opts: &Options) -> Result<Report, SoakError> {
         started: launcher.started.clone(),
         done: done.clone(),
         peak: peak.clone(),
+        timeline: timeline.clone(),
     }));
     let timing = if opts.duration.is_zero() {
         KillTiming::Done {
@@ -232,6 +234,7 @@ pub async fn run(opts: &Options) -> Result<Report, SoakError> {
     let stop = lb.stop(STOP_WITHIN).await;
     drop(fleet);
     let peak = *peak.lock().unwrap_or_else(|e| e.into_inner());
+    let timeline = std::mem::take(&mut *timeline.lock().unwrap_or_else(|e| e.into_inner()));
     Ok(assemble(Facts {
         opts: opts.clone(),
         open_limit,
@@ -252,6 +255,7 @@ pub async fn run(opts: &Options) -> Result<Report, SoakError> {
         after,
         settle_s: settle.as_secs_f64(),
         leftover_sockets,
+        timeline,
         rss_tolerance_kib,
         idle,
         died,

@@ -11,8 +11,10 @@ use super::outcome::{End, SideOutcome};
 use super::record::{SetupFailure, StreamRecord};
 use super::verdict::{CutReason, Failure, Judged, StreamCheck, Verdict};
 
-/// Failures kept in full in the report.
-pub const FAILURE_SAMPLES: usize = 25;
+/// Failures kept in full in the report...
+pub const FAILURE_SAMPLES: usize = 60;
+/// ...at most this many of each key, so every kind of failure has examples.
+const SAMPLES_PER_KEY: u64 = 3;
 
 /// The longest wait for a byte of each stream that did not stall on purpose (either side,
 /// pacing pauses included): ringlb starving streams shows here long before a stream times out.
@@ -176,8 +178,9 @@ impl Tally {
                 let first = check_name(failures[0].check);
                 *self.failed_by_check.entry(first).or_default() += 1;
                 let key = format!("{first}: {}", failures[0].key);
-                *self.failed_by_key.entry(key).or_default() += 1;
-                if self.failures.len() < FAILURE_SAMPLES {
+                let seen = self.failed_by_key.entry(key).or_default();
+                *seen += 1;
+                if *seen <= SAMPLES_PER_KEY && self.failures.len() < FAILURE_SAMPLES {
                     self.failures.push(FailureSample {
                         header: rec.header,
                         failures: failures.clone(),
@@ -254,7 +257,7 @@ mod tests {
         let rec = StreamRecord {
             header: h,
             client: Ok(side),
-            connected_ms: Some(0),
+            connect_started_ms: Some(0),
             backend: None,
         };
         let mut t = Tally::new(4);

@@ -12,7 +12,7 @@ use super::pattern::prefix_digest;
 use super::plan::Plan;
 use super::record::StreamRecord;
 
-/// A client that connected before a kill and was reset within this long after it, on a stream
+/// A client that started connecting before a kill and was reset within this long after it, on a stream
 /// no backend ever claimed, is blamed on the kill: ringlb had placed it on the killed backend,
 /// in its accept queue or accepted but not yet read. Generous, because a driver busy with
 /// ~10,000 streams takes seconds to see every reset.
@@ -183,11 +183,12 @@ fn describe(side: Option<&SideOutcome>) -> String {
     }
 }
 
-/// Whether a stream whose client connected at `connected_ms` and was cut at `at_ms` may have
-/// sat in the accept queue of a backend killed meanwhile: connected before a kill, cut within
-/// [`KILL_ATTRIBUTION_MS`] after it.
-fn after_kill(kills: &[KillMark], connected_ms: Option<u64>, at_ms: u64) -> bool {
-    let Some(connected) = connected_ms else {
+/// Whether a stream whose client started connecting at `connect_started_ms` and was cut at
+/// `at_ms` may have sat in the accept queue of a backend killed meanwhile: connect started
+/// before a kill (ringlb cannot have placed it on that backend otherwise; a busy driver sees
+/// its connect complete late, so the start is the bound), cut within [`KILL_ATTRIBUTION_MS`].
+fn after_kill(kills: &[KillMark], connect_started_ms: Option<u64>, at_ms: u64) -> bool {
+    let Some(connected) = connect_started_ms else {
         return false;
     };
     kills
@@ -203,14 +204,14 @@ pub fn judge(rec: &StreamRecord, kills: &[KillMark]) -> Judged {
         Err(e) => {
             // ringlb reset a client it had placed on a backend killed before the header got
             // there; with a busy driver that can happen before the client wrote its header.
-            let verdict = if e.cause == Cause::Reset && after_kill(kills, rec.connected_ms, e.at_ms)
-            {
-                Verdict::Cut(CutReason::BackendKilledBeforeHeader)
-            } else {
-                let what = format!("could not set up the stream through ringlb: {}", e.detail);
-                let key = format!("stream setup failed ({:?})", e.cause);
-                Verdict::Failed(vec![fail(StreamCheck::Streams, key, what)])
-            };
+            let verdict =
+                if e.cause == Cause::Reset && after_kill(kills, rec.connect_started_ms, e.at_ms) {
+                    Verdict::Cut(CutReason::BackendKilledBeforeHeader)
+                } else {
+                    let what = format!("could not set up the stream through ringlb: {}", e.detail);
+                    let key = format!("stream setup failed ({:?})", e.cause);
+                    Verdict::Failed(vec![fail(StreamCheck::Streams, key, what)])
+                };
             return Judged {
                 verdict,
                 up_verified: None,
@@ -243,8 +244,8 @@ pub fn judge(rec: &StreamRecord, kills: &[KillMark]) -> Judged {
     failures.extend(down.err());
 
     let killed = backend.is_some_and(|b| b.end == End::Killed);
-    let unclaimed_kill =
-        backend.is_none() && cut_at(client).is_some_and(|t| after_kill(kills, rec.connected_ms, t));
+    let unclaimed_kill = backend.is_none()
+        && cut_at(client).is_some_and(|t| after_kill(kills, rec.connect_started_ms, t));
     let ends = format!(
         "client {}, backend {}",
         end_key(Some(client)),

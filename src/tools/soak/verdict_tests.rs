@@ -45,7 +45,7 @@ fn record(h: Header, client: SideOutcome, backend: Option<SideOutcome>) -> Strea
     StreamRecord {
         header: h,
         client: Ok(client),
-        connected_ms: Some(100),
+        connect_started_ms: Some(100),
         backend: backend.map(|side| BackendReport { backend: 0, side }),
     }
 }
@@ -118,7 +118,7 @@ fn an_unexplained_cut_fails_the_streams_check() {
         Verdict::Cut(CutReason::BackendKilledBeforeHeader)
     );
     let mut late = unclaimed.clone();
-    late.connected_ms = Some(4_500);
+    late.connect_started_ms = Some(4_500);
     assert_eq!(
         failed_check(&judge(&late, &kill)),
         StreamCheck::Streams,
@@ -253,7 +253,7 @@ fn a_client_that_cannot_set_up_fails_unless_a_kill_reset_it() {
             at_ms: 4_000,
             detail: "header write: connection reset".into(),
         }),
-        connected_ms: Some(3_000),
+        connect_started_ms: Some(3_000),
         backend: None,
     };
     assert_eq!(failed_check(&judge(&rec, &[])), StreamCheck::Streams);
