@@ -201,7 +201,9 @@ async fn serve(
         end = play(&mut stream, index, &ctx, &mut st, &mut claimed, &progress) => end,
     };
     match end {
-        Some(End::Killed | End::ResetByUs) => side::reset(stream),
+        // A side that gave up (or was killed, or resets on purpose) aborts: a FIN would tell
+        // the other side that its stream ended well.
+        Some(End::Killed | End::ResetByUs | End::Cut { .. }) => side::reset(stream),
         _ => drop(stream),
     }
     match (end, claimed) {

@@ -2,7 +2,8 @@
 //! client side of the plan and collects the backend's report into a [`StreamRecord`]. Streams
 //! of the first wave wait, connected and claimed by a backend, until every one of them is, so
 //! the run holds them all open at once. Must never reset before a backend holds the stream (a
-//! reset of a stream no backend saw would prove nothing), nor wait for a report forever.
+//! reset of a stream no backend saw would prove nothing), nor leave with a claimed stream's
+//! report still to come.
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -22,8 +23,6 @@ use super::side::{self, Progress, Script};
 
 /// How long a cut client waits to learn whether a backend ever claimed its stream.
 const ARRIVAL_GRACE: Duration = Duration::from_secs(2);
-/// Beyond the no-progress limit, how long a client waits for its backend's report.
-const REPORT_GRACE: Duration = Duration::from_secs(5);
 
 /// What every client needs.
 pub struct ClientCtx {
@@ -143,20 +142,21 @@ pub async fn run_stream(
         reset_ready,
     )
     .await;
-    if end == End::ResetByUs {
-        side::reset(stream);
-    } else {
-        drop(stream);
+    // A client that gave up aborts, like one that resets on purpose: a FIN would tell the
+    // backend that the stream ended well.
+    match end {
+        End::Completed => drop(stream),
+        _ => side::reset(stream),
     }
     let claimed = match end {
         End::Completed | End::ResetByUs => arrival.wait(Duration::ZERO).await,
         _ => arrival.wait(ARRIVAL_GRACE).await,
     };
     let backend = match claimed {
-        Some(_) => tokio::time::timeout(ctx.no_progress + REPORT_GRACE, ticket.report)
-            .await
-            .ok()
-            .and_then(Result::ok),
+        // Every claimed stream's backend reports when it ends, and its own no-progress limit
+        // makes it end; a backend still trickling bytes through a stalled ringlb may end long
+        // after the client did. The run's deadline bounds the wait.
+        Some(_) => ticket.report.await.ok(),
         None => None,
     };
     ctx.registry.forget(header.id);
