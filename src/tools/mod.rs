@@ -4,7 +4,8 @@
 //! - [`fleet`]: mock GPU inference backends for the demo, the tests and the benchmarks;
 //! - [`demo`]: `ringlb demo`, the fleet and balancer with a live table, no files needed;
 //! - [`load`]: the `ringlb-load` load generator (SSE, WebSocket, HTTP, TCP echo, idle);
-//! - [`benchreport`]: the `ringlb-bench-report` writer of the benchmark report and chart.
+//! - [`benchreport`]: the `ringlb-bench-report` writer of the benchmark report and chart;
+//! - [`soak`]: the `ringlb-soak` soak and fault driver behind `scripts/soak.sh`.
 //!
 //! Dependencies point one way only: tools may use the balancer's modules (the demo starts the
 //! real engine with a real config), but the `engine` and `balance` modules must never depend on
@@ -15,3 +16,4 @@ pub mod benchreport;
 pub mod demo;
 pub mod fleet;
 pub mod load;
+pub mod soak;
