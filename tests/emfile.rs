@@ -35,7 +35,11 @@ fn set_nofile(soft: u64) -> u64 {
 
 #[test]
 fn client_is_closed_when_the_backend_socket_cannot_be_opened() {
-    let server = start(CFG, &[echo_backend()]);
+    // A refusing backend, not an in-process one: an in-process acceptor would itself meet the
+    // lowered limit, and a stream parked on it would never end. Should ringlb's backend socket
+    // open after all (a lower descriptor came free), the refused connect closes the client too.
+    let (_refuser, refused) = refusing_backend();
+    let server = start(CFG, &[refused]);
     let to = addr(&server);
     // The two lowest free descriptors: the test's client socket will get `a`, ringlb's accept
     // `b`; with the limit at b + 1 the backend socket() fails with EMFILE.

@@ -234,17 +234,21 @@ impl Worker {
         self.drive(key);
     }
 
-    /// Ends a connection: cancels whatever is pending on its sockets. With `reset`, or when
-    /// bytes would be discarded, the sockets close with RST (SO_LINGER 0) so each peer learns
-    /// the stream was cut rather than finished.
+    /// Ends a connection: cancels whatever is pending on its sockets. With `reset`, or when a
+    /// relaying stream is cut before both directions have ended, the sockets close with RST
+    /// (SO_LINGER 0) so each peer learns the stream was cut rather than finished.
     pub(super) fn close(&mut self, key: usize, reset: bool) {
         let conn = &mut self.conns[key];
         if conn.phase == Phase::Closing {
             return;
         }
         let discarding = conn.phase == Phase::Relaying && conn.holds_bytes();
+        // A FIN tells a peer the other side has finished. Cutting a stream that has not (a
+        // timeout, max age, stop) must say so with a reset, or a client takes a cut answer
+        // for a complete one (the soak found half-closed streams cut by a timeout that way).
+        let cut = conn.phase == Phase::Relaying && !conn.finished();
         conn.phase = Phase::Closing;
-        let reset = reset || discarding;
+        let reset = reset || discarding || cut;
         if discarding {
             self.stats.truncated.fetch_add(1, Ordering::Relaxed);
         }
