@@ -162,6 +162,12 @@ impl Half {
         if self.drained() {
             return false;
         }
+        // A receive buffer may only wait behind sends that never wait (from receive buffers):
+        // behind a spill block, whose send waits for the peer, it could be pinned for as long
+        // as the peer stalls (the soak found the ring drained that way).
+        if self.send == Send::Waiting || self.outq.iter().any(|c| matches!(c.mem, Mem::Spill(_))) {
+            return true;
+        }
         len <= SMALL_COPY || self.ring_chunks() >= MAX_RING_CHUNKS
     }
 }

@@ -83,6 +83,20 @@ fn a_blocked_or_busy_direction_spills_small_bytes_and_caps_buffers() {
         h.spills(100_000),
         "a blocked direction holds no receive buffer"
     );
+    h.blocked = false;
+    h.send = Send::Waiting;
+    h.outq.push_back(Chunk {
+        mem: Mem::Spill(0),
+        offset: 0,
+        len: 100,
+    });
+    assert!(
+        h.spills(100_000),
+        "never a receive buffer behind a send that waits for the peer"
+    );
+    h.send = Send::Now;
+    h.outq.push_front(ring(2, 100_000));
+    assert!(h.spills(100_000), "nor behind a spill block queued");
 }
 
 #[test]
