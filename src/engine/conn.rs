@@ -146,13 +146,6 @@ impl Half {
         self.outq_bytes - self.inflight.min(self.outq_bytes)
     }
 
-    fn ring_chunks(&self) -> usize {
-        self.outq
-            .iter()
-            .filter(|c| matches!(c.mem, Mem::Ring(_)))
-            .count()
-    }
-
     /// True if `len` received bytes for this socket should be copied to a spill block rather
     /// than queued in their receive buffer.
     pub fn spills(&self, len: u32) -> bool {
@@ -164,11 +157,12 @@ impl Half {
         }
         // A receive buffer may only wait behind sends that never wait (from receive buffers):
         // behind a spill block, whose send waits for the peer, it could be pinned for as long
-        // as the peer stalls (the soak found the ring drained that way).
-        if self.send == Send::Waiting || self.outq.iter().any(|c| matches!(c.mem, Mem::Spill(_))) {
+        // as the peer stalls (the soak found the ring drained that way). So a queue is always
+        // receive buffers, then spill blocks: one spill block queued means its tail is one.
+        if matches!(self.outq.back(), Some(c) if matches!(c.mem, Mem::Spill(_))) {
             return true;
         }
-        len <= SMALL_COPY || self.ring_chunks() >= MAX_RING_CHUNKS
+        len <= SMALL_COPY || self.outq.len() >= MAX_RING_CHUNKS
     }
 }
 

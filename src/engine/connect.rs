@@ -24,7 +24,7 @@ impl Worker {
     /// connecting, or queue the client if every backend is full. (The client socket inherited
     /// TCP_NODELAY and SO_KEEPALIVE from the listener.)
     pub(super) fn start_client(&mut self, client: OwnedFd, pool: usize, listener: u16) {
-        let Some(policy) = self.policy.pools.get(pool).cloned() else {
+        let Some(policy) = self.policy.pools.get(pool).copied() else {
             tracing::error!(pool, "listener points at a pool the policy does not have");
             self.admission_released(listener as usize);
             return;

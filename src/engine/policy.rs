@@ -9,7 +9,7 @@ use crate::balance::{BackendSpec, HealthPolicy, PoolSpec, StrategyKind, TableSpe
 use crate::config::{Balance, Config, HashKey};
 
 /// The engine's view of one pool.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct PoolPolicy {
     pub connect_timeout_ms: u64,
     pub idle_timeout_ms: u64,
