@@ -5,6 +5,7 @@
 //! - [`balance`]: the backend table shared by all workers, and one file per strategy;
 //! - [`config`]: the TOML config, parsed into typed, validated values;
 //! - [`clock`]: the monotonic clock the engine and the table share;
+//! - [`control`]: the control plane's thread and runtime (admin, health checks, reload);
 //! - [`tools`]: everything that is not the balancer itself — the mock fleet, the demo, the load
 //!   tool and the bench report; `engine` and `balance` never depend on it.
 //!
@@ -14,5 +15,6 @@
 pub mod balance;
 pub mod clock;
 pub mod config;
+pub mod control;
 pub mod engine;
 pub mod tools;
