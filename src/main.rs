@@ -208,8 +208,24 @@ fn run(cfg: &config::Config) -> anyhow::Result<()> {
             }
         })
         .context("cannot start the signal thread")?;
-    server.join().context("worker failed")?;
-    tracing::info!("stopped");
+    let joined = server.join();
+    let t = server.stats();
+    tracing::info!(
+        accepted = t.accepted,
+        completed = t.completed,
+        resets = t.resets,
+        truncated = t.truncated,
+        connect_failures = t.connect_failures,
+        retries = t.retries,
+        no_backend = t.no_backend,
+        queue_full = t.queue_full,
+        refused = t.refused,
+        accept_errors = t.accept_errors,
+        idle_timeouts = t.idle_timeouts,
+        half_close_timeouts = t.half_close_timeouts,
+        "stopped"
+    );
+    joined.context("worker failed")?;
     Ok(())
 }
 

@@ -125,3 +125,72 @@ fn a_queued_client_that_hangs_up_leaves_the_queue_and_never_reaches_a_backend() 
         "only the first and the third client reached the backend"
     );
 }
+
+/// The half-close timeout is about bytes moving, not only bytes ringlb reads or writes: a
+/// backend still taking an upload that ringlb has handed to its kernel send buffer (its
+/// acknowledgements grow) is not idle. (The soak found such uploads cut while a busy backend
+/// was still reading them.) Once it stops reading, the timeout applies as before. What ringlb
+/// cannot see are reads of bytes already in the backend's own receive buffer.
+#[test]
+fn a_half_closed_upload_the_backend_still_reads_is_not_cut_until_it_stops() {
+    const UPLOAD: usize = 1 << 20;
+    // More than loopback's MSS (64 KiB): smaller reads may not open the window at all.
+    const STEP: usize = 128 << 10;
+    let clock = Clock::manual();
+    let cfg = config("idle_timeout = \"1h\"\nhalf_close_timeout = \"60s\"");
+    // A small receive buffer keeps most of the upload in ringlb's send buffer, where the
+    // backend's reads show as bytes acknowledged.
+    let backend = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+    backend.set_recv_buffer_size(64 << 10).unwrap();
+    backend
+        .bind(&SocketAddr::from(([127, 0, 0, 1], 0)).into())
+        .unwrap();
+    backend.listen(8).unwrap();
+    let backend: TcpListener = backend.into();
+    let server = start_with(
+        &cfg,
+        &[backend.local_addr().unwrap(), echo_backend()],
+        clock.clone(),
+    );
+    let mut probe = connect(server.listener_addr("probe").unwrap());
+    let mut s = connect(addr(&server));
+    let (mut b, _) = backend.accept().unwrap();
+    let upload = pattern(7, UPLOAD);
+    let mut writer = s.try_clone().unwrap();
+    let sent = upload.clone();
+    let w = thread::spawn(move || {
+        writer.write_all(&sent).unwrap();
+        writer.shutdown(Shutdown::Write).unwrap();
+    });
+    let mut got = vec![0u8; STEP];
+    b.read_exact(&mut got).unwrap();
+    let mut received = got.clone();
+    w.join().unwrap();
+    // Everything is in the kernel's buffers once ringlb holds no byte of it.
+    wait_for("ringlb handed the whole upload to the kernel", || {
+        let st = server.stats();
+        st.spill_blocks == 0 && st.buffers_in_use == 0
+    });
+    round_trip(&mut probe, b"barrier");
+    // Two and a half minutes of a backend reading 128 KiB every 25 s: never 60 s without a byte moving.
+    for i in 0..6 {
+        clock.advance(Duration::from_secs(25));
+        round_trip(&mut probe, format!("{} s", (i + 1) * 25).as_bytes());
+        assert_eq!(
+            server.stats().half_close_timeouts,
+            0,
+            "cut after {} s while the backend was reading",
+            (i + 1) * 25
+        );
+        b.read_exact(&mut got).unwrap();
+        received.extend_from_slice(&got);
+    }
+    assert_eq!(hash(&received), hash(&upload[..received.len()]));
+    // Now the backend stops reading with bytes still queued: cut within the timeout.
+    for _ in 0..3 {
+        clock.advance(Duration::from_secs(31));
+        round_trip(&mut probe, b"stopped reading");
+    }
+    assert_eq!(server.stats().half_close_timeouts, 1);
+    assert!(ends_with_reset(&mut s), "a cut stream must end in a reset");
+}

@@ -186,6 +186,10 @@ pub struct Conn {
     pub deadline: u64,
     pub connect_timed_out: bool,
     pub last_active: u64,
+    /// Bytes both peers had acknowledged when the relaying deadline last fired, and when
+    /// (None: never sampled): if that grew meanwhile, a peer is still taking bytes from our
+    /// send buffers, so the stream is not idle.
+    pub acked_seen: Option<(u64, u64)>,
     pub idle_timeout_ms: u64,
     pub half_close_timeout_ms: u64,
     pub connect_timeout_ms: u64,
@@ -217,6 +221,7 @@ impl Conn {
             deadline: 0,
             connect_timed_out: false,
             last_active: now,
+            acked_seen: None,
             idle_timeout_ms: 0,
             half_close_timeout_ms: 0,
             connect_timeout_ms: 0,

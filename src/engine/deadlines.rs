@@ -5,9 +5,10 @@
 //!
 //! A stream cut here with bytes still queued is reset, never closed with FIN (see `relay`).
 
+use std::os::fd::AsRawFd;
 use std::sync::atomic::Ordering;
 
-use super::conn::Phase;
+use super::conn::{Conn, Phase};
 use super::worker::Worker;
 
 /// A stream past its max connection age is closed once no byte has flowed for this long.
@@ -41,8 +42,19 @@ impl Worker {
     /// timer otherwise.
     fn relaying_deadline(&mut self, key: usize) {
         let now = self.now;
-        let conn = &self.conns[key];
+        let acked = self.bytes_acked(key);
+        let conn = &mut self.conns[key];
+        // Bytes leaving our send buffers are bytes moving: a peer slowly reading a large answer
+        // (or upload) that ringlb handed to the kernel long ago is not idle. (The soak found
+        // half-closed uploads cut by the half-close timeout while the backend still read them.)
+        // Growth since the last sample counts as activity now; `idle_deadline` makes sure a
+        // sample is taken halfway through a quiet stretch, so the timeout itself is exact.
+        if conn.acked_seen.is_some_and(|(seen, _)| acked > seen) {
+            conn.last_active = conn.last_active.max(now);
+        }
+        conn.acked_seen = Some((acked, now));
         let idle_due = conn.last_active + conn.idle_limit_ms();
+        let conn = &self.conns[key];
         if now >= idle_due {
             let counter = if conn.half_closed() {
                 &self.stats.half_close_timeouts
@@ -59,7 +71,7 @@ impl Worker {
             self.close(key, false);
             return;
         }
-        let mut next = idle_due;
+        let mut next = idle_deadline(conn);
         if conn.age_soft > 0 {
             let quiet_at = conn.last_active + AGE_QUIET_MS;
             if now >= conn.age_soft && (now >= conn.age_hard || now >= quiet_at) {
@@ -78,6 +90,17 @@ impl Worker {
         self.set_deadline(key, next);
     }
 
+    /// Bytes the peers of both sockets have acknowledged so far (0 where the kernel says
+    /// nothing).
+    fn bytes_acked(&self, key: usize) -> u64 {
+        self.conns[key]
+            .halves
+            .iter()
+            .filter_map(|h| h.fd.as_ref())
+            .filter_map(|fd| super::uring::tcp_bytes_acked(fd.as_raw_fd()))
+            .sum()
+    }
+
     /// Makes `at` the connection's one live deadline.
     pub(super) fn set_deadline(&mut self, key: usize, at: u64) {
         let conn = &mut self.conns[key];
@@ -92,7 +115,7 @@ impl Worker {
         if conn.phase != Phase::Relaying {
             return;
         }
-        let due = conn.last_active + conn.idle_limit_ms();
+        let due = idle_deadline(conn);
         if due < conn.deadline {
             self.set_deadline(key, due);
         }
@@ -119,10 +142,22 @@ impl Worker {
             conn.age_hard = soft + (age / 10).max(AGE_QUIET_MS);
         }
         let conn = &self.conns[key];
-        let mut due = self.now + conn.idle_limit_ms();
+        let mut due = idle_deadline(conn);
         if conn.age_soft > 0 {
             due = due.min(conn.age_soft);
         }
         self.set_deadline(key, due);
+    }
+}
+
+/// When the idle (or half-close) timer of `conn` should fire next: at the timeout, or halfway
+/// there first if the peers' acknowledgements have not been sampled since the stream went
+/// quiet (the sample the timeout compares with).
+fn idle_deadline(conn: &Conn) -> u64 {
+    let limit = conn.idle_limit_ms();
+    let mid = conn.last_active + limit / 2;
+    match conn.acked_seen {
+        Some((_, at)) if at >= mid => conn.last_active + limit,
+        _ => mid,
     }
 }

@@ -27,7 +27,7 @@ use socket2::SockAddr;
 pub use bufring::BufRing;
 pub use error::UringError;
 pub use spill::{SpillPool, BLOCK as SPILL_BLOCK};
-pub use sys::{nofile, set_nofile_soft};
+pub use sys::{nofile, set_nofile_soft, tcp_bytes_acked};
 
 /// One completion, copied out of the completion queue so handlers may submit freely.
 #[derive(Clone, Copy, Debug)]

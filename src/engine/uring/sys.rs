@@ -29,3 +29,29 @@ pub fn set_nofile_soft(soft: u64) -> io::Result<()> {
     }
     Ok(())
 }
+
+/// Bytes of data the peer of TCP socket `fd` has acknowledged over the connection's life
+/// (`tcpi_bytes_acked`): it grows while the peer takes bytes from our send buffer, even when
+/// we send nothing new. None if the kernel does not report it.
+pub fn tcp_bytes_acked(fd: std::os::fd::RawFd) -> Option<u64> {
+    let mut info = std::mem::MaybeUninit::<libc::tcp_info>::zeroed();
+    let mut len = std::mem::size_of::<libc::tcp_info>() as libc::socklen_t;
+    // SAFETY: getsockopt writes at most `len` bytes into `info`, which is a zeroed tcp_info
+    // of exactly that size living across the call; `len` is updated to what was written.
+    let rc = unsafe {
+        libc::getsockopt(
+            fd,
+            libc::IPPROTO_TCP,
+            libc::TCP_INFO,
+            info.as_mut_ptr().cast(),
+            &mut len,
+        )
+    };
+    if rc != 0 {
+        return None;
+    }
+    // SAFETY: zero-initialised, so every field is valid whatever the kernel wrote.
+    let info = unsafe { info.assume_init() };
+    let needed = std::mem::offset_of!(libc::tcp_info, tcpi_bytes_acked) + 8;
+    (len as usize >= needed).then_some(info.tcpi_bytes_acked)
+}

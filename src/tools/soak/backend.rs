@@ -112,16 +112,21 @@ impl Backend {
         });
     }
 
-    /// Drops the listener and resets every connection; returns once all are closed.
-    pub async fn kill(&mut self) {
-        let Some(life) = self.life.take() else { return };
+    /// Drops the listener and resets every connection; returns once all are closed, with the
+    /// instant the listening socket closed (connections in its accept queue were reset then;
+    /// on a busy runtime that can be a good while after the kill was asked for).
+    pub async fn kill(&mut self) -> Instant {
+        let Some(life) = self.life.take() else {
+            return Instant::now();
+        };
         let _ = life.kill.send(true);
         let _ = life.acceptor.await;
+        let closed = Instant::now();
         self.held = bound(self.addr).ok();
         loop {
             let gone = life.live.gone.notified();
             if life.live.conns.load(Ordering::Acquire) == 0 {
-                return;
+                return closed;
             }
             gone.await;
         }
@@ -262,14 +267,17 @@ async fn play(
             return None;
         }
     };
-    let Some(report) = reg.claim(header.id, index) else {
+    let Some(claim) = reg.claim(header.id, index) else {
         reg.note_bad(format!(
             "backend {index}: stream {} unknown or claimed",
             header.id
         ));
         return None;
     };
-    *claimed = Some(Claimed { report });
+    progress.join(claim.clock);
+    *claimed = Some(Claimed {
+        report: claim.report,
+    });
     let _ = ctx.go.clone().wait_for(|go| *go).await;
     progress.restart();
     let plan = Plan::derive(&header);

@@ -67,12 +67,12 @@ pub async fn run_stream(
     first_wave: bool,
     connecting: OwnedSemaphorePermit,
 ) -> StreamRecord {
-    let ticket = ctx.registry.register(header.id);
+    let progress = Progress::new(ctx.clock);
+    let ticket = ctx.registry.register(header.id, progress.stream());
     let mut arrival = Arrival {
         rx: Some(ticket.arrived),
         backend: None,
     };
-    let progress = Progress::new(ctx.clock);
     let connect_started_ms = Some(progress.now_ms());
     let setup = async {
         let mut s = TcpStream::connect(ctx.target)

@@ -65,6 +65,8 @@ impl Done {
 pub struct KillEvent {
     pub backend: usize,
     pub at_ms: u64,
+    /// When the backend's listening socket was closed (its accept queue reset).
+    pub closed_ms: u64,
     /// Streams done when it happened.
     pub streams_done: usize,
     pub down_ms: u64,
@@ -77,6 +79,7 @@ impl KillEvent {
         KillMark {
             backend: self.backend,
             at_ms: self.at_ms,
+            closed_ms: self.closed_ms,
         }
     }
 }
@@ -127,7 +130,8 @@ pub async fn schedule(
         let b = &mut fleet[victims.pop().expect("refilled above")];
         let at_ms = plan.clock.elapsed().as_millis() as u64;
         let streams_done = done.get();
-        b.kill().await;
+        let closed = b.kill().await;
+        let closed_ms = closed.saturating_duration_since(plan.clock).as_millis() as u64;
         eprintln!(
             "[{:>5.1}s] killed backend {} ({}); back in {:?}",
             at_ms as f64 / 1000.0,
@@ -145,6 +149,7 @@ pub async fn schedule(
         events.push(KillEvent {
             backend: b.index,
             at_ms,
+            closed_ms,
             streams_done,
             down_ms,
             rebind_attempts,

@@ -175,8 +175,14 @@ impl fmt::Display for Report {
             let e = &k.event;
             write!(
                 f,
-                "kill        backend {} at {:.1} s ({} streams done), down {:.1} s, {} streams cut, ",
-                e.backend, e.at_ms as f64 / 1000.0, e.streams_done, e.down_ms as f64 / 1000.0, k.streams_cut
+                "kill        backend {} at {:.1} s ({} streams done), listener closed {} ms later, \
+                 down {:.1} s, {} streams cut, ",
+                e.backend,
+                e.at_ms as f64 / 1000.0,
+                e.streams_done,
+                e.closed_ms.saturating_sub(e.at_ms),
+                e.down_ms as f64 / 1000.0,
+                k.streams_cut
             )?;
             match &e.restart_error {
                 None => writeln!(

@@ -22,12 +22,18 @@ const LOG_TAIL: usize = 20;
 /// Pause between readiness connects while the listener is not there yet.
 const PROBE_RETRY: Duration = Duration::from_millis(10);
 
-/// The config the soak runs ringlb with.
-pub fn config_text(workers: usize, backends: &[SocketAddr]) -> String {
+/// The config the soak runs ringlb with. ringlb's idle and half-close timeouts sit well above
+/// the soak's own no-progress limit (`no_progress`): the soak judges whether a stream moves,
+/// seeing both ends, while ringlb cannot see a backend read bytes already in its kernel
+/// buffer, which a driver busy with thousands of streams can take a minute to do. Those
+/// timeouts have tests of their own (tests/timeouts.rs).
+pub fn config_text(workers: usize, backends: &[SocketAddr], no_progress: Duration) -> String {
+    let timeout = no_progress.as_secs().max(1) * 3;
     let mut t = format!(
         "# Written by ringlb-soak.\n[runtime]\nworkers = {workers}\n\n[[listener]]\n\
          name = \"soak\"\nbind = \"127.0.0.1:0\"\npool = \"soak\"\n\n[[pool]]\n\
-         name = \"soak\"\nbalance = \"least_connections\"\n"
+         name = \"soak\"\nbalance = \"least_connections\"\n\
+         idle_timeout = \"{timeout}s\"\nhalf_close_timeout = \"{timeout}s\"\n"
     );
     for b in backends {
         t += &format!("\n[[pool.backend]]\naddr = \"{b}\"\n");
@@ -257,7 +263,7 @@ mod tests {
             "127.0.0.1:1".parse().unwrap(),
             "127.0.0.1:2".parse().unwrap(),
         ];
-        let text = config_text(2, &b);
+        let text = config_text(2, &b, Duration::from_secs(60));
         let cfg = crate::config::parse(&text, "soak.toml").expect("valid config");
         assert!(cfg.summary().contains("127.0.0.1:2"));
     }

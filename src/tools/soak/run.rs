@@ -119,7 +119,7 @@ pub async fn run(opts: &Options) -> Result<Report, SoakError> {
     });
     let fleet = start_fleet(opts.backends, &bctx)?;
     let addrs: Vec<_> = fleet.iter().map(|b| b.addr).collect();
-    let config = config_text(opts.workers, &addrs);
+    let config = config_text(opts.workers, &addrs, opts.no_progress);
     let mut lb = RingLb::start(&opts.ringlb, &dir, &config, START_WITHIN).await?;
     let baseline = monitor::baseline(lb.pid, QUIET_WITHIN).await?;
     eprintln!(

@@ -6,7 +6,7 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use serde::Serialize;
 use tokio::sync::oneshot;
@@ -24,6 +24,14 @@ pub struct BackendReport {
 struct Slot {
     arrived: oneshot::Sender<usize>,
     report: oneshot::Sender<BackendReport>,
+    /// The stream's progress clock (see `side::Progress`), shared with the backend side.
+    clock: Arc<AtomicU64>,
+}
+
+/// What a backend gets for a claimed stream.
+pub struct Claim {
+    pub report: oneshot::Sender<BackendReport>,
+    pub clock: Arc<AtomicU64>,
 }
 
 /// The client's end of a registered stream.
@@ -56,22 +64,26 @@ pub struct Registry {
 }
 
 impl Registry {
-    pub fn register(&self, id: u64) -> Ticket {
+    pub fn register(&self, id: u64, clock: Arc<AtomicU64>) -> Ticket {
         let (arrived_tx, arrived) = oneshot::channel();
         let (report_tx, report) = oneshot::channel();
         let slot = Slot {
             arrived: arrived_tx,
             report: report_tx,
+            clock,
         };
         self.lock().insert(id, slot);
         Ticket { arrived, report }
     }
 
     /// A backend read the header of stream `id`: tells the client, returns where to report.
-    pub fn claim(&self, id: u64, backend: usize) -> Option<oneshot::Sender<BackendReport>> {
+    pub fn claim(&self, id: u64, backend: usize) -> Option<Claim> {
         let slot = self.lock().remove(&id)?;
         let _ = slot.arrived.send(backend);
-        Some(slot.report)
+        Some(Claim {
+            report: slot.report,
+            clock: slot.clock,
+        })
     }
 
     /// The client is done with `id` (it never reached a backend, or its report is in).

@@ -6,6 +6,7 @@
 
 use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -22,6 +23,12 @@ pub struct Progress {
     base: Instant,
     last_ns: AtomicU64,
     max_gap_ns: AtomicU64,
+    /// The last byte either side of the stream moved: the no-progress limit is about the
+    /// stream, not one side (a client that sent everything waits, rightly, while a backend
+    /// slowed by a busy driver is still reading its upload).
+    stream_ns: Arc<AtomicU64>,
+    /// The client's clock, once a backend has claimed the stream (see [`Progress::join`]).
+    joined: OnceLock<Arc<AtomicU64>>,
 }
 
 impl Progress {
@@ -31,15 +38,34 @@ impl Progress {
             base,
             last_ns: AtomicU64::new(0),
             max_gap_ns: AtomicU64::new(0),
+            stream_ns: Arc::new(AtomicU64::new(0)),
+            joined: OnceLock::new(),
         };
         p.restart();
         p
+    }
+
+    /// The stream-wide clock, for the other side to [`join`](Progress::join).
+    pub fn stream(&self) -> Arc<AtomicU64> {
+        self.stream_ns.clone()
+    }
+
+    /// From now on this side counts towards (and waits on) the other side's stream clock.
+    pub fn join(&self, stream: Arc<AtomicU64>) {
+        let now = self.base.elapsed().as_nanos() as u64;
+        stream.fetch_max(now, Ordering::Relaxed);
+        let _ = self.joined.set(stream);
+    }
+
+    fn stream_clock(&self) -> &AtomicU64 {
+        self.joined.get().unwrap_or(&self.stream_ns)
     }
 
     /// A byte moved: the wait since the last one counts towards the longest wait.
     pub fn touch(&self) {
         let now = self.base.elapsed().as_nanos() as u64;
         let last = self.last_ns.swap(now, Ordering::Relaxed);
+        self.stream_clock().fetch_max(now, Ordering::Relaxed);
         self.max_gap_ns
             .fetch_max(now.saturating_sub(last), Ordering::Relaxed);
     }
@@ -48,6 +74,7 @@ impl Progress {
     pub fn restart(&self) {
         let now = self.base.elapsed().as_nanos() as u64;
         self.last_ns.store(now, Ordering::Relaxed);
+        self.stream_clock().fetch_max(now, Ordering::Relaxed);
     }
 
     /// The longest wait for a byte so far, in milliseconds.
@@ -55,9 +82,10 @@ impl Progress {
         self.max_gap_ns.load(Ordering::Relaxed) / 1_000_000
     }
 
+    /// Time since either side of the stream last moved a byte.
     fn idle(&self) -> Duration {
         let now = self.base.elapsed().as_nanos() as u64;
-        Duration::from_nanos(now.saturating_sub(self.last_ns.load(Ordering::Relaxed)))
+        Duration::from_nanos(now.saturating_sub(self.stream_clock().load(Ordering::Relaxed)))
     }
 
     pub fn now_ms(&self) -> u64 {

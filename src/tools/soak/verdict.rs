@@ -23,6 +23,9 @@ pub const KILL_ATTRIBUTION_MS: u64 = 15_000;
 pub struct KillMark {
     pub backend: usize,
     pub at_ms: u64,
+    /// When its listening socket actually closed: a client that started connecting before
+    /// then may have been placed in the backend's accept queue.
+    pub closed_ms: u64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
@@ -185,15 +188,17 @@ fn describe(side: Option<&SideOutcome>) -> String {
 
 /// Whether a stream whose client started connecting at `connect_started_ms` and was cut at
 /// `at_ms` may have sat in the accept queue of a backend killed meanwhile: connect started
-/// before a kill (ringlb cannot have placed it on that backend otherwise; a busy driver sees
-/// its connect complete late, so the start is the bound), cut within [`KILL_ATTRIBUTION_MS`].
+/// before the killed backend's listening socket closed (ringlb cannot have placed it on that
+/// backend otherwise; a busy driver sees its connect complete late, so the start is the
+/// bound), cut within [`KILL_ATTRIBUTION_MS`] of the kill.
 fn after_kill(kills: &[KillMark], connect_started_ms: Option<u64>, at_ms: u64) -> bool {
     let Some(connected) = connect_started_ms else {
         return false;
     };
-    kills
-        .iter()
-        .any(|k| connected <= k.at_ms && (k.at_ms..=k.at_ms + KILL_ATTRIBUTION_MS).contains(&at_ms))
+    kills.iter().any(|k| {
+        connected <= k.closed_ms.max(k.at_ms)
+            && (k.at_ms..=k.at_ms + KILL_ATTRIBUTION_MS).contains(&at_ms)
+    })
 }
 
 /// Judges one stream against the kills of the run.

@@ -111,18 +111,26 @@ fn an_unexplained_cut_fails_the_streams_check() {
     let kill = [KillMark {
         backend: 1,
         at_ms: 4_000,
+        closed_ms: 4_200,
     }];
     let unclaimed = record(h, c, None);
     assert_eq!(
         judge(&unclaimed, &kill).verdict,
         Verdict::Cut(CutReason::BackendKilledBeforeHeader)
     );
+    let mut queued = unclaimed.clone();
+    queued.connect_started_ms = Some(4_100);
+    assert_eq!(
+        judge(&queued, &kill).verdict,
+        Verdict::Cut(CutReason::BackendKilledBeforeHeader),
+        "connected after the kill began, before its listener closed: may have been in its queue"
+    );
     let mut late = unclaimed.clone();
     late.connect_started_ms = Some(4_500);
     assert_eq!(
         failed_check(&judge(&late, &kill)),
         StreamCheck::Streams,
-        "connected after the kill"
+        "connected after the killed backend's listener closed"
     );
     let mut old = unclaimed.clone();
     old.header.id = 9;
@@ -150,6 +158,7 @@ fn kills_excuse_cuts_but_not_corruption() {
     let kill = [KillMark {
         backend: 0,
         at_ms: 1_500,
+        closed_ms: 1_500,
     }];
     let j = judge(&record(h, c.clone(), None), &kill);
     assert_eq!(
@@ -260,6 +269,7 @@ fn a_client_that_cannot_set_up_fails_unless_a_kill_reset_it() {
     let kill = [KillMark {
         backend: 2,
         at_ms: 3_500,
+        closed_ms: 3_500,
     }];
     let j = judge(&rec, &kill);
     assert_eq!(
