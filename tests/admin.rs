@@ -347,6 +347,21 @@ fn metrics_and_status_match_the_traffic() {
         })
         .sum();
     assert_eq!(active, 3);
+    // Every metric the shipped Grafana dashboard queries is one ringlb exports.
+    let dashboard = include_str!("../config/grafana-ringlb.json");
+    let mut queried: Vec<&str> = dashboard
+        .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+        .filter(|w| w.starts_with("ringlb_"))
+        .collect();
+    queried.dedup();
+    assert!(queried.len() > 10);
+    for name in queried {
+        let family = name.strip_suffix("_bucket").unwrap_or(name);
+        assert!(
+            m.docs.contains_key(family),
+            "the dashboard queries unknown {name}"
+        );
+    }
     drop(held);
     wait_for("streams released", || {
         sum(&scrape(&r), "ringlb_backend_active_streams") == 0.0

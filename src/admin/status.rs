@@ -9,6 +9,8 @@
 use serde::Serialize;
 use serde_json::{Map, Value};
 
+use crate::balance::DEFAULT_FAIL_THRESHOLD;
+
 use super::metrics::WORKER;
 use super::overrides::Override;
 use super::sample::{BackendSample, Sample};
@@ -65,7 +67,8 @@ struct Backend {
 
 #[derive(Serialize)]
 struct Health {
-    /// Passive health: "up", or "down" after connect failures (until its backoff ends).
+    /// Passive health: "down" after connect failures until its backoff ends, then
+    /// "half_open" (picked again for trial connects) until a connect succeeds; else "up".
     passive: &'static str,
     consecutive_failures: u32,
 }
@@ -82,7 +85,13 @@ fn backend(b: &BackendSample) -> Backend {
         tier: s.tier,
         latency_ms: s.latency_ms,
         health: Health {
-            passive: if s.down { "down" } else { "up" },
+            passive: if s.down {
+                "down"
+            } else if s.consecutive_failures >= DEFAULT_FAIL_THRESHOLD {
+                "half_open"
+            } else {
+                "up"
+            },
             consecutive_failures: s.consecutive_failures,
         },
         set: b.set,
