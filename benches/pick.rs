@@ -76,6 +76,7 @@ fn busy_table(kind: StrategyKind, backends: usize) -> (Registry, Arc<SharedTable
                     weight: weight(i),
                     max_connections: 0,
                     tier: 0,
+                    drain: false,
                 })
                 .collect(),
             hash_key: HashKey::ClientIp,

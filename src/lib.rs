@@ -6,12 +6,14 @@
 //! - [`config`]: the TOML config, parsed into typed, validated values;
 //! - [`clock`]: the monotonic clock the engine and the table share;
 //! - [`control`]: the control plane's thread and runtime (admin, health checks, reload);
+//! - [`admin`]: the admin API on the control plane: metrics, status, page, backend overrides;
 //! - [`tools`]: everything that is not the balancer itself — the mock fleet, the demo, the load
 //!   tool and the bench report; `engine` and `balance` never depend on it.
 //!
 //! `unsafe` is denied everywhere except the ring and buffer layer (`engine::uring`).
 #![deny(unsafe_code)]
 
+pub mod admin;
 pub mod balance;
 pub mod clock;
 pub mod config;

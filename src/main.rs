@@ -13,7 +13,9 @@ use clap::{Parser, Subcommand};
 use signal_hook::consts::{SIGINT, SIGTERM};
 use signal_hook::iterator::Signals;
 
+use ringlb::admin;
 use ringlb::config;
+use ringlb::control::ControlPlane;
 use ringlb::engine::Server;
 use ringlb::tools::{demo, fleet};
 
@@ -197,6 +199,8 @@ fn run(cfg: &config::Config) -> anyhow::Result<()> {
     for (name, addr) in server.listeners() {
         tracing::info!(listener = %name, %addr, "listening");
     }
+    let control = ControlPlane::start().context("cannot start the control plane")?;
+    let _admin = admin::start(control.handle(), cfg, &server)?;
     let mut signals = Signals::new([SIGINT, SIGTERM]).context("cannot install signal handlers")?;
     let stopper = server.stopper();
     std::thread::Builder::new()

@@ -69,6 +69,7 @@ fn spec(generation: usize) -> TableSpec {
                     weight: weight + (generation % 3) as u32,
                     max_connections,
                     tier,
+                    drain: false,
                 })
                 .collect(),
             hash_key: HashKey::ClientIpPort,

@@ -19,6 +19,8 @@ pub(crate) struct Backend {
     /// 0 = unlimited.
     pub(crate) max_connections: u32,
     pub(crate) tier: u32,
+    /// Drained by an operator (its `weight` is then 0); kept for snapshots.
+    pub(crate) drain: bool,
     pub(crate) state: SharedState,
 }
 

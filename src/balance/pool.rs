@@ -158,6 +158,7 @@ impl PoolTable {
                         down: b.state.health.is_down_at(now_ms),
                         consecutive_failures: b.state.health.consecutive_failures(),
                         tier: b.tier,
+                        draining: b.drain,
                         latency_ms: b.state.latency.estimate_ms_at(now_ms),
                         effective_weight: slow_start::display_weight(b.weight, permille),
                     }

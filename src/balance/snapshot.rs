@@ -14,12 +14,15 @@ pub struct PoolSnapshot {
 #[derive(Clone, Debug, PartialEq)]
 pub struct BackendSnapshot {
     pub addr: SocketAddr,
+    /// The weight picks use: the configured one, 0 while draining.
     pub weight: u32,
     pub max_connections: u32,
     pub active: u32,
     pub down: bool,
     pub consecutive_failures: u32,
     pub tier: u32,
+    /// Drained by an operator: live streams go on, no new ones.
+    pub draining: bool,
     /// Current peak-EWMA estimate of connect time + time to first byte in ms (the parts that
     /// have samples); None before any sample.
     pub latency_ms: Option<f64>,

@@ -52,6 +52,9 @@ pub struct BackendSpec {
     /// Fallback tier: a pick uses the lowest tier with a backend that is up and not full, so
     /// higher tiers only take the overflow. 0 = primary.
     pub tier: u32,
+    /// Drained by an operator: stays in the table (its live connections, count and health are
+    /// kept and shown) but is never picked, as if its weight were 0.
+    pub drain: bool,
 }
 
 /// Which strategy a pool uses.

@@ -44,7 +44,9 @@ impl Table {
                             Backend {
                                 index,
                                 addr: b.addr,
-                                weight: b.weight,
+                                // Weight 0 is how every strategy already skips a backend.
+                                weight: if b.drain { 0 } else { b.weight },
+                                drain: b.drain,
                                 max_connections: b.max_connections,
                                 tier: b.tier,
                                 state,
@@ -177,6 +179,35 @@ mod tests {
         let _d = Table::build(&spec(RoundRobin, &[(1, 0)]), &registry);
         assert_eq!(registry.len(), 1, "pruned once nothing holds it");
         assert_eq!(b.snapshot(0)[0].backends[0].active, 0);
+    }
+
+    #[test]
+    fn drained_backend_is_never_picked_but_keeps_its_streams() {
+        for kind in crate::balance::tests::ALL {
+            let registry = Registry::new();
+            let a = Table::build(&spec(kind, &[(1, 0), (1, 0)]), &registry);
+            let held = pick_at(&a, &[1], 0).unwrap();
+            assert_eq!(held.backend, 0);
+            let mut drained = spec(kind, &[(1, 0), (1, 0)]);
+            drained.pools[0].backends[0].drain = true;
+            let b = Table::build(&drained, &registry);
+            for _ in 0..50 {
+                assert_eq!(pick_at(&b, &[], 0).unwrap().backend, 1, "{kind:?}");
+            }
+            let snap = &b.snapshot(0)[0].backends[0];
+            assert!(
+                snap.draining && snap.active == 1 && snap.weight == 0,
+                "{kind:?}"
+            );
+            assert_eq!(
+                pick_at(&b, &[1], 0).unwrap_err(),
+                NoPick::Unavailable,
+                "{kind:?}: a drained backend is no reason to queue"
+            );
+            drop(held);
+            let c = Table::build(&spec(kind, &[(1, 0), (1, 0)]), &registry);
+            assert!((0..50).any(|_| pick_at(&c, &[], 0).unwrap().backend == 0));
+        }
     }
 
     #[test]

@@ -7,6 +7,7 @@
 //! This module must never hand the engine a value it has not checked, never resolve host
 //! names, and never panic on any input text.
 
+mod admin;
 mod checks;
 mod duration;
 mod error;
@@ -17,6 +18,7 @@ mod summary;
 mod tuning;
 mod validate;
 
+pub use admin::MIN_TOKEN_LEN;
 pub use duration::{format_duration, parse_duration};
 pub use error::ConfigError;
 pub use limits::*;
@@ -32,6 +34,22 @@ pub struct Config {
     pub runtime: Runtime,
     pub listeners: Vec<Listener>,
     pub pools: Vec<Pool>,
+    /// The admin API (`[admin]`); None = off.
+    pub admin: Option<Admin>,
+    /// BLAKE3 of the config file's bytes, its first 48 bits (exact in a metric's float) as 12
+    /// hex digits: tells which config a running process has. Empty for configs built in code.
+    pub digest: String,
+}
+
+/// The admin API (`[admin]`).
+#[derive(Clone, Debug)]
+pub struct Admin {
+    pub bind: SocketAddr,
+    /// Bearer token required on every endpoint (see `metrics_public`); always set for a
+    /// non-loopback `bind`.
+    pub token: Option<String>,
+    /// `/metrics` answers without the token.
+    pub metrics_public: bool,
 }
 
 /// Process-wide engine settings (`[runtime]`).
@@ -212,5 +230,12 @@ pub fn load(path: &Path) -> Result<Config, ConfigError> {
 pub fn parse(text: &str, origin: &str) -> Result<Config, ConfigError> {
     let locator = error::Locator::new(origin, text);
     let raw: raw::RawConfig = toml::from_str(text).map_err(|e| locator.syntax(&e))?;
-    validate::validate(&raw, &locator)
+    let mut config = validate::validate(&raw, &locator)?;
+    config.digest = digest(text.as_bytes());
+    Ok(config)
+}
+
+/// The 48-bit BLAKE3 prefix of `bytes` as 12 hex digits (see [`Config::digest`]).
+pub fn digest(bytes: &[u8]) -> String {
+    blake3::hash(bytes).to_hex()[..12].to_string()
 }

@@ -17,7 +17,7 @@ use toml::Spanned;
 #[derive(Debug, Deserialize)]
 #[serde(
     deny_unknown_fields,
-    expecting = "a TOML document with [runtime], [[listener]] and [[pool]] tables"
+    expecting = "a TOML document with [runtime], [[listener]], [[pool]] and [admin] tables"
 )]
 pub(super) struct RawConfig {
     pub runtime: Option<RawRuntime>,
@@ -25,6 +25,7 @@ pub(super) struct RawConfig {
     pub listener: Vec<Spanned<RawListener>>,
     #[serde(default)]
     pub pool: Vec<Spanned<RawPool>>,
+    pub admin: Option<Spanned<super::admin::RawAdmin>>,
 }
 
 /// `[runtime]`

@@ -75,6 +75,19 @@ impl Config {
                 );
             }
         }
+        let _ = match &self.admin {
+            None => writeln!(out, "admin: off"),
+            Some(a) => writeln!(
+                out,
+                "admin: {} ({})",
+                a.bind,
+                match (&a.token, a.metrics_public) {
+                    (None, _) => "no token",
+                    (Some(_), false) => "token required",
+                    (Some(_), true) => "token required, /metrics public",
+                }
+            ),
+        };
         out
     }
 }

@@ -5,6 +5,7 @@
 //! order), located at the offending value. It must never accept a config the engine could trip
 //! over at run time: whatever passes here is safe to bind, size rings with, and balance across.
 
+use super::admin::validate_admin;
 use super::checks::Checker;
 use super::error::{ConfigError, Locator};
 use super::limits::*;
@@ -127,10 +128,15 @@ pub(super) fn validate(raw: &RawConfig, loc: &Locator) -> Result<Config, ConfigE
                 .to_string(),
         ));
     }
+    let listener_binds: Vec<(SocketAddr, String)> =
+        listeners.iter().map(|l| (l.bind, l.name.clone())).collect();
+    let admin = validate_admin(&check, raw.admin.as_ref(), &listener_binds, binds_conflict)?;
     Ok(Config {
         runtime,
         listeners,
         pools,
+        admin,
+        digest: String::new(),
     })
 }
 

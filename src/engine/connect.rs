@@ -100,7 +100,7 @@ impl Worker {
             self.queues_shared.leave(pool);
             let conn = &mut self.conns[key];
             self.queues_shared
-                .record_wait(self.now_us.saturating_sub(conn.started_us));
+                .record_wait(pool, self.now_us.saturating_sub(conn.started_us));
             conn.phase = Phase::Connecting;
             // The hang-up watch ends with ECANCELED (ignored outside the queue).
             let target = token::encode(Op::Poll, key as u32, gen);

@@ -12,6 +12,7 @@ mod conn;
 mod connect;
 mod deadlines;
 mod limits;
+mod observe;
 mod policy;
 mod queue;
 mod relay;
@@ -30,6 +31,7 @@ mod tests;
 use std::net::SocketAddr;
 
 pub use limits::raise_nofile;
+pub use observe::{Observer, WaitSnapshot, WAIT_BUCKETS_US};
 pub use policy::{table_spec, Policy, PoolPolicy};
 pub use server::{Server, Stopper};
 pub use stats::StatsSnapshot;

@@ -82,6 +82,7 @@ pub fn table_spec(config: &Config) -> TableSpec {
                         weight: b.weight,
                         max_connections: b.max_connections,
                         tier: b.tier,
+                        drain: false,
                     })
                     .collect(),
                 hash_key: match p.hash_key {

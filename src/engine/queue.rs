@@ -14,6 +14,7 @@ use std::sync::{Arc, OnceLock};
 use hdrhistogram::Histogram;
 use parking_lot::Mutex;
 
+use super::observe::WaitHistogram;
 use super::uring::Waker;
 
 /// Shared by all workers of a server.
@@ -23,6 +24,8 @@ pub struct QueueShared {
     /// Time spent waiting by clients that were dispatched, in microseconds. Recorded only on
     /// the overload path (a dispatch from the queue), never per ordinary connection.
     pub wait_us: Mutex<Histogram<u64>>,
+    /// The same waits per pool, lock-free, for the admin API's metrics.
+    pub wait: Vec<WaitHistogram>,
     /// Every worker's waker, set once all workers are up.
     pub wakers: OnceLock<Vec<Waker>>,
 }
@@ -34,6 +37,7 @@ impl QueueShared {
             wait_us: Mutex::new(
                 Histogram::new_with_bounds(1, 3_600_000_000, 2).expect("constant bounds are valid"),
             ),
+            wait: (0..pools).map(|_| WaitHistogram::default()).collect(),
             wakers: OnceLock::new(),
         })
     }
@@ -61,8 +65,11 @@ impl QueueShared {
             .map_or(0, |w| w.load(Ordering::Acquire))
     }
 
-    pub fn record_wait(&self, us: u64) {
+    pub fn record_wait(&self, pool: usize, us: u64) {
         let _ = self.wait_us.lock().record(us.max(1));
+        if let Some(h) = self.wait.get(pool) {
+            h.record(us);
+        }
     }
 
     /// Wakes every worker but `me` (they re-try their queues on waking).

@@ -19,6 +19,7 @@ use crate::config::Config;
 
 use super::admit::Admission;
 use super::limits;
+use super::observe::Observer;
 use super::policy::{table_spec, Policy};
 use super::queue::QueueShared;
 use super::socket;
@@ -261,6 +262,19 @@ impl Server {
     /// How long dispatched clients waited in pool queues, in microseconds.
     pub fn queue_wait_histogram(&self) -> hdrhistogram::Histogram<u64> {
         self.queues.wait_us.lock().clone()
+    }
+
+    /// A cheap, cloneable read-only view for the control plane (admin API, metrics).
+    pub fn observer(&self) -> Observer {
+        Observer {
+            table: self.table.clone(),
+            registry: self.registry.clone(),
+            stats: self.stats.clone(),
+            queues: self.queues.clone(),
+            admission: self.admission.clone(),
+            listeners: self.listeners.clone().into(),
+            max_connections: self.max_connections,
+        }
     }
 
     /// A handle that can ask the server to stop from another thread (signal handling).

@@ -122,6 +122,7 @@ pub(crate) mod test_support {
                 weight,
                 max_connections,
                 tier,
+                drain: false,
             })
             .collect()
     }
@@ -159,6 +160,7 @@ pub(crate) mod test_support {
                 weight,
                 max_connections: 0,
                 tier: 0,
+                drain: false,
                 state: Arc::default(),
             })
             .collect()

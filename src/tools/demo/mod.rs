@@ -168,5 +168,7 @@ pub fn demo_config(opts: &DemoOptions, backends: &[MockBackend]) -> Config {
             max_connection_age: None,
             max_connection_age_jitter: crate::config::DEFAULT_MAX_CONNECTION_AGE_JITTER,
         }],
+        admin: None,
+        digest: String::new(),
     }
 }

@@ -1,0 +1,162 @@
+//! What the admin API holds besides the server's [`Observer`]: the config it serves (for
+//! listener and pool names, strategies and the digest), the operator overrides, and the
+//! process counters other control services increment (reloads).
+//!
+//! Its mutex is the control plane's own: admin requests and a reload take it, workers never
+//! do. A backend action rebuilds the table from config + overrides and swaps it in whole, so
+//! workers see it on their next pick without a lock.
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use parking_lot::Mutex;
+
+use crate::balance::{BackendSpec, Table, TableSpec};
+use crate::config::{Config, MAX_WEIGHT};
+use crate::engine::{table_spec, Observer};
+
+use super::overrides::{Change, Override, Overrides};
+
+/// Why a backend action was refused; each maps to an HTTP status in `routes`.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum ActionError {
+    #[error("no pool named {0:?}")]
+    UnknownPool(String),
+    #[error("pool {pool:?} has no backend {addr}")]
+    UnknownBackend { pool: String, addr: SocketAddr },
+    #[error("weight must be from 1 to {max}, got {got}; use /drain to take a backend out")]
+    BadWeight { got: u64, max: u32 },
+}
+
+/// Shared by the admin server and the control services (reload); see the module doc.
+pub struct AdminState {
+    observer: Observer,
+    started_unix_s: f64,
+    reloads: AtomicU64,
+    reload_failures: AtomicU64,
+    current: Mutex<Current>,
+}
+
+struct Current {
+    config: Arc<Config>,
+    overrides: Overrides,
+}
+
+impl AdminState {
+    pub fn new(observer: Observer, config: &Config) -> AdminState {
+        AdminState {
+            observer,
+            started_unix_s: SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map_or(0.0, |d| d.as_secs_f64()),
+            reloads: AtomicU64::new(0),
+            reload_failures: AtomicU64::new(0),
+            current: Mutex::new(Current {
+                config: Arc::new(config.clone()),
+                overrides: Overrides::default(),
+            }),
+        }
+    }
+
+    pub fn observer(&self) -> &Observer {
+        &self.observer
+    }
+
+    /// Counts one reload attempt (`ringlb_config_reloads_total`, and
+    /// `ringlb_config_reload_failures_total` if it failed). For the reload service.
+    pub fn record_reload(&self, ok: bool) {
+        self.reloads.fetch_add(1, Ordering::Relaxed);
+        if !ok {
+            self.reload_failures.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// (reloads, reload failures) so far.
+    pub fn reload_counts(&self) -> (u64, u64) {
+        (
+            self.reloads.load(Ordering::Relaxed),
+            self.reload_failures.load(Ordering::Relaxed),
+        )
+    }
+
+    pub fn started_unix_s(&self) -> f64 {
+        self.started_unix_s
+    }
+
+    /// The config being served.
+    pub fn config(&self) -> Arc<Config> {
+        self.current.lock().config.clone()
+    }
+
+    /// The override of one backend, if any.
+    pub fn override_of(&self, pool: &str, addr: SocketAddr) -> Option<Override> {
+        self.current.lock().overrides.get(pool, addr)
+    }
+
+    /// For a reload: makes `config` the one served, builds its table with the overrides that
+    /// still hold (those whose backend it changed are dropped and logged) and swaps it in.
+    /// Under the same lock as operator changes, so neither undoes the other.
+    pub fn apply_config(&self, config: &Config) {
+        let mut current = self.current.lock();
+        current.config = Arc::new(config.clone());
+        self.rebuild(&mut current);
+    }
+
+    /// Applies one operator change to backend `addr` of pool `pool` and swaps the rebuilt
+    /// table in. Returns the override now in force.
+    pub fn change(
+        &self,
+        pool: &str,
+        addr: SocketAddr,
+        change: Change,
+    ) -> Result<Override, ActionError> {
+        if let Change::Weight(w) = change {
+            if w == 0 || w > MAX_WEIGHT {
+                return Err(ActionError::BadWeight {
+                    got: u64::from(w),
+                    max: MAX_WEIGHT,
+                });
+            }
+        }
+        let mut current = self.current.lock();
+        let base = configured(&current.config, pool, addr)?;
+        current.overrides.set(pool, base, change);
+        self.rebuild(&mut current);
+        tracing::info!(pool, backend = %addr, ?change, "operator override applied");
+        Ok(current.overrides.get(pool, addr).unwrap_or_default())
+    }
+
+    /// Builds the table of `current` (config + overrides) and swaps it in.
+    fn rebuild(&self, current: &mut Current) {
+        let spec = spec_with_overrides(current);
+        let table = Table::build(&spec, self.observer.registry());
+        self.observer.table().store(table);
+    }
+}
+
+/// Backend `addr` of pool `pool` as the config has it.
+fn configured(config: &Config, pool: &str, addr: SocketAddr) -> Result<BackendSpec, ActionError> {
+    let spec = table_spec(config);
+    let p = spec
+        .pools
+        .into_iter()
+        .find(|p| p.name == pool)
+        .ok_or_else(|| ActionError::UnknownPool(pool.to_owned()))?;
+    p.backends
+        .into_iter()
+        .find(|b| b.addr == addr)
+        .ok_or_else(|| ActionError::UnknownBackend {
+            pool: pool.to_owned(),
+            addr,
+        })
+}
+
+fn spec_with_overrides(current: &mut Current) -> TableSpec {
+    let mut spec = table_spec(&current.config);
+    for (pool, addr) in current.overrides.apply(&mut spec) {
+        tracing::info!(pool, backend = %addr, "operator override dropped: the config changed this backend");
+    }
+    spec
+}

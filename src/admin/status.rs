@@ -1,0 +1,156 @@
+//! `GET /status`: the same [`Sample`] as `/metrics`, as JSON for scripts and the status page.
+//!
+//! Shape: `{version, config_digest, uptime_s, admitted, max_connections, reloads,
+//! reload_failures, listeners: [{name, addr, pool}], pools: [{name, balance, queue_size,
+//! queue_length, queue_dispatched, backends: [...]}], workers: [{id, ...counters}], totals}`.
+//! Fields may be added; none is renamed or removed (scripts and the page rely on them). Per
+//! backend, counters the engine does not count yet (bytes, errors) are absent, not zero.
+
+use serde::Serialize;
+use serde_json::{Map, Value};
+
+use crate::balance::DEFAULT_FAIL_THRESHOLD;
+
+use super::metrics::WORKER;
+use super::overrides::Override;
+use super::sample::{BackendSample, Sample};
+
+#[derive(Serialize)]
+struct Status<'a> {
+    version: &'static str,
+    config_digest: &'a str,
+    uptime_s: f64,
+    admitted: u32,
+    max_connections: u32,
+    reloads: u64,
+    reload_failures: u64,
+    listeners: Vec<Listener<'a>>,
+    pools: Vec<Pool<'a>>,
+    workers: Vec<Value>,
+    totals: Value,
+}
+
+#[derive(Serialize)]
+struct Listener<'a> {
+    name: &'a str,
+    addr: &'a str,
+    pool: &'a str,
+}
+
+#[derive(Serialize)]
+struct Pool<'a> {
+    name: &'a str,
+    balance: &'static str,
+    queue_size: u32,
+    queue_length: u32,
+    /// Clients dispatched from the queue so far.
+    queue_dispatched: u64,
+    backends: Vec<Backend>,
+}
+
+#[derive(Serialize)]
+struct Backend {
+    addr: String,
+    /// "up", "down" or "draining".
+    state: &'static str,
+    active: u32,
+    weight: u32,
+    effective_weight: u32,
+    max_connections: u32,
+    tier: u32,
+    latency_ms: Option<f64>,
+    health: Health,
+    /// The operator override in force (null: none).
+    #[serde(rename = "override")]
+    set: Option<Override>,
+}
+
+#[derive(Serialize)]
+struct Health {
+    /// Passive health: "down" after connect failures until its backoff ends, then
+    /// "half_open" (picked again for trial connects) until a connect succeeds; else "up".
+    passive: &'static str,
+    consecutive_failures: u32,
+}
+
+fn backend(b: &BackendSample) -> Backend {
+    let s = &b.snap;
+    Backend {
+        addr: s.addr.to_string(),
+        state: b.state(),
+        active: s.active,
+        weight: s.weight,
+        effective_weight: s.effective_weight,
+        max_connections: s.max_connections,
+        tier: s.tier,
+        latency_ms: s.latency_ms,
+        health: Health {
+            passive: if s.down {
+                "down"
+            } else if s.consecutive_failures >= DEFAULT_FAIL_THRESHOLD {
+                "half_open"
+            } else {
+                "up"
+            },
+            consecutive_failures: s.consecutive_failures,
+        },
+        set: b.set,
+    }
+}
+
+fn counters(
+    id: Option<usize>,
+    get: impl Fn(fn(&crate::engine::StatsSnapshot) -> u64) -> u64,
+) -> Value {
+    let mut m = Map::new();
+    if let Some(id) = id {
+        m.insert("id".into(), id.into());
+    }
+    for row in WORKER {
+        m.insert(row.key.into(), get(row.get).into());
+    }
+    Value::Object(m)
+}
+
+/// The JSON body.
+pub(super) fn render(s: &Sample) -> String {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64());
+    let status = Status {
+        version: env!("CARGO_PKG_VERSION"),
+        config_digest: &s.config.digest,
+        uptime_s: (now - s.started_unix_s).max(0.0),
+        admitted: s.admitted,
+        max_connections: s.max_connections,
+        reloads: s.reloads,
+        reload_failures: s.reload_failures,
+        listeners: s
+            .listeners
+            .iter()
+            .map(|(name, addr, pool)| Listener { name, addr, pool })
+            .collect(),
+        pools: s
+            .pools
+            .iter()
+            .map(|p| Pool {
+                name: &p.name,
+                balance: p.balance,
+                queue_size: p.queue_size,
+                queue_length: p.queue_len,
+                queue_dispatched: p.queue_wait.count(),
+                backends: p.backends.iter().map(backend).collect(),
+            })
+            .collect(),
+        workers: s
+            .workers
+            .iter()
+            .enumerate()
+            .map(|(id, w)| counters(Some(id), |get| get(w)))
+            .collect(),
+        totals: counters(None, |get| s.workers.iter().map(get).sum()),
+    };
+    // Serializing plain structs, strings and numbers cannot fail; a failure would be a bug,
+    // answered with an empty object rather than a panic on the control thread.
+    serde_json::to_string(&status).unwrap_or_else(|_| "{}".into())
+}
