@@ -8,6 +8,7 @@ use std::fmt;
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use super::counters::{CloseReason, ConnectFailure};
 use super::latency::Kind;
 use super::state::SharedState;
 
@@ -38,12 +39,31 @@ impl ActiveGuard {
     /// (every strategy records it; `least_latency` picks by it).
     pub fn observe_connect(&self, d: Duration, now_ms: u64) {
         self.state.latency.observe_at(Kind::Connect, d, now_ms);
+        self.state.counters.connect_time.record(d);
     }
 
     /// The backend's first byte came `d` after the first request byte went out, measured at
     /// `now_ms`: feeds its first-byte peak EWMA.
     pub fn observe_first_byte(&self, d: Duration, now_ms: u64) {
         self.state.latency.observe_at(Kind::FirstByte, d, now_ms);
+        self.state.counters.first_byte.record(d);
+    }
+
+    /// `n` bytes were relayed to the backend (`to_backend`) or from it.
+    #[inline]
+    pub fn add_bytes(&self, to_backend: bool, n: u64) {
+        self.state.counters.add_bytes(to_backend, n);
+    }
+
+    /// A connect on this slot failed this way (for metrics; [`Self::connect_failed`] is
+    /// what passive health learns from).
+    pub fn record_connect_failure(&self, kind: ConnectFailure) {
+        self.state.counters.connect_failed(kind);
+    }
+
+    /// The stream on this slot ended for `reason`.
+    pub fn record_close(&self, reason: CloseReason) {
+        self.state.counters.closed(reason);
     }
 
     /// The connect to the backend failed at `now_ms` (refused, reset, timed out). Returns true

@@ -17,6 +17,7 @@
 //! Strategies live in `strategy/`, one file each.
 
 mod backend;
+mod counters;
 mod guard;
 mod health;
 mod latency;
@@ -31,6 +32,10 @@ mod state;
 mod strategy;
 mod table;
 
+pub use counters::{
+    CloseReason, ConnectFailure, CountersSnapshot, HistogramSnapshot, LatencyHistogram,
+    LATENCY_BUCKETS_US,
+};
 pub use guard::ActiveGuard;
 pub use pool::PoolTable;
 pub use registry::Registry;

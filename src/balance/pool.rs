@@ -161,6 +161,7 @@ impl PoolTable {
                         draining: b.drain,
                         latency_ms: b.state.latency.estimate_ms_at(now_ms),
                         effective_weight: slow_start::display_weight(b.weight, permille),
+                        counters: b.state.counters.snapshot(),
                     }
                 })
                 .collect(),

@@ -3,6 +3,8 @@
 
 use std::net::SocketAddr;
 
+use super::counters::CountersSnapshot;
+
 /// One pool as seen at snapshot time.
 #[derive(Clone, Debug, PartialEq)]
 pub struct PoolSnapshot {
@@ -30,4 +32,6 @@ pub struct BackendSnapshot {
     /// Picks use the exact per-mille value, so a weight-1 backend ramps even though this
     /// shows 1 throughout.
     pub effective_weight: u32,
+    /// Bytes, streams by close reason, connect failures and latency histograms so far.
+    pub counters: CountersSnapshot,
 }

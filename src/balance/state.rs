@@ -8,6 +8,7 @@ use std::sync::Arc;
 
 use crossbeam_utils::CachePadded;
 
+use super::counters::BackendCounters;
 use super::health::PassiveHealth;
 use super::latency::Latency;
 use super::slow_start;
@@ -28,6 +29,8 @@ pub(crate) struct BackendState {
     /// ramping. Cleared by the first pick that sees the ramp finished, so that steady-state
     /// picks never need the clock.
     up_since_ms: AtomicU64,
+    /// For metrics only; on lines of their own, away from the count picks read.
+    pub(crate) counters: CachePadded<BackendCounters>,
 }
 
 impl BackendState {

@@ -66,6 +66,10 @@ pub const MAX_TIMEOUT: Duration = Duration::from_secs(365 * 24 * 3600);
 /// long wait for every client.
 pub const DEFAULT_RETRIES: u32 = 2;
 
+/// Long enough for most generations to finish on a stop or a hand-over; systemd's stop
+/// timeout (config/ringlb.service) must be above it.
+pub const DEFAULT_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(60);
+
 /// Equal share per backend unless the operator says otherwise.
 pub const DEFAULT_WEIGHT: u32 = 1;
 /// Large enough for any real ratio between GPUs, small enough that weight sums cannot

@@ -71,6 +71,12 @@ pub struct Runtime {
     /// Client connections the whole server holds at most; 0 = as many as the open files
     /// limit allows (two descriptors per stream).
     pub max_connections: u32,
+    /// One log line per stream at close (target `ringlb::access`).
+    pub access_log: bool,
+    /// Streams open longer than this also log a progress line every interval; 0 = never.
+    pub access_log_interval: Duration,
+    /// On SIGTERM/SIGINT, how long live streams may go on before the rest are reset; 0 = at once.
+    pub shutdown_timeout: Duration,
 }
 
 /// One listening socket (`[[listener]]`).

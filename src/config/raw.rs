@@ -39,6 +39,9 @@ pub(super) struct RawRuntime {
     pub buffer_count: Option<Spanned<i64>>,
     pub max_unsent: Option<Spanned<i64>>,
     pub max_connections: Option<Spanned<i64>>,
+    pub access_log: Option<bool>,
+    pub access_log_interval: Option<Spanned<RawDuration>>,
+    pub shutdown_timeout: Option<Spanned<RawDuration>>,
 }
 
 /// One `[[listener]]`.

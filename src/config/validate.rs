@@ -15,6 +15,7 @@ use super::{Config, Listener, Pool, Runtime};
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::ops::Range;
+use std::time::Duration;
 
 /// Checks `raw` (parsed from the text `loc` refers to) and builds the typed config.
 pub(super) fn validate(raw: &RawConfig, loc: &Locator) -> Result<Config, ConfigError> {
@@ -159,6 +160,9 @@ fn validate_runtime(check: &Checker, raw: Option<&RawRuntime>) -> Result<Runtime
         buffer_count: None,
         max_unsent: None,
         max_connections: None,
+        access_log: None,
+        access_log_interval: None,
+        shutdown_timeout: None,
     };
     let r = raw.unwrap_or(&empty);
     let ctx = "runtime";
@@ -197,8 +201,23 @@ fn validate_runtime(check: &Checker, raw: Option<&RawRuntime>) -> Result<Runtime
         (0, i64::from(MAX_CONNECTIONS_LIMIT)),
         0,
     )? as u32;
+    let access_log_interval = check.duration_or_zero(
+        &r.access_log_interval,
+        ctx,
+        "access_log_interval",
+        Duration::ZERO,
+    )?;
+    let shutdown_timeout = check.duration_or_zero(
+        &r.shutdown_timeout,
+        ctx,
+        "shutdown_timeout",
+        DEFAULT_SHUTDOWN_TIMEOUT,
+    )?;
     Ok(Runtime {
         max_connections,
+        access_log: r.access_log.unwrap_or(true),
+        access_log_interval,
+        shutdown_timeout,
         workers,
         pin_workers: r.pin_workers.unwrap_or(false),
         ring_entries,

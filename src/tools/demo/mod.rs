@@ -135,6 +135,10 @@ pub fn demo_config(opts: &DemoOptions, backends: &[MockBackend]) -> Config {
             buffer_count: crate::config::DEFAULT_BUFFER_COUNT,
             max_unsent: crate::config::DEFAULT_MAX_UNSENT,
             max_connections: 0,
+            // The demo draws its own table of streams.
+            access_log: false,
+            access_log_interval: std::time::Duration::ZERO,
+            shutdown_timeout: crate::config::DEFAULT_SHUTDOWN_TIMEOUT,
         },
         listeners: vec![Listener {
             name: "llm".to_string(),
