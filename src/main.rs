@@ -88,6 +88,12 @@ struct MockArgs {
     /// Runtime threads of the mock.
     #[arg(long, default_value_t = fleet::DEFAULT_WORKER_THREADS)]
     threads: usize,
+    /// `/health` answers 503 for this long after start (a model loading), e.g. "30s".
+    #[arg(long, value_parser = config::parse_duration, default_value = "0s")]
+    warmup: Duration,
+    /// `/health` answers after this delay, e.g. "2s".
+    #[arg(long, value_parser = config::parse_duration, default_value = "0s")]
+    health_delay: Duration,
 }
 
 #[derive(Clone, Copy, clap::ValueEnum)]
@@ -160,6 +166,8 @@ fn main() -> ExitCode {
                 ttft: a.ttft,
                 capacity: a.capacity,
                 worker_threads: a.threads,
+                warmup: a.warmup,
+                health_delay: a.health_delay,
                 ..Default::default()
             };
             match fleet::run_blocking(opts) {
@@ -194,6 +202,8 @@ fn run(cfg: &config::Config) -> anyhow::Result<()> {
     let nofile = ringlb::engine::raise_nofile();
     tracing::info!(nofile, "open files limit");
     let mut server = Server::start(cfg).context("cannot start ringlb")?;
+    let control = ringlb::control::ControlPlane::start().context("cannot start the control plane")?;
+    let _checker = ringlb::health::Checker::spawn(control.handle(), server.table().clone());
     for (name, addr) in server.listeners() {
         tracing::info!(listener = %name, %addr, "listening");
     }
