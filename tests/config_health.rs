@@ -230,3 +230,36 @@ fn bad_passive_values_name_the_key_and_point_at_it() {
         &["passive_early_close"],
     );
 }
+
+#[test]
+fn the_shipped_example_documents_the_health_defaults() {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("config/ringlb.toml");
+    let text = std::fs::read_to_string(path).expect("example");
+    let keys = [
+        "check =",
+        "path =",
+        "expect_status =",
+        "expect_body =",
+        "interval =",
+        "timeout =",
+        "rise =",
+        "fall =",
+        "on_down =",
+        "start =",
+    ];
+    // Uncommenting the example's [pool.health] must give exactly the defaults.
+    let uncommented: String = text
+        .lines()
+        .map(|l| match l.strip_prefix("# ") {
+            Some(rest) if rest == "[pool.health]" || keys.iter().any(|k| rest.starts_with(k)) => {
+                rest
+            }
+            _ => l,
+        })
+        .collect::<Vec<_>>()
+        .join("\n");
+    let c = parse(&uncommented, "ringlb.toml").unwrap_or_else(|e| panic!("{e}"));
+    let defaults = ok(&health_with(&[]));
+    assert_eq!(c.pools[0].health, defaults.pools[0].health);
+    assert_eq!(c.pools[0].passive, PassiveHealth::default());
+}
