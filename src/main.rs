@@ -202,7 +202,8 @@ fn run(cfg: &config::Config) -> anyhow::Result<()> {
     let nofile = ringlb::engine::raise_nofile();
     tracing::info!(nofile, "open files limit");
     let mut server = Server::start(cfg).context("cannot start ringlb")?;
-    let control = ringlb::control::ControlPlane::start().context("cannot start the control plane")?;
+    let control =
+        ringlb::control::ControlPlane::start().context("cannot start the control plane")?;
     let _checker = ringlb::health::Checker::spawn(control.handle(), server.table().clone());
     for (name, addr) in server.listeners() {
         tracing::info!(listener = %name, %addr, "listening");

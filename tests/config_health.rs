@@ -104,7 +104,10 @@ fn every_health_key_is_used() {
     assert_eq!(h.path, "/v1/stream");
     assert_eq!(h.expect_status, vec![200, 204]);
     assert_eq!(h.expect_body.as_deref(), Some("ok"));
-    assert_eq!((h.interval, h.timeout), (Duration::from_millis(500), Duration::from_millis(500)));
+    assert_eq!(
+        (h.interval, h.timeout),
+        (Duration::from_millis(500), Duration::from_millis(500))
+    );
     assert_eq!((h.rise, h.fall), (1, 5));
     assert_eq!((h.on_down, h.start), (OnDown::Reset, CheckStart::Up));
     let summary = c.summary();
@@ -112,7 +115,10 @@ fn every_health_key_is_used() {
         summary.contains("websocket handshake /v1/stream, every 500ms"),
         "{summary}"
     );
-    assert!(summary.contains("rise 1, fall 5, on_down reset, start up"), "{summary}");
+    assert!(
+        summary.contains("rise 1, fall 5, on_down reset, start up"),
+        "{summary}"
+    );
 }
 
 #[test]
@@ -128,7 +134,9 @@ fn passive_keys_are_used_and_zero_turns_it_off() {
         (p.failures, p.backoff, p.backoff_max, p.early_close),
         (5, Duration::from_secs(2), Duration::from_secs(60), true)
     );
-    assert!(c.summary().contains("passive 5 failures, backoff 2s to 1m, early closes count"));
+    assert!(c
+        .summary()
+        .contains("passive 5 failures, backoff 2s to 1m, early closes count"));
     let off = ok(&pool_with(&["passive_failures = 0"]));
     assert_eq!(off.pools[0].passive.failures, 0);
     assert!(off.summary().contains("passive off"));
@@ -142,7 +150,11 @@ fn bad_health_values_name_the_key_and_point_at_it() {
     fails(
         &health_with(&["check = \"grpc\""]),
         "8:9",
-        &["pool \"gpu\" health", "unknown `check` \"grpc\"", "\"tcp\", \"http\", \"websocket\""],
+        &[
+            "pool \"gpu\" health",
+            "unknown `check` \"grpc\"",
+            "\"tcp\", \"http\", \"websocket\"",
+        ],
     );
     fails(
         &health_with(&["path = \"health\""]),
@@ -179,7 +191,11 @@ fn bad_health_values_name_the_key_and_point_at_it() {
         "8:11",
         &["`timeout` must be greater than 0"],
     );
-    fails(&health_with(&["rise = 0"]), "8:8", &["`rise` must be at least 1, got 0"]);
+    fails(
+        &health_with(&["rise = 0"]),
+        "8:8",
+        &["`rise` must be at least 1, got 0"],
+    );
     fails(
         &health_with(&["fall = 101"]),
         "8:8",
@@ -207,7 +223,10 @@ fn bad_passive_values_name_the_key_and_point_at_it() {
     fails(
         &pool_with(&["passive_failures = -1"]),
         "7:20",
-        &["pool \"gpu\"", "`passive_failures` must be at least 0, got -1"],
+        &[
+            "pool \"gpu\"",
+            "`passive_failures` must be at least 0, got -1",
+        ],
     );
     fails(
         &pool_with(&["passive_failures = 1001"]),

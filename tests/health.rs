@@ -90,10 +90,7 @@ const HTTP_CHECK: &str = "[pool.health]\ncheck = \"http\"\npath = \"/health\"\n\
 fn a_warming_backend_gets_no_stream_until_rise_passes_in_a_row() {
     let (a, b) = (mock("a"), mock("b"));
     b.set_health(HealthMode::Unhealthy);
-    let lb = run(
-        &pool_config(HTTP_CHECK, &["", ""]),
-        &[a.addr(), b.addr()],
-    );
+    let lb = run(&pool_config(HTTP_CHECK, &["", ""]), &[a.addr(), b.addr()]);
     let server = &lb.server;
     wait_for("a up, b down by 503", || {
         checks(server)
@@ -107,7 +104,11 @@ fn a_warming_backend_gets_no_stream_until_rise_passes_in_a_row() {
         HealthState::Down(DownCause::Check(CheckFailure::Status(503)))
     );
     for _ in 0..20 {
-        assert_eq!(served_by(addr(server)), "a", "no stream goes to a down backend");
+        assert_eq!(
+            served_by(addr(server)),
+            "a",
+            "no stream goes to a down backend"
+        );
     }
     let before = b.health_checks();
     b.set_health(HealthMode::Ok);
@@ -129,10 +130,7 @@ fn a_warming_backend_gets_no_stream_until_rise_passes_in_a_row() {
 #[test]
 fn a_backend_whose_health_turns_503_takes_no_new_stream_and_keeps_its_live_ones() {
     let (a, b) = (mock("a"), mock("b"));
-    let lb = run(
-        &pool_config(HTTP_CHECK, &["", ""]),
-        &[a.addr(), b.addr()],
-    );
+    let lb = run(&pool_config(HTTP_CHECK, &["", ""]), &[a.addr(), b.addr()]);
     let server = &lb.server;
     wait_for("both up", || checks(server) == vec![CheckStatus::Up; 2]);
     // A kept-alive stream on b: requests on it keep working after b goes down.
@@ -146,11 +144,19 @@ fn a_backend_whose_health_turns_503_takes_no_new_stream_and_keeps_its_live_ones(
     let marked = Instant::now();
     wait_for("b down", || checks(server)[1] != CheckStatus::Up);
     // fall = 2 at 50 ms: two checks, plus up to one interval of phase.
-    assert!(marked.elapsed() < Duration::from_secs(2), "{:?}", marked.elapsed());
+    assert!(
+        marked.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        marked.elapsed()
+    );
     for _ in 0..20 {
         assert_eq!(served_by(addr(server)), "a");
     }
-    assert_eq!(metrics_on(&mut live), "b", "on_down = keep: the live stream still works");
+    assert_eq!(
+        metrics_on(&mut live),
+        "b",
+        "on_down = keep: the live stream still works"
+    );
 }
 
 /// One keep-alive `GET /metrics` on `s`: the backend that answered.
@@ -169,7 +175,11 @@ fn metrics_on(s: &mut TcpStream) -> String {
         };
         let length: usize = text[..head_end]
             .lines()
-            .find_map(|l| l.to_ascii_lowercase().strip_prefix("content-length: ").map(str::to_owned))
+            .find_map(|l| {
+                l.to_ascii_lowercase()
+                    .strip_prefix("content-length: ")
+                    .map(str::to_owned)
+            })
             .and_then(|v| v.trim().parse().ok())
             .expect("content-length");
         if buf.len() >= head_end + 4 + length {
@@ -217,11 +227,7 @@ fn a_hung_backend_goes_down_by_the_http_timeout() {
     );
     let lb = run(&cfg, &[a.addr(), hung_addr]);
     wait_for("hung backend down by timeout", || {
-        checks(&lb.server)
-            == vec![
-                CheckStatus::Up,
-                CheckStatus::Down(CheckFailure::Timeout),
-            ]
+        checks(&lb.server) == vec![CheckStatus::Up, CheckStatus::Down(CheckFailure::Timeout)]
     });
     assert!(!held.lock().unwrap().is_empty(), "it did accept the checks");
     assert_eq!(served_by(addr(&lb.server)), "a");
@@ -251,11 +257,7 @@ fn a_tcp_check_takes_a_closed_port_down_as_refused() {
     );
     let lb = run(&cfg, &[open, closed]);
     wait_for("open up, closed refused", || {
-        checks(&lb.server)
-            == vec![
-                CheckStatus::Up,
-                CheckStatus::Down(CheckFailure::Refused),
-            ]
+        checks(&lb.server) == vec![CheckStatus::Up, CheckStatus::Down(CheckFailure::Refused)]
     });
     for _ in 0..10 {
         let mut s = connect(addr(&lb.server));
@@ -324,7 +326,9 @@ fn start_unknown_takes_no_stream_before_the_first_pass() {
         Err(e) if e.kind() == ErrorKind::ConnectionReset => {}
         other => panic!("expected a close, got {other:?}"),
     }
-    wait_for("down", || matches!(checks(&lb.server)[0], CheckStatus::Down(_)));
+    wait_for("down", || {
+        matches!(checks(&lb.server)[0], CheckStatus::Down(_))
+    });
 }
 
 /// Accepts and resets every connection at once, before sending anything.

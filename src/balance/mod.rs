@@ -41,12 +41,12 @@ pub use pool::PoolTable;
 pub use registry::Registry;
 pub use request::{NoPick, Pick, PickRequest};
 pub use shared::{SharedTable, TableCache};
-pub(crate) use state::SharedState;
 pub use snapshot::{BackendSnapshot, DownCause, HealthState, PoolSnapshot};
 pub use spec::{
     ActiveCheck, BackendSpec, CheckStart, HashKey, HealthPolicy, OnDown, PoolSpec, Probe,
     StrategyKind, TableSpec, DEFAULT_BACKOFF_MAX, DEFAULT_BACKOFF_MIN, DEFAULT_FAIL_THRESHOLD,
 };
+pub(crate) use state::SharedState;
 pub use strategy::rng::seed_thread_rng;
 pub use table::Table;
 

@@ -199,7 +199,11 @@ mod tests {
     fn check_up_ramps_after_down_and_after_a_reload_add() {
         let s = BackendState::default();
         assert_eq!(s.check_up_at(1000), CheckStatus::NotChecked);
-        assert_eq!(s.ramp_permille(10_000, 1000), 1000, "a first pass at start: no ramp");
+        assert_eq!(
+            s.ramp_permille(10_000, 1000),
+            1000,
+            "a first pass at start: no ramp"
+        );
         s.check_down(CheckFailure::Status(503), false);
         assert_eq!(
             s.check_up_at(2000),
@@ -218,7 +222,11 @@ mod tests {
         }));
         added.mark_up_at(500); // what a reload build does
         assert_eq!(added.check_up_at(5000), CheckStatus::Unknown);
-        assert_eq!(added.ramp_permille(10_000, 5000), 100, "ramp restarts at the pass");
+        assert_eq!(
+            added.ramp_permille(10_000, 5000),
+            100,
+            "ramp restarts at the pass"
+        );
     }
 
     #[test]

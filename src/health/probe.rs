@@ -79,8 +79,14 @@ pub async fn probe(addr: SocketAddr, probe: &Probe, timeout: Duration) -> Result
                 expect_status,
                 expect_body,
             } => {
-                probe_http::check(&mut stream, addr, path, expect_status, expect_body.as_deref())
-                    .await
+                probe_http::check(
+                    &mut stream,
+                    addr,
+                    path,
+                    expect_status,
+                    expect_body.as_deref(),
+                )
+                .await
             }
             Probe::WebSocket { path } => probe_ws::check(stream, addr, path).await,
         }

@@ -83,7 +83,11 @@ pub(super) async fn check(
 }
 
 /// Reads once into `buf`, never past `limit` bytes in all; 0 at EOF or at the limit.
-async fn read_more(stream: &mut TcpStream, buf: &mut Vec<u8>, limit: usize) -> Result<usize, ProbeError> {
+async fn read_more(
+    stream: &mut TcpStream,
+    buf: &mut Vec<u8>,
+    limit: usize,
+) -> Result<usize, ProbeError> {
     let room = limit.saturating_sub(buf.len());
     if room == 0 {
         return Ok(0);
@@ -124,10 +128,7 @@ fn parse_head(buf: &[u8]) -> Result<Option<(u16, usize, Framing)>, ProbeError> {
 /// The data of a chunked body, as far as it is complete (a truncated one keeps what came).
 fn dechunk(mut raw: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(raw.len());
-    loop {
-        let Some(eol) = raw.windows(2).position(|w| w == b"\r\n") else {
-            break;
-        };
+    while let Some(eol) = raw.windows(2).position(|w| w == b"\r\n") {
         let size_text = std::str::from_utf8(&raw[..eol]).unwrap_or("");
         let size_text = size_text.split(';').next().unwrap_or("").trim();
         let Ok(size) = usize::from_str_radix(size_text, 16) else {
@@ -171,7 +172,10 @@ mod tests {
 
     #[test]
     fn dechunks_whole_and_truncated_bodies() {
-        assert_eq!(dechunk(b"4\r\nwiki\r\n5;x=y\r\npedia\r\n0\r\n\r\n"), b"wikipedia");
+        assert_eq!(
+            dechunk(b"4\r\nwiki\r\n5;x=y\r\npedia\r\n0\r\n\r\n"),
+            b"wikipedia"
+        );
         assert_eq!(dechunk(b"4\r\nwi"), b"wi");
         assert_eq!(dechunk(b"zz\r\n"), b"");
         assert!(contains(b"{\"status\":\"ok\"}", b"ok"));

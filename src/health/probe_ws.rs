@@ -17,7 +17,11 @@ use super::ProbeError;
 /// already in, so this only bounds the goodbye.
 const CLOSE_GRACE: Duration = Duration::from_millis(100);
 
-pub(super) async fn check(stream: TcpStream, addr: SocketAddr, path: &str) -> Result<(), ProbeError> {
+pub(super) async fn check(
+    stream: TcpStream,
+    addr: SocketAddr,
+    path: &str,
+) -> Result<(), ProbeError> {
     let url = format!("ws://{addr}{path}");
     match tokio_tungstenite::client_async(url, stream).await {
         Ok((mut ws, _response)) => {

@@ -88,7 +88,11 @@ mod tests {
     #[test]
     fn goes_down_after_fall_failures_in_a_row() {
         let mut h = Hysteresis::new(2, 3, CheckStatus::Up);
-        assert_eq!(feed(&mut h, "--+--"), vec![None; 5], "a pass resets the count");
+        assert_eq!(
+            feed(&mut h, "--+--"),
+            vec![None; 5],
+            "a pass resets the count"
+        );
         assert_eq!(h.record(false), Some(Verdict::Down));
         assert_eq!(h.verdict(), Verdict::Down);
         assert_eq!(h.record(false), None, "down stays down");

@@ -82,7 +82,13 @@ pub(crate) async fn answer(conn: &mut Conn, shared: &Shared, keep_alive: bool) -
         }
     };
     let sent = conn
-        .respond(&shared.name, status, "text/plain", body.as_bytes(), keep_alive)
+        .respond(
+            &shared.name,
+            status,
+            "text/plain",
+            body.as_bytes(),
+            keep_alive,
+        )
         .await;
     match sent {
         Ok(()) if keep_alive => Outcome::KeepAlive,
@@ -92,7 +98,12 @@ pub(crate) async fn answer(conn: &mut Conn, shared: &Shared, keep_alive: bool) -
 }
 
 /// `POST /admin/health/MODE`: switches the mode; 404 for an unknown one.
-pub(crate) async fn admin(conn: &mut Conn, shared: &Shared, path: &str, keep_alive: bool) -> Outcome {
+pub(crate) async fn admin(
+    conn: &mut Conn,
+    shared: &Shared,
+    path: &str,
+    keep_alive: bool,
+) -> Outcome {
     let mode = match path.strip_prefix("/admin/health/") {
         Some("ok") => HealthMode::Ok,
         Some("unhealthy") => HealthMode::Unhealthy,
@@ -107,7 +118,13 @@ pub(crate) async fn admin(conn: &mut Conn, shared: &Shared, path: &str, keep_ali
     shared.health.set(mode);
     tracing::info!(backend = %shared.name, ?mode, "health mode switched");
     let sent = conn
-        .respond(&shared.name, (200, "OK"), "text/plain", b"switched", keep_alive)
+        .respond(
+            &shared.name,
+            (200, "OK"),
+            "text/plain",
+            b"switched",
+            keep_alive,
+        )
         .await;
     match sent {
         Ok(()) if keep_alive => Outcome::KeepAlive,
