@@ -307,9 +307,10 @@ fn one_check_per_backend_per_interval_with_two_workers() {
     // A measurement window, not a synchronization: the count over it is the result.
     thread::sleep(window);
     let (da, db) = (a.health_checks() - a0, b.health_checks() - b0);
-    // 15 intervals: one check each, +-2 for the window's edges and timer slack.
+    // 15 intervals: one check each, +2 for the window's edges; fewer if a loaded machine
+    // delays timers. One check per worker would be ~30.
     for (name, n) in [("a", da), ("b", db)] {
-        assert!((13..=17).contains(&n), "{name}: {n} checks in {window:?}");
+        assert!((10..=17).contains(&n), "{name}: {n} checks in {window:?}");
     }
 }
 
