@@ -45,7 +45,9 @@ impl ActiveGuard {
     /// been marked down it is back up, and slow start (if the pool has it) ramps from then.
     pub fn connect_succeeded(&self, now_ms: u64) {
         self.connected.set(true);
-        self.state.record_success(now_ms);
+        if self.state.record_success(now_ms) {
+            tracing::info!(pool = self.state.pool(), backend = %self.addr, "backend up: passive health cleared (a connect succeeded)");
+        }
     }
 
     /// The backend reset this stream at `now_ms` before sending its first byte. With the
@@ -55,7 +57,7 @@ impl ActiveGuard {
         self.early_closed.set(true);
         let marked = self.state.health.record_early_close_at(now_ms);
         if marked {
-            tracing::warn!(backend = %self.addr, "backend marked down: its streams end in resets before a byte");
+            tracing::warn!(pool = self.state.pool(), backend = %self.addr, reason = "early close", "backend down: passive health (its streams end in resets before a byte)");
         }
         marked
     }
@@ -84,7 +86,7 @@ impl ActiveGuard {
     pub fn connect_failed(&self, now_ms: u64) -> bool {
         let marked = self.state.health.record_failure_at(now_ms);
         if marked {
-            tracing::warn!(backend = %self.addr, "backend marked down after connect failures");
+            tracing::warn!(pool = self.state.pool(), backend = %self.addr, reason = "connect failed", "backend down: passive health (connect failures in a row)");
         }
         marked
     }

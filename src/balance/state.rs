@@ -31,9 +31,23 @@ pub(crate) struct BackendState {
     /// ramping. Cleared by the first pick that sees the ramp finished, so that steady-state
     /// picks never need the clock.
     up_since_ms: AtomicU64,
+    /// The pool this state belongs to (its identity is pool and address), for log lines.
+    pool: Box<str>,
 }
 
 impl BackendState {
+    /// A fresh state of a backend of pool `pool`.
+    pub(crate) fn of_pool(pool: &str) -> BackendState {
+        BackendState {
+            pool: pool.into(),
+            ..BackendState::default()
+        }
+    }
+
+    pub(crate) fn pool(&self) -> &str {
+        &self.pool
+    }
+
     #[inline]
     pub(crate) fn active(&self) -> u32 {
         self.active.load(Ordering::Relaxed)
@@ -70,11 +84,13 @@ impl BackendState {
     }
 
     /// A connect succeeded at `now_ms`. If the backend had been marked down, it is back up from
-    /// then on, so the ramp starts.
-    pub(crate) fn record_success(&self, now_ms: u64) {
-        if self.health.record_success() {
+    /// then on, so the ramp starts; returns true then.
+    pub(crate) fn record_success(&self, now_ms: u64) -> bool {
+        let back = self.health.record_success();
+        if back {
             self.mark_up_at(now_ms);
         }
+        back
     }
 
     /// The active check passed enough times at `now_ms`: up. Coming back from down starts the
