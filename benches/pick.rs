@@ -83,6 +83,8 @@ fn busy_table(kind: StrategyKind, backends: usize) -> (Registry, Arc<SharedTable
             hash_balance_factor: 1.25,
             latency_decay: Duration::from_secs(10),
             slow_start: Duration::ZERO,
+            passive: None,
+            check: None,
         }],
         health: HealthPolicy::default(),
     };

@@ -7,6 +7,7 @@
 //! - [`clock`]: the monotonic clock the engine and the table share;
 //! - [`control`]: the control plane's thread and runtime (admin, health checks, reload);
 //! - [`admin`]: the admin API on the control plane: metrics, status, page, backend overrides;
+//! - [`health`]: active health checks, run on the control plane, published to the table;
 //! - [`tools`]: everything that is not the balancer itself — the mock fleet, the demo, the load
 //!   tool and the bench report; `engine` and `balance` never depend on it.
 //!
@@ -19,4 +20,5 @@ pub mod clock;
 pub mod config;
 pub mod control;
 pub mod engine;
+pub mod health;
 pub mod tools;

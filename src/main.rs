@@ -90,6 +90,12 @@ struct MockArgs {
     /// Runtime threads of the mock.
     #[arg(long, default_value_t = fleet::DEFAULT_WORKER_THREADS)]
     threads: usize,
+    /// `/health` answers 503 for this long after start (a model loading), e.g. "30s".
+    #[arg(long, value_parser = config::parse_duration, default_value = "0s")]
+    warmup: Duration,
+    /// `/health` answers after this delay, e.g. "2s".
+    #[arg(long, value_parser = config::parse_duration, default_value = "0s")]
+    health_delay: Duration,
 }
 
 #[derive(Clone, Copy, clap::ValueEnum)]
@@ -162,6 +168,8 @@ fn main() -> ExitCode {
                 ttft: a.ttft,
                 capacity: a.capacity,
                 worker_threads: a.threads,
+                warmup: a.warmup,
+                health_delay: a.health_delay,
                 ..Default::default()
             };
             match fleet::run_blocking(opts) {
@@ -200,6 +208,7 @@ fn run(cfg: &config::Config) -> anyhow::Result<()> {
         tracing::info!(listener = %name, %addr, "listening");
     }
     let control = ControlPlane::start().context("cannot start the control plane")?;
+    let _checker = ringlb::health::Checker::spawn(control.handle(), server.table().clone());
     let _admin = admin::start(control.handle(), cfg, &server)?;
     let mut signals = Signals::new([SIGINT, SIGTERM]).context("cannot install signal handlers")?;
     let stopper = server.stopper();

@@ -76,6 +76,8 @@ fn spec(generation: usize) -> TableSpec {
             hash_balance_factor: 1.25,
             latency_decay: Duration::from_millis(50),
             slow_start: Duration::from_millis(if p % 2 == 0 { 20 } else { 0 }),
+            passive: None,
+            check: None,
         })
         .collect();
     TableSpec {
@@ -85,6 +87,7 @@ fn spec(generation: usize) -> TableSpec {
             fail_threshold: 3,
             backoff_min: Duration::from_millis(1),
             backoff_max: Duration::from_millis(4),
+            early_close: false,
         },
     }
 }

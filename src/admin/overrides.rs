@@ -139,6 +139,8 @@ mod tests {
                 hash_balance_factor: 1.25,
                 latency_decay: Duration::from_secs(10),
                 slow_start: Duration::ZERO,
+                passive: None,
+                check: None,
             }],
             health: Default::default(),
         }

@@ -71,10 +71,11 @@ impl PickCtx<'_> {
         self.exclude.contains(&backend.index)
     }
 
-    /// Marked down by passive health and its backoff not over at the request's time.
+    /// Down by its active check (or not passed one yet), or marked down by passive health
+    /// and its backoff not over at the request's time.
     #[inline]
     pub(crate) fn is_down(&self, backend: &Backend) -> bool {
-        backend.state.health.is_down_at(self.now_ms)
+        backend.state.check.blocks() || backend.state.health.is_down_at(self.now_ms)
     }
 
     /// Weighted in, not excluded and not down (it may still be full).

@@ -4,6 +4,7 @@
 //! it learned about the backend: connect outcomes (passive health, slow start) and latencies,
 //! each with the time it happened (`clock::now_ms()` milliseconds: the caller owns the clock).
 
+use std::cell::Cell;
 use std::fmt;
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -16,12 +17,24 @@ use super::state::SharedState;
 pub struct ActiveGuard {
     state: SharedState,
     addr: SocketAddr,
+    /// The backend's reset generation when the stream was counted (`on_down = "reset"`).
+    reset_generation: u32,
+    /// The connect succeeded (the stream reached the backend).
+    connected: Cell<bool>,
+    /// The backend reset the stream before its first byte.
+    early_closed: Cell<bool>,
 }
 
 impl ActiveGuard {
     /// Only the table creates guards, right after a successful `try_acquire`.
     pub(crate) fn new(state: SharedState, addr: SocketAddr) -> Self {
-        Self { state, addr }
+        Self {
+            reset_generation: state.check.reset_generation(),
+            state,
+            addr,
+            connected: Cell::new(false),
+            early_closed: Cell::new(false),
+        }
     }
 
     /// The backend this slot was taken on.
@@ -32,7 +45,29 @@ impl ActiveGuard {
     /// The connect to the backend succeeded at `now_ms`: reset its passive health. If it had
     /// been marked down it is back up, and slow start (if the pool has it) ramps from then.
     pub fn connect_succeeded(&self, now_ms: u64) {
-        self.state.record_success(now_ms);
+        self.connected.set(true);
+        if self.state.record_success(now_ms) {
+            tracing::info!(pool = self.state.pool(), backend = %self.addr, "backend up: passive health cleared (a connect succeeded)");
+        }
+    }
+
+    /// The backend reset this stream at `now_ms` before sending its first byte. With the
+    /// pool's `passive_early_close` that is a passive failure; returns true if it just marked
+    /// the backend down.
+    pub fn early_close(&self, now_ms: u64) -> bool {
+        self.early_closed.set(true);
+        let marked = self.state.health.record_early_close_at(now_ms);
+        if marked {
+            tracing::warn!(pool = self.state.pool(), backend = %self.addr, reason = "early close", "backend down: passive health (its streams end in resets before a byte)");
+        }
+        marked
+    }
+
+    /// True if an active check took the backend down with `on_down = "reset"` after this
+    /// stream was counted: the worker should reset it. One atomic load.
+    #[inline]
+    pub fn reset_requested(&self) -> bool {
+        self.state.check.reset_generation() != self.reset_generation
     }
 
     /// The connect took `d`, measured at `now_ms`: feeds the backend's connect-time peak EWMA
@@ -71,7 +106,7 @@ impl ActiveGuard {
     pub fn connect_failed(&self, now_ms: u64) -> bool {
         let marked = self.state.health.record_failure_at(now_ms);
         if marked {
-            tracing::warn!(backend = %self.addr, "backend marked down after connect failures");
+            tracing::warn!(pool = self.state.pool(), backend = %self.addr, reason = "connect failed", "backend down: passive health (connect failures in a row)");
         }
         marked
     }
@@ -79,6 +114,9 @@ impl ActiveGuard {
 
 impl Drop for ActiveGuard {
     fn drop(&mut self) {
+        if self.connected.get() && !self.early_closed.get() {
+            self.state.health.record_stream_served();
+        }
         self.state.release();
     }
 }
@@ -116,6 +154,18 @@ mod tests {
             1,
             "guards hold no extra references"
         );
+    }
+
+    #[test]
+    fn reset_is_requested_only_for_streams_counted_before() {
+        let state = SharedState::default();
+        assert!(state.try_acquire(0) && state.try_acquire(0));
+        let before = ActiveGuard::new(state.clone(), "127.0.0.1:1".parse().unwrap());
+        assert!(!before.reset_requested());
+        state.check.request_reset();
+        let after = ActiveGuard::new(state.clone(), "127.0.0.1:1".parse().unwrap());
+        assert!(before.reset_requested());
+        assert!(!after.reset_requested());
     }
 
     #[test]

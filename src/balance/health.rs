@@ -1,8 +1,9 @@
-//! Passive health of one backend, learned from the outcome of real connects (no probes).
+//! Passive health of one backend, learned from the outcome of real connects (no probes) and,
+//! with `early_close`, from streams the backend resets before sending a byte.
 //! It is read on every pick, so reads must stay plain atomic loads: never a lock, never a clock
 //! read. Time is passed in (`now_ms`), by the engine from its clock and by tests as they like.
 
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 
 use super::spec::HealthPolicy;
 
@@ -18,6 +19,10 @@ pub(crate) struct PassiveHealth {
     fail_threshold: AtomicU32,
     backoff_min_ms: AtomicU64,
     backoff_max_ms: AtomicU64,
+    /// Streams reset by the backend before its first byte, in a row (`early_close` only).
+    /// Kept apart from connect failures: every such stream had a successful connect first.
+    early_closes: AtomicU32,
+    early_close: AtomicBool,
 }
 
 impl PassiveHealth {
@@ -28,6 +33,8 @@ impl PassiveHealth {
             .store(policy.fail_threshold, Ordering::Relaxed);
         self.backoff_min_ms.store(min, Ordering::Relaxed);
         self.backoff_max_ms.store(max, Ordering::Relaxed);
+        self.early_close
+            .store(policy.early_close, Ordering::Relaxed);
     }
 
     /// The deadline alone (0 = not down, and not half-open either).
@@ -56,6 +63,34 @@ impl PassiveHealth {
             })
             .unwrap_or(u32::MAX)
             .saturating_add(1);
+        self.mark_down_if(failures, now_ms)
+    }
+
+    /// The backend reset a stream before sending its first byte, at `now_ms`. Counts only with
+    /// `early_close`; returns true if this marked the backend down.
+    pub(crate) fn record_early_close_at(&self, now_ms: u64) -> bool {
+        if !self.early_close.load(Ordering::Relaxed) {
+            return false;
+        }
+        let closes = self
+            .early_closes
+            .fetch_add(1, Ordering::AcqRel)
+            .saturating_add(1);
+        self.mark_down_if(closes, now_ms)
+    }
+
+    /// A stream that connected ended without an early close: the backend serves again, so
+    /// the next connect success may clear a down mark. Writes only if there is something to
+    /// forget.
+    pub(crate) fn record_stream_served(&self) {
+        if self.early_closes.load(Ordering::Relaxed) != 0 {
+            self.early_closes.store(0, Ordering::Relaxed);
+        }
+    }
+
+    /// Marks the backend down at `now_ms` if `count` failures in a row reach the threshold and
+    /// it is not down already; returns true if this call marked it.
+    fn mark_down_if(&self, failures: u32, now_ms: u64) -> bool {
         let threshold = self.fail_threshold.load(Ordering::Relaxed);
         if threshold == 0 || failures < threshold {
             return false;
@@ -85,10 +120,15 @@ impl PassiveHealth {
 
     /// A connect succeeded: the backend accepts again, forget failures and backoff.
     /// Stores only what is not already reset, so the common case writes nothing shared.
-    /// Returns true if this cleared a down mark (the backend is back up).
+    /// Returns true if this cleared a down mark (the backend is back up). While its streams
+    /// keep ending in early closes, a successful connect proves nothing: the mark stays (its
+    /// backoff still ends, so trial streams get through) until a stream is served.
     pub(crate) fn record_success(&self) -> bool {
         if self.consecutive_failures.load(Ordering::Relaxed) != 0 {
             self.consecutive_failures.store(0, Ordering::Relaxed);
+        }
+        if self.early_closes.load(Ordering::Relaxed) != 0 {
+            return false;
         }
         if self.backoff_ms.load(Ordering::Relaxed) != 0 {
             self.backoff_ms.store(0, Ordering::Release);
@@ -121,6 +161,7 @@ mod tests {
             fail_threshold: threshold,
             backoff_min: Duration::from_millis(min_ms),
             backoff_max: Duration::from_millis(max_ms),
+            early_close: true,
         });
         h
     }
@@ -182,6 +223,36 @@ mod tests {
         assert!(!h.record_failure_at(2000));
         assert!(h.record_failure_at(2000));
         assert_eq!(h.down_until_ms(), 3000, "backoff restarted at the minimum");
+    }
+
+    #[test]
+    fn early_closes_mark_down_until_a_stream_is_served() {
+        let h = health(3, 1000, 30_000);
+        for _ in 0..2 {
+            assert!(!h.record_success(), "the connect of each stream succeeds");
+            assert!(!h.record_early_close_at(0));
+        }
+        assert!(!h.record_success());
+        assert!(h.record_early_close_at(0), "the third early close in a row");
+        assert!(h.is_down_at(999));
+        assert!(!h.record_success(), "a connect alone does not clear it");
+        assert!(!h.is_down_at(1000), "half-open once the backoff ends");
+        assert!(h.record_early_close_at(1000), "still closing: down again");
+        assert_eq!(h.down_until_ms(), 3000, "with a doubled backoff");
+        h.record_stream_served();
+        assert!(h.record_success(), "served, then connected: back up");
+        assert_eq!(h.down_until_ms(), 0);
+    }
+
+    #[test]
+    fn early_close_counts_only_when_enabled() {
+        let h = health(1, 1000, 30_000);
+        h.set_policy(&HealthPolicy {
+            fail_threshold: 1,
+            ..HealthPolicy::default()
+        });
+        assert!(!h.record_early_close_at(0));
+        assert!(!h.is_down_at(0));
     }
 
     #[test]

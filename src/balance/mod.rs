@@ -14,9 +14,13 @@
 //! engine passes its loop-turn time, read once per turn anyway; see `request.rs` for why a
 //! plain value). The pick path must never lock, allocate or read the clock. A count must never
 //! be released twice, lost, or pushed past `max_connections`.
+//! Active health checks run on the control plane (`crate::health`) and publish their result
+//! in each backend's shared state (`check_state.rs`); picks skip a backend the check says is
+//! down or has not passed yet, with one atomic load.
 //! Strategies live in `strategy/`, one file each.
 
 mod backend;
+mod check_state;
 mod counters;
 mod guard;
 mod health;
@@ -32,6 +36,7 @@ mod state;
 mod strategy;
 mod table;
 
+pub use check_state::{reset_epoch, CheckFailure, CheckStatus};
 pub use counters::{
     CloseReason, ConnectFailure, CountersSnapshot, HistogramSnapshot, LatencyHistogram,
     LATENCY_BUCKETS_US,
@@ -41,11 +46,12 @@ pub use pool::PoolTable;
 pub use registry::Registry;
 pub use request::{NoPick, Pick, PickRequest};
 pub use shared::{SharedTable, TableCache};
-pub use snapshot::{BackendSnapshot, PoolSnapshot};
+pub use snapshot::{BackendSnapshot, DownCause, HealthState, PoolSnapshot};
 pub use spec::{
-    BackendSpec, HashKey, HealthPolicy, PoolSpec, StrategyKind, TableSpec, DEFAULT_BACKOFF_MAX,
-    DEFAULT_BACKOFF_MIN, DEFAULT_FAIL_THRESHOLD,
+    ActiveCheck, BackendSpec, CheckStart, HashKey, HealthPolicy, OnDown, PoolSpec, Probe,
+    StrategyKind, TableSpec, DEFAULT_BACKOFF_MAX, DEFAULT_BACKOFF_MIN, DEFAULT_FAIL_THRESHOLD,
 };
+pub(crate) use state::SharedState;
 pub use strategy::rng::seed_thread_rng;
 pub use table::Table;
 

@@ -11,8 +11,9 @@ use super::backend::{Backend, PickCtx};
 use super::guard::ActiveGuard;
 use super::request::{NoPick, Pick};
 use super::slow_start;
-use super::snapshot::{BackendSnapshot, PoolSnapshot};
-use super::spec::{HashKey, PoolSpec, StrategyKind};
+use super::snapshot::{BackendSnapshot, HealthState, PoolSnapshot};
+use super::spec::{ActiveCheck, HashKey, PoolSpec, StrategyKind};
+use super::state::SharedState;
 use super::strategy::{self, hash_client, Strategy};
 
 /// One tier of a pool: its backends (copies of the pool's, in pool order) and their strategy.
@@ -80,6 +81,23 @@ impl PoolTable {
 
     pub fn slow_start(&self) -> Duration {
         self.spec.slow_start
+    }
+
+    /// The pool's active health check, if it has one.
+    pub fn check(&self) -> Option<&ActiveCheck> {
+        self.spec.check.as_ref()
+    }
+
+    /// Each distinct backend's address and shared state, for the checker. A backend listed
+    /// twice (same address) shares one state and is listed once.
+    pub(crate) fn check_targets(&self) -> Vec<(SocketAddr, SharedState)> {
+        let mut targets: Vec<(SocketAddr, SharedState)> = Vec::with_capacity(self.backends.len());
+        for b in &self.backends {
+            if !targets.iter().any(|(addr, _)| *addr == b.addr) {
+                targets.push((b.addr, b.state.clone()));
+            }
+        }
+        targets
     }
 
     pub fn len(&self) -> usize {
@@ -150,18 +168,22 @@ impl PoolTable {
                 .iter()
                 .map(|b| {
                     let permille = b.state.ramp_permille(self.slow_start_ms, now_ms);
+                    let check = b.state.check.status();
+                    let down = b.state.health.is_down_at(now_ms);
                     BackendSnapshot {
                         addr: b.addr,
                         weight: b.weight,
                         max_connections: b.max_connections,
                         active: b.state.active(),
-                        down: b.state.health.is_down_at(now_ms),
+                        down,
                         consecutive_failures: b.state.health.consecutive_failures(),
                         tier: b.tier,
                         draining: b.drain,
                         latency_ms: b.state.latency.estimate_ms_at(now_ms),
                         effective_weight: slow_start::display_weight(b.weight, permille),
                         counters: b.state.counters.snapshot(),
+                        check,
+                        health: HealthState::of(b.weight, check, down),
                     }
                 })
                 .collect(),

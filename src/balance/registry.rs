@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use parking_lot::Mutex;
 
-use super::state::SharedState;
+use super::state::{BackendState, SharedState};
 
 type Key = (String, SocketAddr);
 
@@ -56,7 +56,10 @@ impl Registry {
         let mut current: HashSet<Key> = HashSet::new();
         let built = build(&mut |pool: &str, addr: SocketAddr| {
             let key = (pool.to_owned(), addr);
-            let state = states.entry(key.clone()).or_default().clone();
+            let state = states
+                .entry(key.clone())
+                .or_insert_with(|| SharedState::new(BackendState::of_pool(pool).into()))
+                .clone();
             if previous.as_ref().is_some_and(|p| !p.contains(&key)) && !current.contains(&key) {
                 state.mark_up_at(now_ms);
             }

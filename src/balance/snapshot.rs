@@ -3,6 +3,7 @@
 
 use std::net::SocketAddr;
 
+use super::check_state::{CheckFailure, CheckStatus};
 use super::counters::CountersSnapshot;
 
 /// One pool as seen at snapshot time.
@@ -34,4 +35,55 @@ pub struct BackendSnapshot {
     pub effective_weight: u32,
     /// Bytes, streams by close reason, connect failures and latency histograms so far.
     pub counters: CountersSnapshot,
+    /// What the pool's active check says (`NotChecked` without one).
+    pub check: CheckStatus,
+    /// Health and the operator's drain in one word: what an admin page shows.
+    pub health: HealthState,
+}
+
+/// A backend's health as a state of its own, next to the operator's drain.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum HealthState {
+    /// Takes streams.
+    Up,
+    /// Checked, no result yet: takes no stream until its first check passes.
+    Unknown,
+    /// Takes no new stream, for this reason.
+    Down(DownCause),
+    /// Weight 0 (drained by the operator): no new stream, whatever its health.
+    Draining,
+}
+
+/// Who took a backend down.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DownCause {
+    /// The active check, for this reason.
+    Check(CheckFailure),
+    /// Passive health: connect failures (or early closes) in a row; skipped until its backoff
+    /// ends.
+    Passive,
+}
+
+impl HealthState {
+    pub(crate) fn of(weight: u32, check: CheckStatus, passive_down: bool) -> HealthState {
+        match check {
+            _ if weight == 0 => HealthState::Draining,
+            CheckStatus::Down(why) => HealthState::Down(DownCause::Check(why)),
+            CheckStatus::Unknown => HealthState::Unknown,
+            _ if passive_down => HealthState::Down(DownCause::Passive),
+            _ => HealthState::Up,
+        }
+    }
+}
+
+impl std::fmt::Display for HealthState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            HealthState::Up => f.write_str("up"),
+            HealthState::Unknown => f.write_str("unknown"),
+            HealthState::Down(DownCause::Check(why)) => write!(f, "down (check: {why})"),
+            HealthState::Down(DownCause::Passive) => f.write_str("down (passive)"),
+            HealthState::Draining => f.write_str("draining"),
+        }
+    }
 }

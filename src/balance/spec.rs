@@ -39,6 +39,11 @@ pub struct PoolSpec {
     /// A backend that comes back up, or joins the pool on a reload, ramps its effective weight
     /// from 10% to 100% over this long. Zero turns slow start off.
     pub slow_start: Duration,
+    /// This pool's passive health policy; None = the table's (`TableSpec::health`).
+    pub passive: Option<HealthPolicy>,
+    /// Active health checks of this pool's backends; None = not checked (always up as far as
+    /// checks go).
+    pub check: Option<ActiveCheck>,
 }
 
 /// One backend of a pool. Its identity across rebuilds is (pool name, `addr`).
@@ -95,6 +100,9 @@ pub struct HealthPolicy {
     pub backoff_min: Duration,
     /// The doubling stops here.
     pub backoff_max: Duration,
+    /// A stream the backend resets before sending its first byte counts as a failure too
+    /// (a server that accepts, then closes every stream).
+    pub early_close: bool,
 }
 
 impl Default for HealthPolicy {
@@ -103,6 +111,63 @@ impl Default for HealthPolicy {
             fail_threshold: DEFAULT_FAIL_THRESHOLD,
             backoff_min: DEFAULT_BACKOFF_MIN,
             backoff_max: DEFAULT_BACKOFF_MAX,
+            early_close: false,
         }
     }
+}
+
+/// Active health checks of one pool: what the control plane's checker (`crate::health`) probes
+/// and how results turn into up and down. Plain data, kept in the table so that a reload that
+/// changes it is followed by the checker; picks only read the state it publishes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ActiveCheck {
+    pub probe: Probe,
+    /// One check per backend per interval, for the whole process.
+    pub interval: Duration,
+    /// A check that has not finished after this long fails (`timeout`); at most `interval`.
+    pub timeout: Duration,
+    /// Consecutive passes that bring a down backend back up (at least 1).
+    pub rise: u32,
+    /// Consecutive failures that take an up backend down (at least 1).
+    pub fall: u32,
+    /// What happens to the live streams of a backend the check takes down.
+    pub on_down: OnDown,
+    /// The state of a backend before its first check result.
+    pub start: CheckStart,
+}
+
+/// What one check does.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Probe {
+    /// A TCP connect that completes passes.
+    Tcp,
+    /// `GET path` over HTTP/1.1: the status must be one of `expect_status` and, if set, the
+    /// body must contain `expect_body`.
+    Http {
+        path: String,
+        expect_status: Vec<u16>,
+        expect_body: Option<String>,
+    },
+    /// A WebSocket handshake on `path` that the server accepts (101) passes.
+    WebSocket { path: String },
+}
+
+/// Live streams of a backend an active check takes down.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum OnDown {
+    /// Keep them: only new streams avoid the backend.
+    #[default]
+    Keep,
+    /// Reset them (both sides), so clients reconnect to a healthy backend.
+    Reset,
+}
+
+/// A backend's state before its first check result.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum CheckStart {
+    /// Takes streams at once; `fall` failures take it down.
+    Up,
+    /// Takes no stream until its first check passes (one failure makes it down).
+    #[default]
+    Unknown,
 }

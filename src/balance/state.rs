@@ -1,5 +1,5 @@
-//! Live state of one backend: the active connection count, its passive health, its latency
-//! estimates and when it came (back) up. It lives in an `Arc` outside any table, so rebuilding
+//! Live state of one backend: the active connection count, its passive health, what active
+//! checks say about it, its latency estimates and when it came (back) up. It lives in an `Arc` outside any table, so rebuilding
 //! the table on a reload keeps all of them. The count must never be released twice or go below
 //! zero, and never exceed `max_connections` when acquired through [`BackendState::try_acquire`].
 
@@ -8,6 +8,7 @@ use std::sync::Arc;
 
 use crossbeam_utils::CachePadded;
 
+use super::check_state::{CheckFailure, CheckState, CheckStatus};
 use super::counters::BackendCounters;
 use super::health::PassiveHealth;
 use super::latency::Latency;
@@ -23,6 +24,8 @@ pub(crate) type SharedState = Arc<CachePadded<BackendState>>;
 pub(crate) struct BackendState {
     /// Written on every pick and release by every worker.
     active: AtomicU32,
+    /// Written by the control plane's checker on a transition, read by every pick.
+    pub(crate) check: CheckState,
     pub(crate) health: PassiveHealth,
     pub(crate) latency: Latency,
     /// `clock::now_ms()` (at least 1) from which slow start ramps this backend; 0 = not
@@ -31,9 +34,23 @@ pub(crate) struct BackendState {
     up_since_ms: AtomicU64,
     /// For metrics only; on lines of their own, away from the count picks read.
     pub(crate) counters: CachePadded<BackendCounters>,
+    /// The pool this state belongs to (its identity is pool and address), for log lines.
+    pool: Box<str>,
 }
 
 impl BackendState {
+    /// A fresh state of a backend of pool `pool`.
+    pub(crate) fn of_pool(pool: &str) -> BackendState {
+        BackendState {
+            pool: pool.into(),
+            ..BackendState::default()
+        }
+    }
+
+    pub(crate) fn pool(&self) -> &str {
+        &self.pool
+    }
+
     #[inline]
     pub(crate) fn active(&self) -> u32 {
         self.active.load(Ordering::Relaxed)
@@ -70,11 +87,38 @@ impl BackendState {
     }
 
     /// A connect succeeded at `now_ms`. If the backend had been marked down, it is back up from
-    /// then on, so the ramp starts.
-    pub(crate) fn record_success(&self, now_ms: u64) {
-        if self.health.record_success() {
+    /// then on, so the ramp starts; returns true then.
+    pub(crate) fn record_success(&self, now_ms: u64) -> bool {
+        let back = self.health.record_success();
+        if back {
             self.mark_up_at(now_ms);
         }
+        back
+    }
+
+    /// The active check passed enough times at `now_ms`: up. Coming back from down starts the
+    /// slow-start ramp, and so does a first pass of a backend that a reload added (its ramp,
+    /// started when the table was built, restarts from the moment it takes streams). Returns
+    /// the status before.
+    pub(crate) fn check_up_at(&self, now_ms: u64) -> CheckStatus {
+        let before = self.check.set_up();
+        let ramping = self.up_since_ms.load(Ordering::Relaxed) != 0;
+        match before {
+            CheckStatus::Down(_) => self.mark_up_at(now_ms),
+            CheckStatus::Unknown if ramping => self.mark_up_at(now_ms),
+            _ => {}
+        }
+        before
+    }
+
+    /// The active check failed enough times: down for `why`; with `reset`, live streams are
+    /// to be reset by their workers. Returns the status before.
+    pub(crate) fn check_down(&self, why: CheckFailure, reset: bool) -> CheckStatus {
+        let before = self.check.set_down(why);
+        if reset {
+            self.check.request_reset();
+        }
+        before
     }
 
     /// Slow-start share of the configured weight, in per mille (100..=1000), for a pool whose
@@ -168,6 +212,40 @@ mod tests {
         s.record_success(5000);
         assert_eq!(s.ramp_permille(10_000, 5000), 100);
         assert_eq!(s.ramp_permille(10_000, 15_000), 1000);
+    }
+
+    #[test]
+    fn check_up_ramps_after_down_and_after_a_reload_add() {
+        let s = BackendState::default();
+        assert_eq!(s.check_up_at(1000), CheckStatus::NotChecked);
+        assert_eq!(
+            s.ramp_permille(10_000, 1000),
+            1000,
+            "a first pass at start: no ramp"
+        );
+        s.check_down(CheckFailure::Status(503), false);
+        assert_eq!(
+            s.check_up_at(2000),
+            CheckStatus::Down(CheckFailure::Status(503))
+        );
+        assert_eq!(s.ramp_permille(10_000, 2000), 100, "back from down: ramps");
+        let added = BackendState::default();
+        added.check.configure(Some(&crate::balance::ActiveCheck {
+            probe: crate::balance::Probe::Tcp,
+            interval: std::time::Duration::from_secs(1),
+            timeout: std::time::Duration::from_secs(1),
+            rise: 1,
+            fall: 1,
+            on_down: crate::balance::OnDown::Keep,
+            start: crate::balance::CheckStart::Unknown,
+        }));
+        added.mark_up_at(500); // what a reload build does
+        assert_eq!(added.check_up_at(5000), CheckStatus::Unknown);
+        assert_eq!(
+            added.ramp_permille(10_000, 5000),
+            100,
+            "ramp restarts at the pass"
+        );
     }
 
     #[test]

@@ -39,7 +39,10 @@ impl Table {
                         .enumerate()
                         .map(|(index, b)| {
                             let state = state_of(&pool.name, b.addr);
-                            state.health.set_policy(&spec.health);
+                            state
+                                .health
+                                .set_policy(pool.passive.as_ref().unwrap_or(&spec.health));
+                            state.check.configure(pool.check.as_ref());
                             state.latency.set_decay(pool.latency_decay);
                             Backend {
                                 index,

@@ -11,6 +11,7 @@ mod admin;
 mod checks;
 mod duration;
 mod error;
+mod health;
 mod limits;
 mod pools;
 mod raw;
@@ -21,6 +22,12 @@ mod validate;
 pub use admin::MIN_TOKEN_LEN;
 pub use duration::{format_duration, parse_duration};
 pub use error::ConfigError;
+pub use health::{
+    CheckKind, CheckStart, HealthCheck, OnDown, PassiveHealth, DEFAULT_CHECK_INTERVAL,
+    DEFAULT_CHECK_PATH, DEFAULT_CHECK_TIMEOUT, DEFAULT_EXPECT_STATUS, DEFAULT_FALL,
+    DEFAULT_PASSIVE_BACKOFF, DEFAULT_PASSIVE_BACKOFF_MAX, DEFAULT_PASSIVE_FAILURES, DEFAULT_RISE,
+    MAX_PASSIVE_FAILURES, MAX_RISE_FALL, MIN_CHECK_INTERVAL,
+};
 pub use limits::*;
 
 use std::fmt;
@@ -123,6 +130,10 @@ pub struct Pool {
     pub max_connection_age: Option<Duration>,
     /// Random extra age per connection, at most `max_connection_age`; zero without it.
     pub max_connection_age_jitter: Duration,
+    /// When connect failures (and early closes) take a backend out, and for how long.
+    pub passive: PassiveHealth,
+    /// The active check (`[pool.health]`); None = no active check.
+    pub health: Option<HealthCheck>,
 }
 
 /// One upstream server (`[[pool.backend]]`).

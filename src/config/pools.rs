@@ -1,12 +1,13 @@
 //! Validation of one `[[pool]]` and its `[[pool.backend]]` entries.
 //!
 //! A pool that passes has a name, a known balance strategy, sane timeouts, checked tuning keys
-//! (see `tuning`) and at least one backend with a distinct, connectable address, a weight and a
+//! (see `tuning`), checked health keys (see `health`) and at least one backend with a distinct, connectable address, a weight and a
 //! tier in range. It must never let through a backend the engine could not connect to (port 0)
 //! or a weight that would starve or overflow.
 
 use super::checks::Checker;
 use super::error::ConfigError;
+use super::health::{validate_health, validate_passive};
 use super::limits::*;
 use super::raw::{RawBackend, RawPool};
 use super::tuning::validate_tuning;
@@ -67,6 +68,8 @@ pub(super) fn validate_pool(
         i64::from(DEFAULT_RETRIES),
     )? as u32;
     let tuning = validate_tuning(check, &ctx, p)?;
+    let passive = validate_passive(check, &ctx, p)?;
+    let health = validate_health(check, &ctx, p.health.as_ref())?;
 
     if p.backend.is_empty() {
         return Err(check.err(
@@ -108,6 +111,8 @@ pub(super) fn validate_pool(
         queue_timeout: tuning.queue_timeout,
         max_connection_age: tuning.max_connection_age,
         max_connection_age_jitter: tuning.max_connection_age_jitter,
+        passive,
+        health,
     };
     Ok((pool, name.span()))
 }

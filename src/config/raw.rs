@@ -73,8 +73,29 @@ pub(super) struct RawPool {
     pub slow_start: Option<Spanned<RawDuration>>,
     pub max_connection_age: Option<Spanned<RawDuration>>,
     pub max_connection_age_jitter: Option<Spanned<RawDuration>>,
+    pub passive_failures: Option<Spanned<i64>>,
+    pub passive_backoff: Option<Spanned<RawDuration>>,
+    pub passive_backoff_max: Option<Spanned<RawDuration>>,
+    pub passive_early_close: Option<Spanned<bool>>,
+    pub health: Option<Spanned<RawHealth>>,
     #[serde(default)]
     pub backend: Vec<Spanned<RawBackend>>,
+}
+
+/// A pool's `[pool.health]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, expecting = "a [pool.health] table")]
+pub(super) struct RawHealth {
+    pub check: Option<Spanned<String>>,
+    pub path: Option<Spanned<String>>,
+    pub expect_status: Option<Spanned<Vec<Spanned<i64>>>>,
+    pub expect_body: Option<Spanned<String>>,
+    pub interval: Option<Spanned<RawDuration>>,
+    pub timeout: Option<Spanned<RawDuration>>,
+    pub rise: Option<Spanned<i64>>,
+    pub fall: Option<Spanned<i64>>,
+    pub on_down: Option<Spanned<String>>,
+    pub start: Option<Spanned<String>>,
 }
 
 /// One `[[pool.backend]]`.

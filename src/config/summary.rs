@@ -63,6 +63,7 @@ impl Config {
                 if p.backends.len() == 1 { "" } else { "s" }
             );
             let _ = writeln!(out, "  {}", pool_tuning(p));
+            let _ = writeln!(out, "  {}", pool_health(p));
             for b in &p.backends {
                 let max = match b.max_connections {
                     0 => "unlimited".to_string(),
@@ -90,6 +91,31 @@ impl Config {
         };
         out
     }
+}
+
+/// The active check (or "none") and the passive policy.
+fn pool_health(p: &Pool) -> String {
+    let active = match &p.health {
+        None => "health check none".to_string(),
+        Some(h) => format!("health check {}", h.describe()),
+    };
+    let passive = &p.passive;
+    let passive = if passive.failures == 0 {
+        "passive off".to_string()
+    } else {
+        format!(
+            "passive {} failures, backoff {} to {}{}",
+            passive.failures,
+            format_duration(passive.backoff),
+            format_duration(passive.backoff_max),
+            if passive.early_close {
+                ", early closes count"
+            } else {
+                ""
+            }
+        )
+    };
+    format!("{active}; {passive}")
 }
 
 /// The strategy's own keys, then queue, age and slow start, "off" where disabled.

@@ -92,6 +92,8 @@ pub fn table_spec(config: &Config) -> TableSpec {
                 hash_balance_factor: p.hash_balance_factor,
                 latency_decay: p.latency_decay,
                 slow_start: p.slow_start,
+                passive: Some(crate::health::passive_policy(&p.passive)),
+                check: crate::health::active_check(p.health.as_ref()),
             })
             .collect(),
         health: HealthPolicy::default(),

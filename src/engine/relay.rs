@@ -150,6 +150,13 @@ impl Worker {
             libc::ECANCELED => self.drive(key),
             err => {
                 tracing::debug!(?side, error = %std::io::Error::from_raw_os_error(err), "recv failed");
+                // Reset before the backend's first byte: `passive_early_close` counts it.
+                let conn = &self.conns[key];
+                if let (Side::Backend, libc::ECONNRESET, false, Some(g)) =
+                    (side, err, conn.first_byte_seen, &conn.guard)
+                {
+                    g.early_close(self.now);
+                }
                 self.close(key, true);
             }
         }
@@ -265,6 +272,21 @@ impl Worker {
                 self.ring
                     .cancel_fd(fd.as_raw_fd(), token::encode(Op::Cancel, 0, 0));
             }
+        }
+    }
+
+    /// Resets every relayed stream whose backend an active check took down with
+    /// `on_down = "reset"` (the worker calls this when `balance::reset_epoch` moves).
+    pub(super) fn reset_requested_streams(&mut self) {
+        let cut: Vec<usize> = self
+            .conns
+            .iter()
+            .filter(|(_, c)| c.phase == Phase::Relaying)
+            .filter(|(_, c)| c.guard.as_ref().is_some_and(|g| g.reset_requested()))
+            .map(|(key, _)| key)
+            .collect();
+        for key in cut {
+            self.close(key, true);
         }
     }
 

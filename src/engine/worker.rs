@@ -107,6 +107,9 @@ pub(super) struct Worker {
     pub(super) stopping: bool,
     pub(super) stats: Arc<WorkerStats>,
     next_trim: u64,
+    /// `balance::reset_epoch()` as last seen: a change means some backend's streams are to be
+    /// reset (`on_down = "reset"`).
+    reset_epoch: u64,
     #[cfg(test)]
     fault: Arc<std::sync::atomic::AtomicU8>,
 }
@@ -136,6 +139,7 @@ impl Worker {
             stopping: false,
             stats: p.stats,
             next_trim: now_us / 1000 + TRIM_MS,
+            reset_epoch: crate::balance::reset_epoch(),
             #[cfg(test)]
             fault: p.fault,
         }
@@ -189,6 +193,10 @@ impl Worker {
                 self.admit_parked();
                 self.pause_full_listeners();
                 self.arm_listeners();
+            }
+            if self.reset_epoch != crate::balance::reset_epoch() {
+                self.reset_epoch = crate::balance::reset_epoch();
+                self.reset_requested_streams();
             }
             if self.now >= self.next_trim {
                 self.next_trim = self.now + TRIM_MS;

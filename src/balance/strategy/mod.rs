@@ -109,6 +109,8 @@ pub(crate) mod test_support {
             hash_balance_factor: 1.25,
             latency_decay: Duration::from_secs(10),
             slow_start: Duration::ZERO,
+            passive: None,
+            check: None,
         }
     }
 

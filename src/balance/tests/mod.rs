@@ -2,6 +2,7 @@
 //! failed, slow start, least-latency reactions and consistent hashing. Time is passed in (every
 //! pick and report carries it) and randomness seeded per test, so every run sees the same picks.
 
+mod checks;
 mod hash;
 mod least_latency;
 mod shares;

@@ -171,6 +171,8 @@ pub fn demo_config(opts: &DemoOptions, backends: &[MockBackend]) -> Config {
             queue_timeout: crate::config::DEFAULT_QUEUE_TIMEOUT,
             max_connection_age: None,
             max_connection_age_jitter: crate::config::DEFAULT_MAX_CONNECTION_AGE_JITTER,
+            passive: crate::config::PassiveHealth::default(),
+            health: None,
         }],
         admin: None,
         digest: String::new(),

@@ -12,7 +12,7 @@ use tracing::debug;
 
 use super::conn::Conn;
 use super::server::Shared;
-use super::{completions, metrics, websocket};
+use super::{completions, health, metrics, websocket};
 
 /// How a handled request leaves the connection.
 pub(crate) enum Outcome {
@@ -54,7 +54,10 @@ pub(crate) async fn serve(stream: TcpStream, shared: Arc<Shared>) {
                 return;
             }
             "/health" | "/metrics" if head.method != "GET" => method_not_allowed(),
-            "/health" => simple(&mut conn, &shared, "text/plain", b"ok", head.keep_alive).await,
+            "/health" => health::answer(&mut conn, &shared, head.keep_alive).await,
+            p if p.starts_with("/admin/health/") && head.method == "POST" => {
+                health::admin(&mut conn, &shared, p, head.keep_alive).await
+            }
             "/metrics" => {
                 let text = metrics::render(&shared.stats);
                 let ctype = metrics::CONTENT_TYPE;

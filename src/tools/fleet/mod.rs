@@ -4,7 +4,8 @@
 //! from the network: `POST /v1/completions` streams paced tokens over SSE (chunked, keep-alive),
 //! `GET /v1/stream` does the same over a WebSocket, `GET /metrics` exposes vLLM-named gauges, and
 //! a bounded number of generation slots (the GPU's max-num-seqs) makes overload show up as a
-//! growing time to first token. Raw TCP modes (echo, source, respond, sink) serve byte-exact tests
+//! growing time to first token. `GET /health` can be made to warm up (503), fail, hang or
+//! answer slowly, to test health checks against. Raw TCP modes (echo, source, respond, sink) serve byte-exact tests
 //! and throughput benchmarks.
 //!
 //! This is control-plane/tooling code: it must never be linked into the balancer's data plane,
@@ -15,6 +16,7 @@ mod completions;
 mod conn;
 mod error;
 mod generate;
+mod health;
 mod http;
 mod inference;
 mod metrics;
@@ -27,6 +29,7 @@ mod stats;
 mod websocket;
 
 pub use error::FleetError;
+pub use health::HealthMode;
 pub use options::{
     MockOptions, Mode, DEFAULT_CAPACITY, DEFAULT_TOKENS_PER_SEC, DEFAULT_TTFT,
     DEFAULT_WORKER_THREADS,

@@ -63,6 +63,10 @@ pub struct MockOptions {
     /// Threads of the runtime built by [`crate::tools::fleet::MockBackend::spawn`] and
     /// [`crate::tools::fleet::run_blocking`]; 1 means a current-thread runtime.
     pub worker_threads: usize,
+    /// `/health` answers 503 "loading" for this long after start (a server loading a model).
+    pub warmup: Duration,
+    /// `/health` answers after this delay; zero = at once.
+    pub health_delay: Duration,
 }
 
 impl Default for MockOptions {
@@ -76,6 +80,8 @@ impl Default for MockOptions {
             capacity: DEFAULT_CAPACITY,
             idle_timeout: None,
             worker_threads: DEFAULT_WORKER_THREADS,
+            warmup: Duration::ZERO,
+            health_delay: Duration::ZERO,
         }
     }
 }

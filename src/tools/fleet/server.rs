@@ -16,6 +16,7 @@ use tokio::task::JoinSet;
 use tracing::{error, info, warn};
 
 use super::capacity::Gpu;
+use super::health::{HealthMode, HealthSwitch};
 use super::stats::{BackendStats, ConnectionGuard};
 use super::{inference, raw, FleetError, MockOptions, Mode};
 
@@ -32,6 +33,7 @@ pub(crate) struct Shared {
     pub stats: Arc<BackendStats>,
     pub gpu: Gpu,
     pub idle_timeout: Option<Duration>,
+    pub health: Arc<HealthSwitch>,
 }
 
 /// A running mock backend. Dropping it (or [`MockBackend::shutdown`]) stops accepting and ends
@@ -40,6 +42,7 @@ pub struct MockBackend {
     name: String,
     addr: SocketAddr,
     stats: Arc<BackendStats>,
+    health: Arc<HealthSwitch>,
     stop: Option<oneshot::Sender<()>>,
     task: Option<tokio::task::JoinHandle<()>>,
     thread: Option<std::thread::JoinHandle<()>>,
@@ -69,6 +72,7 @@ fn prepare(opts: &MockOptions) -> Result<(std::net::TcpListener, Arc<Shared>), F
         gpu: Gpu::new(stats.clone(), opts.capacity, opts.ttft, interval),
         stats,
         idle_timeout: opts.idle_timeout,
+        health: Arc::new(HealthSwitch::new(opts.warmup, opts.health_delay)),
     });
     Ok((socket.into(), shared))
 }
@@ -103,11 +107,13 @@ impl MockBackend {
         let listener = TcpListener::from_std(listener).map_err(bind_err)?;
         let (stop, stopped) = oneshot::channel();
         let stats = shared.stats.clone();
+        let health = shared.health.clone();
         let task = tokio::spawn(accept_loop(listener, shared, stopped));
         Ok(MockBackend {
             name: opts.name,
             addr,
             stats,
+            health,
             stop: Some(stop),
             task: Some(task),
             thread: None,
@@ -127,6 +133,7 @@ impl MockBackend {
         let (stop, stopped) = oneshot::channel();
         let (ready_tx, ready_rx) = std::sync::mpsc::channel();
         let stats = shared.stats.clone();
+        let health = shared.health.clone();
         let thread_opts = opts.clone();
         let thread = std::thread::Builder::new()
             .name(format!("mock-{}", opts.name))
@@ -161,6 +168,7 @@ impl MockBackend {
             name: opts.name,
             addr,
             stats,
+            health,
             stop: Some(stop),
             task: None,
             thread: Some(thread),
@@ -181,6 +189,16 @@ impl MockBackend {
     /// Live counters; cheap to clone and to [`BackendStats::snapshot`].
     pub fn stats(&self) -> Arc<BackendStats> {
         self.stats.clone()
+    }
+
+    /// Switches what `GET /health` does from now on (the warm-up, if any, still comes first).
+    pub fn set_health(&self, mode: HealthMode) {
+        self.health.set(mode);
+    }
+
+    /// `GET /health` requests received so far.
+    pub fn health_checks(&self) -> u64 {
+        self.health.checks()
     }
 
     /// Stops accepting and ends open connections. For a [`MockBackend::start`]ed backend this
