@@ -57,6 +57,8 @@ write_ringlb_conf() {
     cat >"$f" <<EOF
 [runtime]
 workers = 1
+# Like NGINX (access_log off) and HAProxy (no log line) here: the proxies' relaying is measured.
+access_log = false
 ${RINGLB_RUNTIME:-}
 EOF
     while read -r name rest; do

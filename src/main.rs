@@ -32,6 +32,9 @@ struct Cli {
     /// Log filter (tracing env-filter syntax); RUST_LOG overrides it.
     #[arg(long, global = true, default_value = "info")]
     log: String,
+    /// Log line format: `text` for people, `json` (one object per line) for log pipelines.
+    #[arg(long, global = true, value_enum, default_value = "text")]
+    log_format: LogFormat,
     #[command(subcommand)]
     command: Command,
 }
@@ -98,6 +101,12 @@ struct MockArgs {
     health_delay: Duration,
 }
 
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
+}
+
 #[derive(Clone, Copy, clap::ValueEnum)]
 enum MockMode {
     Inference,
@@ -111,7 +120,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     // The demo draws a table on stdout; only warnings belong beside it unless asked.
     let quiet_demo = matches!(cli.command, Command::Demo { .. }) && cli.log == "info";
-    init_logging(if quiet_demo { "warn" } else { &cli.log });
+    init_logging(if quiet_demo { "warn" } else { &cli.log }, cli.log_format);
     match cli.command {
         Command::Check { config } => match config::load(&config) {
             Ok(cfg) => {
@@ -242,11 +251,14 @@ fn run(cfg: &config::Config) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn init_logging(default: &str) {
+fn init_logging(default: &str, format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
-    tracing_subscriber::fmt()
+    let fmt = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .init();
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => fmt.init(),
+        LogFormat::Json => fmt.json().flatten_event(true).init(),
+    }
 }

@@ -167,10 +167,12 @@ fn values(s: &Scrape, metric: &str) -> Vec<(HashMap<String, String>, f64)> {
                 Value::Histogram(h) => h.last().map_or(0.0, |b| b.count),
                 Value::Summary(_) => panic!("no summaries here"),
             };
-            let labels = ["pool", "backend", "worker", "state", "version", "listener"]
-                .iter()
-                .filter_map(|k| x.labels.get(k).map(|v| (k.to_string(), v.to_string())))
-                .collect();
+            let labels = [
+                "pool", "backend", "worker", "state", "version", "listener", "reason", "kind",
+            ]
+            .iter()
+            .filter_map(|k| x.labels.get(k).map(|v| (k.to_string(), v.to_string())))
+            .collect();
             (labels, v)
         })
         .collect()
@@ -283,6 +285,25 @@ fn metrics_and_status_match_the_traffic() {
         sum(&m, "ringlb_worker_received_bytes_total"),
         5.0 * 201.0 + 3.0
     );
+    // Per backend: the same bytes split by direction, the 5 ended streams by reason (the
+    // client sent FIN first), one connect each.
+    assert_eq!(sum(&m, "ringlb_backend_sent_bytes_total"), 500.0);
+    assert_eq!(
+        sum(&m, "ringlb_backend_received_bytes_total"),
+        5.0 * 101.0 + 3.0
+    );
+    let streams = values(&m, "ringlb_backend_streams_total");
+    let by = |reason: &str| -> f64 {
+        streams
+            .iter()
+            .filter(|(l, _)| l.get("reason").map(String::as_str) == Some(reason))
+            .map(|(_, v)| v)
+            .sum()
+    };
+    assert_eq!((by("client_fin"), by("backend_reset")), (5.0, 0.0));
+    assert_eq!(streams.iter().map(|(_, v)| v).sum::<f64>(), 5.0);
+    assert_eq!(sum(&m, "ringlb_backend_connect_seconds_count"), 8.0);
+    assert_eq!(sum(&m, "ringlb_backend_connect_failures_total"), 0.0);
     assert_eq!(sum(&m, "ringlb_worker_connections"), 3.0);
     assert_eq!(sum(&m, "ringlb_connections_admitted"), 3.0);
     assert_eq!(sum(&m, "ringlb_backend_active_streams"), 3.0);

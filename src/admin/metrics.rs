@@ -60,17 +60,17 @@ pub(super) const BACKEND: &[BackendRow] = &[
     },
     BackendRow {
         name: "ringlb_backend_up",
-        help: "1 unless passive health marked the backend down after connect failures.",
+        help: "1 while the backend takes new streams by health (not down by its check or passive health, not unknown).",
         kind: Kind::Gauge,
-        read: Read::One(|b| Some(if b.snap.down { 0.0 } else { 1.0 })),
+        read: Read::One(|b| Some(if matches!(b.state(), "up" | "draining") { 1.0 } else { 0.0 })),
     },
     BackendRow {
         name: "ringlb_backend_state",
-        help: "1 for the backend's state: up, down (passive health) or draining (operator).",
+        help: "1 for the backend's state: up, down (check or passive health), unknown (checked, no result yet) or draining (operator).",
         kind: Kind::Gauge,
         read: Read::ByLabel("state", |b| {
             let now = b.state();
-            ["up", "down", "draining"]
+            ["up", "down", "unknown", "draining"]
                 .into_iter()
                 .map(|s| (s, if s == now { 1.0 } else { 0.0 }))
                 .collect()
@@ -164,6 +164,7 @@ pub(super) fn render(s: &Sample) -> (&'static str, String) {
             }
         }
     }
+    super::backend_metrics::render(&mut e, s);
     for row in WORKER {
         e.family(row.name, row.help, row.kind);
         for (id, w) in s.workers.iter().enumerate() {

@@ -15,6 +15,7 @@
 //! without the token.
 
 mod auth;
+mod backend_metrics;
 mod expo;
 mod metrics;
 mod overrides;

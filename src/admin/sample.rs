@@ -8,7 +8,7 @@
 
 use std::sync::Arc;
 
-use crate::balance::BackendSnapshot;
+use crate::balance::{BackendSnapshot, HealthState};
 use crate::config::Config;
 use crate::engine::{StatsSnapshot, WaitSnapshot};
 
@@ -46,13 +46,17 @@ pub(super) struct BackendSample {
 
 impl BackendSample {
     /// "draining" (operator), "down" (passive health) or "up".
+    /// "up", "down" (by the active check or passive health), "unknown" (checked, no result
+    /// yet) or "draining" (operator).
     pub fn state(&self) -> &'static str {
         if self.snap.draining {
-            "draining"
-        } else if self.snap.down {
-            "down"
-        } else {
-            "up"
+            return "draining";
+        }
+        match self.snap.health {
+            HealthState::Up => "up",
+            HealthState::Unknown => "unknown",
+            HealthState::Down(_) => "down",
+            HealthState::Draining => "draining",
         }
     }
 }

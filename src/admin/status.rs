@@ -3,8 +3,7 @@
 //! Shape: `{version, config_digest, uptime_s, admitted, max_connections, reloads,
 //! reload_failures, listeners: [{name, addr, pool}], pools: [{name, balance, queue_size,
 //! queue_length, queue_dispatched, backends: [...]}], workers: [{id, ...counters}], totals}`.
-//! Fields may be added; none is renamed or removed (scripts and the page rely on them). Per
-//! backend, counters the engine does not count yet (bytes, errors) are absent, not zero.
+//! Fields may be added; none is renamed or removed (scripts and the page rely on them).
 
 use serde::Serialize;
 use serde_json::{Map, Value};
@@ -51,7 +50,7 @@ struct Pool<'a> {
 #[derive(Serialize)]
 struct Backend {
     addr: String,
-    /// "up", "down" or "draining".
+    /// "up", "down", "unknown" or "draining".
     state: &'static str,
     active: u32,
     weight: u32,
@@ -59,6 +58,13 @@ struct Backend {
     max_connections: u32,
     tier: u32,
     latency_ms: Option<f64>,
+    /// Bytes relayed to the backend (requests in) and from it (answers out).
+    bytes_in: u64,
+    bytes_out: u64,
+    /// Connects that failed, all kinds.
+    connect_failures: u64,
+    /// Streams that ended, by close reason (only reasons seen so far).
+    streams: Map<String, Value>,
     health: Health,
     /// The operator override in force (null: none).
     #[serde(rename = "override")]
@@ -67,6 +73,9 @@ struct Backend {
 
 #[derive(Serialize)]
 struct Health {
+    /// Health and drain in one word, with the reason when down, e.g. "down (check: status
+    /// 503)".
+    state: String,
     /// Passive health: "down" after connect failures until its backoff ends, then
     /// "half_open" (picked again for trial connects) until a connect succeeds; else "up".
     passive: &'static str,
@@ -84,7 +93,18 @@ fn backend(b: &BackendSample) -> Backend {
         max_connections: s.max_connections,
         tier: s.tier,
         latency_ms: s.latency_ms,
+        bytes_in: s.counters.bytes_to_backend,
+        bytes_out: s.counters.bytes_from_backend,
+        connect_failures: s.counters.connect_failures.iter().map(|(_, n)| n).sum(),
+        streams: s
+            .counters
+            .streams
+            .iter()
+            .filter(|(_, n)| *n > 0)
+            .map(|(r, n)| (r.name().to_string(), Value::from(*n)))
+            .collect(),
         health: Health {
+            state: s.health.to_string(),
             passive: if s.down {
                 "down"
             } else if s.consecutive_failures >= DEFAULT_FAIL_THRESHOLD {

@@ -24,6 +24,8 @@ pub enum CloseReason {
     Drained,
     /// ringlb stopped (or its shutdown timeout passed) with the stream still open.
     Shutdown,
+    /// An active check took the backend down with `on_down = "reset"`.
+    HealthDown,
     /// No backend could be connected within the pool's retries.
     ConnectFailed,
     QueueTimeout,
@@ -38,7 +40,7 @@ pub enum CloseReason {
 }
 
 impl CloseReason {
-    pub const ALL: [CloseReason; 15] = [
+    pub const ALL: [CloseReason; 16] = [
         CloseReason::ClientFin,
         CloseReason::BackendFin,
         CloseReason::ClientReset,
@@ -48,6 +50,7 @@ impl CloseReason {
         CloseReason::MaxAge,
         CloseReason::Drained,
         CloseReason::Shutdown,
+        CloseReason::HealthDown,
         CloseReason::ConnectFailed,
         CloseReason::QueueTimeout,
         CloseReason::QueueFull,
@@ -67,6 +70,7 @@ impl CloseReason {
             CloseReason::MaxAge => "max_age",
             CloseReason::Drained => "drained",
             CloseReason::Shutdown => "shutdown",
+            CloseReason::HealthDown => "health_down",
             CloseReason::ConnectFailed => "connect_failed",
             CloseReason::QueueTimeout => "queue_timeout",
             CloseReason::QueueFull => "queue_full",

@@ -15,7 +15,7 @@
 use std::collections::VecDeque;
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 
-use crate::balance::ActiveGuard;
+use crate::balance::{ActiveGuard, CloseReason};
 
 use super::token::Side;
 
@@ -115,6 +115,8 @@ pub struct Half {
     /// Received from the other socket, to be written to this one, oldest first.
     pub outq: VecDeque<Chunk>,
     pub outq_bytes: u32,
+    /// Bytes received from this socket so far (for the access log).
+    pub received: u64,
 }
 
 impl Half {
@@ -125,6 +127,7 @@ impl Half {
             send: Send::Idle,
             inflight: 0,
             shut: Shut::Open,
+            received: 0,
             blocked: false,
             bulk: false,
             outq: VecDeque::new(),
@@ -168,6 +171,17 @@ impl Half {
 
 pub struct Conn {
     pub gen: u32,
+    /// This worker's sequence number for the connection: with the worker id, the connection id
+    /// of log lines.
+    pub seq: u64,
+    /// When the client was accepted (ms).
+    pub born: u64,
+    /// Which side sent FIN first (a finished stream's close reason).
+    pub first_fin: Option<Side>,
+    /// Why it is closing, once it is.
+    pub reason: Option<CloseReason>,
+    /// When the last access log progress line for it was written (ms).
+    pub logged_at: u64,
     pub phase: Phase,
     pub halves: [Half; 2],
     /// Ops submitted whose final completion has not arrived yet.
@@ -210,6 +224,11 @@ impl Conn {
     pub fn new(gen: u32, client: OwnedFd, pool: usize, listener: u16, now: u64) -> Conn {
         Conn {
             gen,
+            seq: 0,
+            born: now,
+            first_fin: None,
+            reason: None,
+            logged_at: now,
             phase: Phase::Connecting,
             halves: [Half::new(Some(client)), Half::new(None)],
             ops: 0,

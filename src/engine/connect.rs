@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use socket2::SockRef;
 
-use crate::balance::{NoPick, Pick, PickRequest};
+use crate::balance::{CloseReason, ConnectFailure, NoPick, Pick, PickRequest};
 
 use super::conn::{Conn, Phase};
 use super::socket;
@@ -29,7 +29,7 @@ impl Worker {
             self.admission_released(listener as usize);
             return;
         };
-        let client_addr = if policy.needs_client_addr {
+        let client_addr = if policy.needs_client_addr || self.policy.access_log {
             SockRef::from(&client)
                 .peer_addr()
                 .ok()
@@ -44,6 +44,7 @@ impl Worker {
         let key = self.conns.vacant_key();
         let gen = self.next_gen(key);
         let mut conn = Conn::new(gen, client, pool, listener, self.now);
+        conn.seq = self.next_seq();
         conn.idle_timeout_ms = policy.idle_timeout_ms;
         conn.half_close_timeout_ms = policy.half_close_timeout_ms;
         conn.connect_timeout_ms = policy.connect_timeout_ms;
@@ -68,12 +69,19 @@ impl Worker {
                 self.stats.queued.fetch_add(1, Ordering::Relaxed);
             }
             Err(why) => {
-                let counter = match why {
-                    NoPick::AllFull => &self.stats.queue_full,
-                    NoPick::Unavailable => &self.stats.no_backend,
+                let (counter, reason) = match why {
+                    NoPick::AllFull => (&self.stats.queue_full, CloseReason::QueueFull),
+                    NoPick::Unavailable => (&self.stats.no_backend, CloseReason::NoBackend),
                 };
                 counter.fetch_add(1, Ordering::Relaxed);
-                tracing::debug!(pool, ?why, "no backend can take the client; closing it");
+                conn.reason = Some(reason);
+                tracing::debug!(
+                    conn = %self.conn_id(&conn),
+                    pool,
+                    ?why,
+                    "no backend can take the client; closing it"
+                );
+                self.record_end(&conn);
                 drop(conn);
                 self.admission_released(listener as usize);
             }
@@ -120,7 +128,7 @@ impl Worker {
         self.stats.queue_abandoned.fetch_add(1, Ordering::Relaxed);
         tracing::debug!(pool, "a queued client hung up");
         // The stale entry in the local queue is skipped when reached.
-        self.close(key, false);
+        self.close(key, CloseReason::QueueAbandoned);
     }
 
     /// A queued client waited `queue_timeout`: close it.
@@ -128,7 +136,7 @@ impl Worker {
         let pool = self.conns[key].pool;
         self.queues_shared.leave(pool);
         self.stats.queue_timeouts.fetch_add(1, Ordering::Relaxed);
-        self.close(key, false);
+        self.close(key, CloseReason::QueueTimeout);
     }
 
     /// Opens a backend socket and submits the connect, with its deadline on the timer heap.
@@ -139,7 +147,7 @@ impl Worker {
             Err(e) => {
                 // A local failure (out of descriptors): no other backend would do better.
                 tracing::warn!(error = %e, "cannot open a backend socket; closing client");
-                self.close(key, false);
+                self.close(key, CloseReason::Error);
                 // Reached from accept too, where no completion would free the slot later.
                 self.free_if_done(key);
                 return;
@@ -181,11 +189,17 @@ impl Worker {
             self.drive(key);
             return;
         }
-        let reason = if conn.connect_timed_out {
-            "timeout".to_string()
+        let (reason, kind) = if conn.connect_timed_out {
+            ("timeout".to_string(), ConnectFailure::Timeout)
         } else {
-            std::io::Error::from_raw_os_error(-result).to_string()
+            (
+                std::io::Error::from_raw_os_error(-result).to_string(),
+                ConnectFailure::from_errno(-result),
+            )
         };
+        if let Some(g) = &conn.guard {
+            g.record_connect_failure(kind);
+        }
         self.connect_failed(key, &reason);
     }
 
@@ -230,8 +244,14 @@ impl Worker {
                 self.connect_to(key, pick);
             }
             None => {
-                tracing::info!(backend = ?addr, reason, attempts, "no backend reachable; closing client");
-                self.close(key, false);
+                tracing::info!(
+                    conn = %self.conn_id(&self.conns[key]),
+                    backend = ?addr,
+                    reason,
+                    attempts,
+                    "no backend reachable; closing client"
+                );
+                self.close(key, CloseReason::ConnectFailed);
             }
         }
     }

@@ -8,6 +8,8 @@
 use std::os::fd::AsRawFd;
 use std::sync::atomic::Ordering;
 
+use crate::balance::CloseReason;
+
 use super::conn::{Conn, Phase};
 use super::worker::Worker;
 
@@ -56,28 +58,30 @@ impl Worker {
         let idle_due = conn.last_active + conn.idle_limit_ms();
         let conn = &self.conns[key];
         if now >= idle_due {
-            let counter = if conn.half_closed() {
-                &self.stats.half_close_timeouts
+            let (counter, reason) = if conn.half_closed() {
+                (
+                    &self.stats.half_close_timeouts,
+                    CloseReason::HalfCloseTimeout,
+                )
             } else {
-                &self.stats.idle_timeouts
+                (&self.stats.idle_timeouts, CloseReason::IdleTimeout)
             };
             counter.fetch_add(1, Ordering::Relaxed);
             tracing::debug!(
-                worker = self.id,
-                key,
+                conn = %self.conn_id(conn),
                 half_closed = conn.half_closed(),
                 "idle timeout"
             );
-            self.close(key, false);
+            self.close(key, reason);
             return;
         }
         let mut next = idle_deadline(conn);
         if conn.age_soft > 0 {
             let quiet_at = conn.last_active + AGE_QUIET_MS;
             if now >= conn.age_soft && (now >= conn.age_hard || now >= quiet_at) {
-                tracing::debug!(worker = self.id, key, "max connection age");
+                tracing::debug!(conn = %self.conn_id(conn), "max connection age");
                 self.stats.age_closes.fetch_add(1, Ordering::Relaxed);
-                self.close(key, false);
+                self.close(key, CloseReason::MaxAge);
                 return;
             }
             let age_next = if now < conn.age_soft {

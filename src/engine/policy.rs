@@ -29,6 +29,12 @@ pub struct PoolPolicy {
 pub struct Policy {
     pub pools: Vec<PoolPolicy>,
     pub max_unsent: u32,
+    /// Pool names by index and listener names by config index, for log lines.
+    pub pool_names: Vec<String>,
+    pub listener_names: Vec<String>,
+    pub access_log: bool,
+    /// A progress line per open stream this often; 0 = none.
+    pub access_log_interval_ms: u64,
 }
 
 fn ms(d: std::time::Duration) -> u64 {
@@ -54,6 +60,10 @@ impl Policy {
                 })
                 .collect(),
             max_unsent: config.runtime.max_unsent,
+            pool_names: config.pools.iter().map(|p| p.name.clone()).collect(),
+            listener_names: config.listeners.iter().map(|l| l.name.clone()).collect(),
+            access_log: config.runtime.access_log,
+            access_log_interval_ms: ms(config.runtime.access_log_interval),
         }
     }
 }

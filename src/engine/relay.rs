@@ -11,6 +11,8 @@
 use std::os::fd::AsRawFd;
 use std::sync::atomic::Ordering;
 
+use crate::balance::CloseReason;
+
 use super::conn::{Mem, Phase, Recv, RecvPlan, Send, Shut};
 use super::socket;
 use super::token::{self, Op, Side};
@@ -18,6 +20,15 @@ use super::uring::{Completion, SPILL_BLOCK};
 use super::worker::Worker;
 
 const SIDES: [Side; 2] = [Side::Client, Side::Backend];
+
+/// The close reason when `side`'s socket failed (a reset, mostly; any socket error ends the
+/// stream the same way).
+fn reset_by(side: Side) -> CloseReason {
+    match side {
+        Side::Client => CloseReason::ClientReset,
+        Side::Backend => CloseReason::BackendReset,
+    }
+}
 
 impl Worker {
     /// Submits every op the connection's state says is due: the one place that moves a
@@ -68,7 +79,11 @@ impl Worker {
         }
         if conn.finished() {
             self.stats.completed.fetch_add(1, Ordering::Relaxed);
-            self.close(key, false);
+            let reason = match conn.first_fin {
+                Some(Side::Backend) => CloseReason::BackendFin,
+                _ => CloseReason::ClientFin,
+            };
+            self.close(key, reason);
         }
     }
 
@@ -106,7 +121,7 @@ impl Worker {
             }
             None => {
                 tracing::error!(key, "queued chunk points at no spill block; resetting");
-                self.close(key, true);
+                self.close(key, CloseReason::Error);
             }
         }
     }
@@ -120,13 +135,18 @@ impl Worker {
         if c.result > 0 {
             let Some(bid) = c.buffer() else {
                 tracing::error!("recv completion without a buffer; resetting connection");
-                self.close(key, true);
+                self.close(key, CloseReason::Error);
                 return;
             };
             self.ring.bufs_mut().taken(bid);
             let len = c.result as u32;
-            self.conns[key].half(side).bulk =
-                len >= self.ring.bufs().buffer_size() || c.sock_nonempty();
+            let conn = &mut self.conns[key];
+            let h = conn.half(side);
+            h.bulk = len >= self.ring.bufs().buffer_size() || c.sock_nonempty();
+            h.received += u64::from(len);
+            if let Some(g) = &conn.guard {
+                g.add_bytes(side == Side::Client, u64::from(len));
+            }
             self.stats
                 .bytes
                 .fetch_add(u64::from(len), Ordering::Relaxed);
@@ -135,7 +155,9 @@ impl Worker {
         }
         if c.result == 0 {
             // FIN from this side: passed on once what it sent has been written (drive).
-            self.conns[key].half(side).recv = Recv::Eof;
+            let conn = &mut self.conns[key];
+            conn.half(side).recv = Recv::Eof;
+            conn.first_fin.get_or_insert(side);
             self.refresh_idle_deadline(key);
             self.drive(key);
             return;
@@ -157,7 +179,7 @@ impl Worker {
                 {
                     g.early_close(self.now);
                 }
-                self.close(key, true);
+                self.close(key, reset_by(side));
             }
         }
     }
@@ -179,7 +201,7 @@ impl Worker {
         }
         if let Err(e) = self.queue_received(key, side.other(), bid, len) {
             tracing::warn!(error = %e, "cannot hold bytes for a slow peer; resetting connection");
-            self.close(key, true);
+            self.close(key, CloseReason::Error);
             return;
         }
         // Submit the send first: only bytes behind a send in flight mean the multishot recv
@@ -212,7 +234,7 @@ impl Worker {
                 let err = std::io::Error::from_raw_os_error(-result);
                 tracing::debug!(?side, error = %err, "send failed");
             }
-            self.close(key, true);
+            self.close(key, reset_by(side));
             return;
         }
         let sent = result as u32;
@@ -230,7 +252,7 @@ impl Worker {
     fn block(&mut self, key: usize, side: Side) {
         if let Err(e) = self.spill_queue(key, side) {
             tracing::warn!(error = %e, "cannot hold bytes for a slow peer; resetting connection");
-            self.close(key, true);
+            self.close(key, CloseReason::Error);
             return;
         }
         self.drive(key);
@@ -241,14 +263,20 @@ impl Worker {
         self.drive(key);
     }
 
-    /// Ends a connection: cancels whatever is pending on its sockets. With `reset`, or when a
-    /// relaying stream is cut before both directions have ended, the sockets close with RST
-    /// (SO_LINGER 0) so each peer learns the stream was cut rather than finished.
-    pub(super) fn close(&mut self, key: usize, reset: bool) {
+    /// Ends a connection for `reason`: cancels whatever is pending on its sockets. After a
+    /// reset or a local error, or when a relaying stream is cut before both directions have
+    /// ended, the sockets close with RST (SO_LINGER 0) so each peer learns the stream was cut
+    /// rather than finished.
+    pub(super) fn close(&mut self, key: usize, reason: CloseReason) {
         let conn = &mut self.conns[key];
         if conn.phase == Phase::Closing {
             return;
         }
+        conn.reason = Some(reason);
+        let reset = matches!(
+            reason,
+            CloseReason::ClientReset | CloseReason::BackendReset | CloseReason::Error
+        );
         let discarding = conn.phase == Phase::Relaying && conn.holds_bytes();
         // A FIN tells a peer the other side has finished. Cutting a stream that has not (a
         // timeout, max age, stop) must say so with a reset, or a client takes a cut answer
@@ -286,7 +314,7 @@ impl Worker {
             .map(|(key, _)| key)
             .collect();
         for key in cut {
-            self.close(key, true);
+            self.close(key, CloseReason::HealthDown);
         }
     }
 
@@ -301,6 +329,7 @@ impl Worker {
             return;
         }
         let mut conn = self.conns.remove(key);
+        self.record_end(&conn);
         for h in conn.halves.iter_mut() {
             for chunk in std::mem::take(&mut h.outq) {
                 self.release(chunk.mem);

@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use slab::Slab;
 
-use crate::balance::TableCache;
+use crate::balance::{CloseReason, TableCache};
 
 use super::admit::Admission;
 use super::conn::{Conn, Recv};
@@ -110,6 +110,8 @@ pub(super) struct Worker {
     /// `balance::reset_epoch()` as last seen: a change means some backend's streams are to be
     /// reset (`on_down = "reset"`).
     reset_epoch: u64,
+    /// Sequence number of the next client connection (connection ids in logs).
+    seq: u64,
     #[cfg(test)]
     fault: Arc<std::sync::atomic::AtomicU8>,
 }
@@ -140,6 +142,7 @@ impl Worker {
             stats: p.stats,
             next_trim: now_us / 1000 + TRIM_MS,
             reset_epoch: crate::balance::reset_epoch(),
+            seq: 0,
             #[cfg(test)]
             fault: p.fault,
         }
@@ -200,6 +203,7 @@ impl Worker {
             }
             if self.now >= self.next_trim {
                 self.next_trim = self.now + TRIM_MS;
+                self.log_progress();
                 self.ring.trim();
             }
             let bufs = self.ring.bufs();
@@ -390,6 +394,11 @@ impl Worker {
     }
 
     /// Next generation for slab slot `key` (kept across reuse of the slot).
+    pub(super) fn next_seq(&mut self) -> u64 {
+        self.seq += 1;
+        self.seq
+    }
+
     pub(super) fn next_gen(&mut self, key: usize) -> u32 {
         if self.gens.len() <= key {
             self.gens.resize(key + 1, 0);
@@ -442,7 +451,7 @@ impl Worker {
         }
         let keys: Vec<usize> = self.conns.iter().map(|(k, _)| k).collect();
         for key in keys {
-            self.close(key, false);
+            self.close(key, CloseReason::Shutdown);
             self.free_if_done(key);
         }
     }

@@ -3,6 +3,8 @@
 //! refusing, black hole). Every wait is on a condition with a deadline, never a bare sleep.
 #![allow(dead_code)]
 
+pub mod process;
+
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicUsize, Ordering};
