@@ -7,11 +7,13 @@
 //! This module must never hand the engine a value it has not checked, never resolve host
 //! names, and never panic on any input text.
 
+mod addr;
 mod admin;
 mod checks;
 mod duration;
 mod error;
 mod limits;
+mod overflow;
 mod pools;
 mod raw;
 mod summary;
@@ -228,9 +230,14 @@ pub fn load(path: &Path) -> Result<Config, ConfigError> {
 
 /// Parses and validates config `text`; `origin` is the file name used in error messages.
 pub fn parse(text: &str, origin: &str) -> Result<Config, ConfigError> {
-    let locator = error::Locator::new(origin, text);
-    let raw: raw::RawConfig = toml::from_str(text).map_err(|e| locator.syntax(&e))?;
-    let mut config = validate::validate(&raw, &locator)?;
+    let mut locator = error::Locator::new(origin, text);
+    let read = overflow::read_raw(text, &locator)?;
+    locator.set_literals(read.literals);
+    let mut config = validate::validate(&read.raw, &locator)?;
+    if let Some(e) = read.parse_error {
+        // A stand-in for an oversized integer passed validation: never run on it.
+        return Err(e);
+    }
     config.digest = digest(text.as_bytes());
     Ok(config)
 }
