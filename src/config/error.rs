@@ -80,6 +80,11 @@ impl<'a> Locator<'a> {
             .map_or_else(|| value.to_string(), |(_, text)| text.clone())
     }
 
+    /// The file name messages use.
+    pub(super) fn origin(&self) -> &str {
+        self.origin
+    }
+
     /// 1-based line and column of byte `offset`. Columns count characters, not bytes, so they
     /// match what an editor shows for non-ASCII lines.
     pub(super) fn position(&self, offset: usize) -> (usize, usize) {
