@@ -19,11 +19,11 @@ pub struct Checked {
     pub warnings: Vec<String>,
 }
 
-/// Loads the config at `path` and tries every bind it names.
-pub fn check(path: &Path) -> Result<Checked, ConfigError> {
+/// Loads the config at `path` and, with `binds`, tries every bind it names.
+pub fn check(path: &Path, binds: bool) -> Result<Checked, ConfigError> {
     let (config, sites) = config::load_with_binds(path)?;
     let mut warnings = Vec::new();
-    for site in &sites {
+    for site in sites.iter().filter(|_| binds) {
         match try_bind(site.addr) {
             Ok(BindCheck::Free) => {}
             Ok(BindCheck::Shared) => warnings.push(format!(

@@ -50,6 +50,9 @@ enum Command {
     Check {
         #[arg(short, long)]
         config: PathBuf,
+        /// Check only the file, not the binds (a config meant for another host).
+        #[arg(long)]
+        no_bind: bool,
     },
     /// Start three mock GPU backends and the balancer in front of them, with a live table.
     Demo {
@@ -109,7 +112,7 @@ fn main() -> ExitCode {
     let quiet_demo = matches!(cli.command, Command::Demo { .. }) && cli.log == "info";
     init_logging(if quiet_demo { "warn" } else { &cli.log });
     match cli.command {
-        Command::Check { config } => match ringlb::check::check(&config) {
+        Command::Check { config, no_bind } => match ringlb::check::check(&config, !no_bind) {
             Ok(checked) => {
                 for w in &checked.warnings {
                     eprintln!("warning: {w}");

@@ -235,3 +235,16 @@ fn a_second_ringlb_on_the_same_port_is_refused_and_the_first_keeps_serving() {
     );
     first.shutdown().expect("first ringlb stops cleanly");
 }
+
+#[test]
+fn check_no_bind_checks_only_the_file() {
+    let holder = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = holder.local_addr().expect("addr");
+    let f = Config::new(&config(&addr.to_string(), backends(), ""));
+    let out = Command::new(env!("CARGO_BIN_EXE_ringlb"))
+        .args(["check", "--no-bind", "-c", &f.path()])
+        .output()
+        .expect("ringlb check");
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    assert!(String::from_utf8_lossy(&out.stdout).contains(&format!("{}: ok", f.path())));
+}
