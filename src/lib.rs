@@ -4,6 +4,7 @@
 //! - [`engine`]: thread-per-core workers, each with one io_uring ring, relaying bytes unchanged;
 //! - [`balance`]: the backend table shared by all workers, and one file per strategy;
 //! - [`config`]: the TOML config, parsed into typed, validated values;
+//! - [`check`]: `ringlb check`: the config, then every address it names, tried once;
 //! - [`clock`]: the monotonic clock the engine and the table share;
 //! - [`control`]: the control plane's thread and runtime (admin, health checks, reload);
 //! - [`admin`]: the admin API on the control plane: metrics, status, page, backend overrides;
@@ -16,6 +17,7 @@
 
 pub mod admin;
 pub mod balance;
+pub mod check;
 pub mod clock;
 pub mod config;
 pub mod control;

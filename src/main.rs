@@ -16,10 +16,11 @@ use signal_hook::iterator::Signals;
 use ringlb::admin;
 use ringlb::config;
 use ringlb::control::ControlPlane;
-use ringlb::engine::Server;
+use ringlb::engine::{EngineError, Server};
 use ringlb::tools::{demo, fleet};
 
-/// Exit code for a config that does not validate (and for bad arguments, as clap does).
+/// Exit code for a config that does not validate, or names an address that cannot be bound
+/// (and for bad arguments, as clap does).
 const EXIT_CONFIG: u8 = 2;
 
 #[derive(Parser)]
@@ -47,10 +48,14 @@ enum Command {
         #[arg(short, long)]
         config: PathBuf,
     },
-    /// Validate a config file and print a summary (exit 0), or the error (exit 2).
+    /// Validate a config file and try each address it binds; print a summary (exit 0), or the
+    /// error (exit 2).
     Check {
         #[arg(short, long)]
         config: PathBuf,
+        /// Check only the file, not the binds (a config meant for another host).
+        #[arg(long)]
+        no_bind: bool,
     },
     /// Start three mock GPU backends and the balancer in front of them, with a live table.
     Demo {
@@ -122,10 +127,13 @@ fn main() -> ExitCode {
     let quiet_demo = matches!(cli.command, Command::Demo { .. }) && cli.log == "info";
     init_logging(if quiet_demo { "warn" } else { &cli.log }, cli.log_format);
     match cli.command {
-        Command::Check { config } => match config::load(&config) {
-            Ok(cfg) => {
+        Command::Check { config, no_bind } => match ringlb::check::check(&config, !no_bind) {
+            Ok(checked) => {
+                for w in &checked.warnings {
+                    eprintln!("warning: {w}");
+                }
                 println!("{}: ok", config.display());
-                println!("{}", cfg.summary());
+                println!("{}", checked.config.summary());
                 ExitCode::SUCCESS
             }
             Err(e) => {
@@ -201,7 +209,13 @@ fn main() -> ExitCode {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
                     eprintln!("error: {e:#}");
-                    ExitCode::FAILURE
+                    // An address that cannot be bound is for the operator to fix, like a bad
+                    // config; anything else is ringlb's own failure.
+                    let bind = e
+                        .downcast_ref::<EngineError>()
+                        .is_some_and(EngineError::is_listen)
+                        || e.downcast_ref::<admin::AdminError>().is_some();
+                    ExitCode::from(if bind { EXIT_CONFIG } else { 1 })
                 }
             }
         }

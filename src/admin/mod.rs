@@ -40,10 +40,11 @@ pub use state::{ActionError, AdminState};
 
 #[derive(Debug, thiserror::Error)]
 pub enum AdminError {
-    #[error("admin API: cannot listen on {addr}: {source}")]
+    #[error("admin API: cannot listen on {addr}: {}", crate::engine::bind_reason(*addr, error))]
     Bind {
         addr: SocketAddr,
-        source: std::io::Error,
+        /// Not a `source()`: its text is already in the message.
+        error: std::io::Error,
     },
 }
 
@@ -83,9 +84,9 @@ pub fn start(
     let Some(admin) = &config.admin else {
         return Ok(None);
     };
-    let bind_err = |source| AdminError::Bind {
+    let bind_err = |error| AdminError::Bind {
         addr: admin.bind,
-        source,
+        error,
     };
     let std_listener = std::net::TcpListener::bind(admin.bind).map_err(bind_err)?;
     std_listener.set_nonblocking(true).map_err(bind_err)?;

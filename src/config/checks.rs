@@ -4,6 +4,7 @@
 //!
 //! These checks must never substitute a default for a value that is present but wrong.
 
+use super::addr::parse_socket_addr;
 use super::duration::{format_duration, parse_duration};
 use super::error::{ConfigError, Locator};
 use super::limits::MAX_TIMEOUT;
@@ -20,6 +21,11 @@ pub(super) struct Checker<'a> {
 impl Checker<'_> {
     pub fn err(&self, span: &Range<usize>, message: String) -> ConfigError {
         self.loc.invalid(span, message)
+    }
+
+    /// An integer as the file writes it (a literal too large for TOML shows as written).
+    pub fn shown(&self, value: &Spanned<i64>) -> String {
+        self.loc.shown(value.span().start, *value.get_ref())
     }
 
     /// The value of a required key, or an error at the table (`table`) that lacks it.
@@ -65,13 +71,19 @@ impl Checker<'_> {
         if v < lo {
             return Err(self.err(
                 &value.span(),
-                format!("{ctx}: `{key}` must be at least {lo}, got {v}"),
+                format!(
+                    "{ctx}: `{key}` must be at least {lo}, got {}",
+                    self.shown(value)
+                ),
             ));
         }
         if v > hi {
             return Err(self.err(
                 &value.span(),
-                format!("{ctx}: `{key}` must be at most {hi}, got {v}"),
+                format!(
+                    "{ctx}: `{key}` must be at most {hi}, got {}",
+                    self.shown(value)
+                ),
             ));
         }
         Ok(v)
@@ -94,13 +106,17 @@ impl Checker<'_> {
             Ok(n) if n.is_power_of_two() && (lo..=hi).contains(&n) => Ok(n),
             _ => Err(self.err(
                 &value.span(),
-                format!("{ctx}: `{key}` must be a power of two from {lo} to {hi}, got {v}"),
+                format!(
+                    "{ctx}: `{key}` must be a power of two from {lo} to {hi}, got {}",
+                    self.shown(value)
+                ),
             )),
         }
     }
 
     /// A literal `IP:port` address. Host names are refused: resolving them would make the
-    /// config's meaning depend on DNS at start time, and ringlb never re-resolves.
+    /// config's meaning depend on DNS at start time, and ringlb never re-resolves. The message
+    /// says which part is wrong (see `addr`).
     pub fn socket_addr(
         &self,
         value: &Spanned<String>,
@@ -108,12 +124,11 @@ impl Checker<'_> {
         key: &str,
         example: &str,
     ) -> Result<SocketAddr, ConfigError> {
-        value.get_ref().parse::<SocketAddr>().map_err(|_| {
+        parse_socket_addr(value.get_ref()).map_err(|why| {
             self.err(
                 &value.span(),
                 format!(
-                    "{ctx}: `{key}` expected IP:port such as \"{example}\", got {:?} \
-                     (host names are not resolved; IPv6 needs brackets, e.g. \"[::1]:8080\")",
+                    "{ctx}: `{key}` expected IP:port such as \"{example}\", got {:?}: {why}",
                     value.get_ref()
                 ),
             )

@@ -52,11 +52,37 @@ impl ConfigError {
 pub(super) struct Locator<'a> {
     origin: &'a str,
     text: &'a str,
+    /// Integer literals TOML cannot hold, by byte offset, as written (see `overflow`).
+    literals: Vec<(usize, String)>,
 }
 
 impl<'a> Locator<'a> {
     pub(super) fn new(origin: &'a str, text: &'a str) -> Self {
-        Locator { origin, text }
+        Locator {
+            origin,
+            text,
+            literals: Vec::new(),
+        }
+    }
+
+    /// Remembers the oversized integer literals that were read as stand-ins, so that a range
+    /// error about one of them shows what the file says.
+    pub(super) fn set_literals(&mut self, literals: Vec<(usize, String)>) {
+        self.literals = literals;
+    }
+
+    /// The value at byte `offset` as the operator wrote it: `value` itself unless it stands in
+    /// for a literal too large for an integer.
+    pub(super) fn shown(&self, offset: usize, value: i64) -> String {
+        self.literals
+            .iter()
+            .find(|(at, _)| *at == offset)
+            .map_or_else(|| value.to_string(), |(_, text)| text.clone())
+    }
+
+    /// The file name messages use.
+    pub(super) fn origin(&self) -> &str {
+        self.origin
     }
 
     /// 1-based line and column of byte `offset`. Columns count characters, not bytes, so they

@@ -7,12 +7,15 @@
 //! This module must never hand the engine a value it has not checked, never resolve host
 //! names, and never panic on any input text.
 
+mod addr;
 mod admin;
+mod binds;
 mod checks;
 mod duration;
 mod error;
 mod health;
 mod limits;
+mod overflow;
 mod pools;
 mod raw;
 mod summary;
@@ -20,6 +23,7 @@ mod tuning;
 mod validate;
 
 pub use admin::MIN_TOKEN_LEN;
+pub use binds::BindSite;
 pub use duration::{format_duration, parse_duration};
 pub use error::ConfigError;
 pub use health::{
@@ -236,20 +240,36 @@ impl fmt::Display for HashKey {
 
 /// Reads and parses the config file at `path`; messages name the file as given.
 pub fn load(path: &Path) -> Result<Config, ConfigError> {
+    load_with_binds(path).map(|(config, _)| config)
+}
+
+/// [`load`], and every address the config asks to bind, located in the file.
+pub fn load_with_binds(path: &Path) -> Result<(Config, Vec<BindSite>), ConfigError> {
     let text = std::fs::read_to_string(path).map_err(|error| ConfigError::Read {
         path: path.to_path_buf(),
         error,
     })?;
-    parse(&text, &path.display().to_string())
+    parse_with_binds(&text, &path.display().to_string())
 }
 
 /// Parses and validates config `text`; `origin` is the file name used in error messages.
 pub fn parse(text: &str, origin: &str) -> Result<Config, ConfigError> {
-    let locator = error::Locator::new(origin, text);
-    let raw: raw::RawConfig = toml::from_str(text).map_err(|e| locator.syntax(&e))?;
-    let mut config = validate::validate(&raw, &locator)?;
+    parse_with_binds(text, origin).map(|(config, _)| config)
+}
+
+/// [`parse`], and every address the config asks to bind, located in the text.
+pub fn parse_with_binds(text: &str, origin: &str) -> Result<(Config, Vec<BindSite>), ConfigError> {
+    let mut locator = error::Locator::new(origin, text);
+    let read = overflow::read_raw(text, &locator)?;
+    locator.set_literals(read.literals);
+    let mut config = validate::validate(&read.raw, &locator)?;
+    if let Some(e) = read.parse_error {
+        // A stand-in for an oversized integer passed validation: never run on it.
+        return Err(e);
+    }
     config.digest = digest(text.as_bytes());
-    Ok(config)
+    let sites = binds::sites(&read.raw, &config, &locator);
+    Ok((config, sites))
 }
 
 /// The 48-bit BLAKE3 prefix of `bytes` as 12 hex digits (see [`Config::digest`]).

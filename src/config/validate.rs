@@ -239,7 +239,8 @@ fn max_unsent(check: &Checker, r: &RawRuntime, buffer_size: u32) -> Result<u32, 
                     &value.span(),
                     format!(
                         "runtime: `max_unsent` must be at least `buffer_size` ({buffer_size}), \
-                         got {v}"
+                         got {}",
+                        check.shown(value)
                     ),
                 ));
             }
@@ -247,8 +248,9 @@ fn max_unsent(check: &Checker, r: &RawRuntime, buffer_size: u32) -> Result<u32, 
                 check.err(
                     &value.span(),
                     format!(
-                        "runtime: `max_unsent` must be at most {}, got {v}",
-                        u32::MAX
+                        "runtime: `max_unsent` must be at most {}, got {}",
+                        u32::MAX,
+                        check.shown(value)
                     ),
                 )
             })

@@ -9,6 +9,7 @@
 mod access;
 mod admit;
 mod backlog;
+mod bind;
 mod conn;
 mod connect;
 mod deadlines;
@@ -31,6 +32,7 @@ mod tests;
 
 use std::net::SocketAddr;
 
+pub use bind::{bind_reason, try_bind, BindCheck, StartOptions};
 pub use limits::raise_nofile;
 pub use observe::{Observer, WaitSnapshot, WAIT_BUCKETS_US};
 pub use policy::{table_spec, Policy, PoolPolicy};
@@ -43,11 +45,15 @@ pub use uring::{UringError, SPILL_BLOCK};
 pub enum EngineError {
     #[error("{0}")]
     Uring(#[from] UringError),
-    #[error("listener {name:?}: cannot listen on {addr}: {source}")]
+    /// A listener's address cannot be bound (in use, no permission, not this host's): nothing
+    /// was started.
+    #[error("listener {name:?}: cannot listen on {addr}: {}", bind_reason(*addr, error))]
     Listen {
         name: String,
         addr: SocketAddr,
-        source: std::io::Error,
+        /// Not a `source()`: its text is already in the message, which a printer of the
+        /// source chain would repeat.
+        error: std::io::Error,
     },
     #[error("cannot start worker thread: {0}")]
     Thread(std::io::Error),
@@ -55,4 +61,12 @@ pub enum EngineError {
     WorkerPanicked(usize),
     #[error("worker {0} exited before it was ready")]
     WorkerLost(usize),
+}
+
+impl EngineError {
+    /// Whether the error is a listener address that could not be bound: a problem of the
+    /// config or of what else runs on the host, not of ringlb.
+    pub fn is_listen(&self) -> bool {
+        matches!(self, EngineError::Listen { .. })
+    }
 }

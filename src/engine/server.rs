@@ -1,5 +1,5 @@
-//! Starting and supervising the workers: bind every listener (port 0 is resolved once, then
-//! shared by all workers), size the connection limit to the descriptors the process may open,
+//! Starting and supervising the workers: bind every listener (see `bind`: port 0 is resolved
+//! once, then shared by all workers; a fixed port another process holds is refused), size the connection limit to the descriptors the process may open,
 //! build the backend table and the engine policy, start one thread per worker and wait until
 //! each ring is ready (or return the first reason one could not be).
 //!
@@ -8,7 +8,6 @@
 //! the process exits non-zero with the reason instead of serving on with a dead core.
 
 use std::net::SocketAddr;
-use std::os::fd::OwnedFd;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, Arc};
@@ -18,11 +17,11 @@ use crate::balance::{Registry, SharedTable, Table};
 use crate::config::Config;
 
 use super::admit::Admission;
+use super::bind::{self, StartOptions};
 use super::limits;
 use super::observe::Observer;
 use super::policy::{table_spec, Policy};
 use super::queue::QueueShared;
-use super::socket;
 use super::stats::{StatsSnapshot, WorkerStats};
 use super::time::Clock;
 use super::uring::{self, Waker};
@@ -54,9 +53,23 @@ impl Server {
         Self::start_with(config, Clock::system())
     }
 
-    /// Binds every listener, builds the backend table and starts `config.runtime.workers`
-    /// workers whose timers run on `clock`.
+    /// [`Server::start_with_options`] with timers on `clock`.
     pub fn start_with(config: &Config, clock: Clock) -> Result<Server, EngineError> {
+        let options = StartOptions {
+            clock,
+            ..StartOptions::default()
+        };
+        Self::start_with_options(config, options)
+    }
+
+    /// Binds every listener (refusing a fixed port another process listens on, unless
+    /// `options.probe_ports` is off), builds the backend table and starts
+    /// `config.runtime.workers` workers whose timers run on `options.clock`.
+    pub fn start_with_options(
+        config: &Config,
+        options: StartOptions,
+    ) -> Result<Server, EngineError> {
+        let StartOptions { clock, probe_ports } = options;
         let registry = Arc::new(Registry::new());
         let table = Arc::new(SharedTable::new(Table::build(
             &table_spec(config),
@@ -71,17 +84,7 @@ impl Server {
         let mut per_worker: Vec<Vec<WorkerListener>> = (0..workers).map(|_| Vec::new()).collect();
         let mut bound = Vec::new();
         for (index, l) in config.listeners.iter().enumerate() {
-            let listen_err = |addr, source| EngineError::Listen {
-                name: l.name.clone(),
-                addr,
-                source,
-            };
-            let first = socket::listener(l.bind, l.backlog).map_err(|e| listen_err(l.bind, e))?;
-            let addr = socket::local_addr(&first).map_err(|e| listen_err(l.bind, e))?;
-            let mut fds: Vec<OwnedFd> = vec![first];
-            for _ in 1..workers {
-                fds.push(socket::listener(addr, l.backlog).map_err(|e| listen_err(addr, e))?);
-            }
+            let (addr, fds) = bind::listener_sockets(l, workers, probe_ports)?;
             for (w, fd) in fds.into_iter().enumerate() {
                 per_worker[w].push(WorkerListener {
                     fd,

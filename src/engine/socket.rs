@@ -56,6 +56,19 @@ pub fn listener(addr: SocketAddr, backlog: u32) -> io::Result<OwnedFd> {
     Ok(s.into())
 }
 
+/// Binds `addr` once and closes the socket again: did anyone else hold it? SO_REUSEADDR as on
+/// the workers' sockets (a previous run's connections in TIME_WAIT do not count); SO_REUSEPORT
+/// only if `shared`, so that without it a port another process listens on is EADDRINUSE even
+/// when that process set SO_REUSEPORT too. Never listens: no client can land on it.
+pub fn probe(addr: SocketAddr, shared: bool) -> io::Result<()> {
+    let s = Socket::new(Domain::for_address(addr), Type::STREAM.cloexec(), None)?;
+    s.set_reuse_address(true)?;
+    if shared {
+        s.set_reuse_port(true)?;
+    }
+    s.bind(&addr.into())
+}
+
 /// The address a listener is bound to (resolves port 0).
 pub fn local_addr(fd: &impl AsFd) -> io::Result<SocketAddr> {
     SockRef::from(fd)

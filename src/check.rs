@@ -1,0 +1,38 @@
+//! `ringlb check`: the config file, then every address it names, bound once and released.
+//!
+//! A config that validates can still name a bind `ringlb run` cannot open (a port in use, a
+//! port below 1024 without the capability, an IP this host lacks). Each failure is a config
+//! error at the `bind` value, exit 2 like any other. An address held by a SO_REUSEPORT socket
+//! of this user (a running ringlb, which `check` is the dry run of a reload for) is not an
+//! error, only a warning: `run` would refuse it, a reload of that process would not.
+
+use std::path::Path;
+
+use crate::config::{self, Config, ConfigError};
+use crate::engine::{bind_reason, try_bind, BindCheck};
+
+/// A config that loaded and whose every bind can be opened.
+#[derive(Debug)]
+pub struct Checked {
+    pub config: Config,
+    /// One line each, for the operator (without a "warning: " prefix).
+    pub warnings: Vec<String>,
+}
+
+/// Loads the config at `path` and, with `binds`, tries every bind it names.
+pub fn check(path: &Path, binds: bool) -> Result<Checked, ConfigError> {
+    let (config, sites) = config::load_with_binds(path)?;
+    let mut warnings = Vec::new();
+    for site in sites.iter().filter(|_| binds) {
+        match try_bind(site.addr) {
+            Ok(BindCheck::Free) => {}
+            Ok(BindCheck::Shared) => warnings.push(format!(
+                "{}: {} is held by a SO_REUSEPORT socket of this user (a running ringlb?): \
+                 `ringlb run` would refuse it, a reload of that process would not",
+                site.what, site.addr
+            )),
+            Err(e) => return Err(site.error(&bind_reason(site.addr, &e))),
+        }
+    }
+    Ok(Checked { config, warnings })
+}
