@@ -9,6 +9,7 @@
 //! - [`control`]: the control plane's thread and runtime (admin, health checks, reload);
 //! - [`admin`]: the admin API on the control plane: metrics, status, page, backend overrides;
 //! - [`health`]: active health checks, run on the control plane, published to the table;
+//! - [`process`]: the `ringlb run` process: start-up, signals (drain, reload), the stop;
 //! - [`tools`]: everything that is not the balancer itself — the mock fleet, the demo, the load
 //!   tool and the bench report; `engine` and `balance` never depend on it.
 //!
@@ -23,4 +24,5 @@ pub mod config;
 pub mod control;
 pub mod engine;
 pub mod health;
+pub mod process;
 pub mod tools;

@@ -8,15 +8,10 @@ use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::Context;
 use clap::{Parser, Subcommand};
 use signal_hook::consts::{SIGINT, SIGTERM};
-use signal_hook::iterator::Signals;
 
-use ringlb::admin;
 use ringlb::config;
-use ringlb::control::ControlPlane;
-use ringlb::engine::{EngineError, Server};
 use ringlb::tools::{demo, fleet};
 
 /// Exit code for a config that does not validate, or names an address that cannot be bound
@@ -205,64 +200,17 @@ fn main() -> ExitCode {
                     return ExitCode::from(EXIT_CONFIG);
                 }
             };
-            match run(&cfg) {
+            match ringlb::process::run(&cfg, &config) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
-                    eprintln!("error: {e:#}");
+                    eprintln!("error: {e}");
                     // An address that cannot be bound is for the operator to fix, like a bad
                     // config; anything else is ringlb's own failure.
-                    let bind = e
-                        .downcast_ref::<EngineError>()
-                        .is_some_and(EngineError::is_listen)
-                        || e.downcast_ref::<admin::AdminError>().is_some();
-                    ExitCode::from(if bind { EXIT_CONFIG } else { 1 })
+                    ExitCode::from(if e.is_bind() { EXIT_CONFIG } else { 1 })
                 }
             }
         }
     }
-}
-
-fn run(cfg: &config::Config) -> anyhow::Result<()> {
-    // systemd's default soft limit (1024) would cap ringlb at ~480 streams.
-    let nofile = ringlb::engine::raise_nofile();
-    tracing::info!(nofile, "open files limit");
-    let mut server = Server::start(cfg).context("cannot start ringlb")?;
-    for (name, addr) in server.listeners() {
-        tracing::info!(listener = %name, %addr, "listening");
-    }
-    let control = ControlPlane::start().context("cannot start the control plane")?;
-    let _checker = ringlb::health::Checker::spawn(control.handle(), server.table().clone());
-    let _admin = admin::start(control.handle(), cfg, &server)?;
-    let mut signals = Signals::new([SIGINT, SIGTERM]).context("cannot install signal handlers")?;
-    let stopper = server.stopper();
-    std::thread::Builder::new()
-        .name("ringlb-signals".into())
-        .spawn(move || {
-            if let Some(sig) = signals.forever().next() {
-                tracing::info!(signal = sig, "stopping");
-                stopper.stop();
-            }
-        })
-        .context("cannot start the signal thread")?;
-    let joined = server.join();
-    let t = server.stats();
-    tracing::info!(
-        accepted = t.accepted,
-        completed = t.completed,
-        resets = t.resets,
-        truncated = t.truncated,
-        connect_failures = t.connect_failures,
-        retries = t.retries,
-        no_backend = t.no_backend,
-        queue_full = t.queue_full,
-        refused = t.refused,
-        accept_errors = t.accept_errors,
-        idle_timeouts = t.idle_timeouts,
-        half_close_timeouts = t.half_close_timeouts,
-        "stopped"
-    );
-    joined.context("worker failed")?;
-    Ok(())
 }
 
 fn init_logging(default: &str, format: LogFormat) {

@@ -39,7 +39,8 @@ fn start_admin(pool_keys: &str, backends: &[SocketAddr], admin_keys: &str) -> Ru
     let cfg = config::parse(&text, "admin.toml").unwrap_or_else(|e| panic!("{e}\n{text}"));
     let server = Server::start(&cfg).expect("server starts");
     let control = ControlPlane::start().expect("control plane starts");
-    let admin = admin::start(control.handle(), &cfg, &server)
+    let state = std::sync::Arc::new(admin::AdminState::new(server.observer(), &cfg));
+    let admin = admin::start(control.handle(), &cfg, state)
         .expect("admin starts")
         .expect("[admin] is configured");
     Running {

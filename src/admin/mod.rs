@@ -33,7 +33,6 @@ use tokio::runtime::Handle;
 use tokio::task::JoinHandle;
 
 use crate::config::Config;
-use crate::engine::Server;
 
 pub use overrides::{Change, Override, Overrides};
 pub use state::{ActionError, AdminState};
@@ -79,7 +78,7 @@ impl Drop for AdminServer {
 pub fn start(
     handle: &Handle,
     config: &Config,
-    server: &Server,
+    state: Arc<AdminState>,
 ) -> Result<Option<AdminServer>, AdminError> {
     let Some(admin) = &config.admin else {
         return Ok(None);
@@ -95,7 +94,6 @@ pub fn start(
         let _runtime = handle.enter();
         tokio::net::TcpListener::from_std(std_listener).map_err(bind_err)?
     };
-    let state = Arc::new(AdminState::new(server.observer(), config));
     let ctx = Arc::new(server::Ctx {
         state: state.clone(),
         access: auth::Access::new(admin.token.clone(), admin.metrics_public),

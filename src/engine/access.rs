@@ -88,7 +88,9 @@ impl Worker {
         let due: Vec<usize> = self
             .conns
             .iter()
-            .filter(|(_, c)| c.phase == Phase::Relaying && now >= c.logged_at + every)
+            .filter(|(_, c)| {
+                c.phase == Phase::Relaying && now >= c.born + u64::from(c.logged_at) + every
+            })
             .map(|(key, _)| key)
             .collect();
         for key in due {
@@ -105,7 +107,8 @@ impl Worker {
                 bytes_down = conn.halves[Side::Backend.idx()].received,
                 "stream open"
             );
-            self.conns[key].logged_at = now;
+            let c = &mut self.conns[key];
+            c.logged_at = u32::try_from(now.saturating_sub(c.born)).unwrap_or(u32::MAX);
         }
     }
 

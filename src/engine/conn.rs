@@ -27,6 +27,9 @@ pub const SMALL_COPY: u32 = 16 * 1024;
 /// past this, further bytes are copied to spill blocks.
 pub const MAX_RING_CHUNKS: usize = 2;
 
+/// A time that never came (`acked_at` before the first sample).
+pub const NEVER: u64 = u64::MAX;
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Phase {
     /// Every backend of the pool is full: waiting in the pool's queue, its client watched for a
@@ -180,8 +183,8 @@ pub struct Conn {
     pub first_fin: Option<Side>,
     /// Why it is closing, once it is.
     pub reason: Option<CloseReason>,
-    /// When the last access log progress line for it was written (ms).
-    pub logged_at: u64,
+    /// When the last access log progress line for it was written, in ms after `born`.
+    pub logged_at: u32,
     pub phase: Phase,
     pub halves: [Half; 2],
     /// Ops submitted whose final completion has not arrived yet.
@@ -201,9 +204,10 @@ pub struct Conn {
     pub connect_timed_out: bool,
     pub last_active: u64,
     /// Bytes both peers had acknowledged when the relaying deadline last fired, and when
-    /// (None: never sampled): if that grew meanwhile, a peer is still taking bytes from our
-    /// send buffers, so the stream is not idle.
-    pub acked_seen: Option<(u64, u64)>,
+    /// (`acked_at` = [`NEVER`]: never sampled): if that grew meanwhile, a peer is still taking
+    /// bytes from our send buffers, so the stream is not idle.
+    pub acked_seen: u64,
+    pub acked_at: u64,
     pub idle_timeout_ms: u64,
     pub half_close_timeout_ms: u64,
     pub connect_timeout_ms: u64,
@@ -228,7 +232,7 @@ impl Conn {
             born: now,
             first_fin: None,
             reason: None,
-            logged_at: now,
+            logged_at: 0,
             phase: Phase::Connecting,
             halves: [Half::new(Some(client)), Half::new(None)],
             ops: 0,
@@ -240,7 +244,8 @@ impl Conn {
             deadline: 0,
             connect_timed_out: false,
             last_active: now,
-            acked_seen: None,
+            acked_seen: 0,
+            acked_at: NEVER,
             idle_timeout_ms: 0,
             half_close_timeout_ms: 0,
             connect_timeout_ms: 0,

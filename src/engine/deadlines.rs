@@ -10,7 +10,7 @@ use std::sync::atomic::Ordering;
 
 use crate::balance::CloseReason;
 
-use super::conn::{Conn, Phase};
+use super::conn::{Conn, Phase, NEVER};
 use super::worker::Worker;
 
 /// A stream past its max connection age is closed once no byte has flowed for this long.
@@ -51,10 +51,10 @@ impl Worker {
         // half-closed uploads cut by the half-close timeout while the backend still read them.)
         // Growth since the last sample counts as activity now; `idle_deadline` makes sure a
         // sample is taken halfway through a quiet stretch, so the timeout itself is exact.
-        if conn.acked_seen.is_some_and(|(seen, _)| acked > seen) {
+        if conn.acked_at != NEVER && acked > conn.acked_seen {
             conn.last_active = conn.last_active.max(now);
         }
-        conn.acked_seen = Some((acked, now));
+        (conn.acked_seen, conn.acked_at) = (acked, now);
         let idle_due = conn.last_active + conn.idle_limit_ms();
         let conn = &self.conns[key];
         if now >= idle_due {
@@ -160,8 +160,9 @@ impl Worker {
 fn idle_deadline(conn: &Conn) -> u64 {
     let limit = conn.idle_limit_ms();
     let mid = conn.last_active + limit / 2;
-    match conn.acked_seen {
-        Some((_, at)) if at >= mid => conn.last_active + limit,
-        _ => mid,
+    if conn.acked_at != NEVER && conn.acked_at >= mid {
+        conn.last_active + limit
+    } else {
+        mid
     }
 }

@@ -13,6 +13,7 @@ mod bind;
 mod conn;
 mod connect;
 mod deadlines;
+mod drain;
 mod limits;
 mod observe;
 mod policy;

@@ -9,7 +9,7 @@
 
 use std::net::SocketAddr;
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::{mpsc, Arc};
 use std::thread::JoinHandle;
 
@@ -18,6 +18,7 @@ use crate::config::Config;
 
 use super::admit::Admission;
 use super::bind::{self, StartOptions};
+use super::drain::Control;
 use super::limits;
 use super::observe::Observer;
 use super::policy::{table_spec, Policy};
@@ -28,6 +29,9 @@ use super::uring::{self, Waker};
 use super::worker::{Accept, Worker, WorkerListener, WorkerParts};
 use super::EngineError;
 
+/// How often a draining server logs how many streams are left.
+const DRAIN_PROGRESS_EVERY: std::time::Duration = std::time::Duration::from_secs(5);
+
 type Exit = (usize, Result<(), EngineError>);
 
 /// A running balancer: its workers, listeners and backend table.
@@ -35,7 +39,7 @@ pub struct Server {
     listeners: Vec<(String, SocketAddr)>,
     table: Arc<SharedTable>,
     registry: Arc<Registry>,
-    stop: Arc<AtomicBool>,
+    control: Arc<Control>,
     wakers: Vec<Waker>,
     threads: Vec<JoinHandle<()>>,
     exits: mpsc::Receiver<Exit>,
@@ -87,7 +91,7 @@ impl Server {
             let (addr, fds) = bind::listener_sockets(l, workers, probe_ports)?;
             for (w, fd) in fds.into_iter().enumerate() {
                 per_worker[w].push(WorkerListener {
-                    fd,
+                    fd: Some(fd),
                     pool: l.pool,
                     index,
                     accept: Accept::Off,
@@ -98,7 +102,7 @@ impl Server {
         }
 
         let queues = QueueShared::new(config.pools.len());
-        let stop = Arc::new(AtomicBool::new(false));
+        let control = Arc::new(Control::default());
         let (ready_tx, ready_rx) = mpsc::channel();
         let (exit_tx, exits) = mpsc::channel::<Exit>();
         let mut threads = Vec::new();
@@ -111,7 +115,7 @@ impl Server {
             stats.push(ws.clone());
             let (table, worker_stop, ready, exit) = (
                 table.cache(),
-                stop.clone(),
+                control.clone(),
                 ready_tx.clone(),
                 exit_tx.clone(),
             );
@@ -152,7 +156,7 @@ impl Server {
                         policy,
                         queues,
                         admission,
-                        stop: worker_stop,
+                        control: worker_stop,
                         stats: ws,
                         clock,
                         #[cfg(test)]
@@ -166,7 +170,7 @@ impl Server {
                 Ok(t) => threads.push(t),
                 Err(e) => {
                     // Workers already started would serve the port forever: stop them first.
-                    stop.store(true, Ordering::Release);
+                    control.stop.store(true, Ordering::Release);
                     for t in threads {
                         let _ = t.join();
                     }
@@ -179,7 +183,7 @@ impl Server {
             listeners: bound,
             table,
             registry,
-            stop,
+            control,
             wakers: Vec::new(),
             threads,
             exits,
@@ -283,7 +287,7 @@ impl Server {
     /// A handle that can ask the server to stop from another thread (signal handling).
     pub fn stopper(&self) -> Stopper {
         Stopper {
-            stop: self.stop.clone(),
+            control: self.control.clone(),
             wakers: self.wakers.clone(),
         }
     }
@@ -298,10 +302,19 @@ impl Server {
     /// fails or panics (the others are then stopped and its error returned).
     pub fn join(&mut self) -> Result<(), EngineError> {
         let mut result = Ok(());
-        for _ in 0..self.threads.len() {
-            let Ok((id, exit)) = self.exits.recv() else {
-                break;
+        let mut left = self.threads.len();
+        while left > 0 {
+            let (id, exit) = match self.exits.recv_timeout(DRAIN_PROGRESS_EVERY) {
+                Ok(exit) => exit,
+                Err(mpsc::RecvTimeoutError::Timeout) => {
+                    if self.control.drain_timeout_ms().is_some() {
+                        tracing::info!(streams_left = self.admission.admitted(), "draining");
+                    }
+                    continue;
+                }
+                Err(mpsc::RecvTimeoutError::Disconnected) => break,
             };
+            left -= 1;
             if let Err(e) = exit {
                 tracing::error!(worker = id, error = %e, "worker died; stopping every worker");
                 self.stopper().stop();
@@ -333,13 +346,26 @@ impl Drop for Server {
 /// Asks a running server to stop; cheap to clone, usable from any thread.
 #[derive(Clone)]
 pub struct Stopper {
-    stop: Arc<AtomicBool>,
+    control: Arc<Control>,
     wakers: Vec<Waker>,
 }
 
 impl Stopper {
+    /// Graceful stop: stop accepting (taking what already waits in the listen backlogs), let
+    /// live streams end for up to `timeout`, then reset the rest. `Duration::ZERO` = [`stop`].
+    /// Asking again (another drain) changes nothing; [`Stopper::stop`] still stops at once.
+    ///
+    /// [`stop`]: Stopper::stop
+    pub fn drain(&self, timeout: std::time::Duration) {
+        let ms = u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX / 2);
+        self.control.request_drain(ms);
+        for w in &self.wakers {
+            w.wake();
+        }
+    }
+
     pub fn stop(&self) {
-        self.stop.store(true, Ordering::Release);
+        self.control.stop.store(true, Ordering::Release);
         for w in &self.wakers {
             w.wake();
         }

@@ -8,7 +8,7 @@
 
 use std::collections::VecDeque;
 use std::os::fd::{AsRawFd, OwnedFd};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -18,6 +18,7 @@ use crate::balance::{CloseReason, TableCache};
 
 use super::admit::Admission;
 use super::conn::{Conn, Recv};
+use super::drain::Control;
 use super::policy::Policy;
 use super::queue::{LocalQueues, QueueShared};
 use super::socket;
@@ -53,7 +54,8 @@ pub(super) enum Accept {
 }
 
 pub(super) struct WorkerListener {
-    pub fd: OwnedFd,
+    /// None once closed (draining).
+    pub fd: Option<OwnedFd>,
     pub pool: usize,
     /// Index of the listener in the config (admission counts are per config listener).
     pub index: usize,
@@ -71,7 +73,7 @@ pub(super) struct WorkerParts {
     pub policy: Arc<Policy>,
     pub queues: Arc<QueueShared>,
     pub admission: Arc<Admission>,
-    pub stop: Arc<AtomicBool>,
+    pub control: Arc<Control>,
     pub stats: Arc<WorkerStats>,
     pub clock: Clock,
     /// Test hook: a fault (see `engine::tests`) the worker meets at its next loop turn.
@@ -102,8 +104,10 @@ pub(super) struct Worker {
     pub(super) max_unsent: u32,
     /// Accepted past a connection limit (by a race with another worker): admitted first when
     /// room opens, oldest first. (Worker listener index with each.)
-    parked: VecDeque<(OwnedFd, u16)>,
-    stop: Arc<AtomicBool>,
+    pub(super) parked: VecDeque<(OwnedFd, u16)>,
+    pub(super) control: Arc<Control>,
+    /// Draining (stop accepting, let streams end) until this time, then stop.
+    pub(super) drain_until: Option<u64>,
     pub(super) stopping: bool,
     pub(super) stats: Arc<WorkerStats>,
     next_trim: u64,
@@ -137,7 +141,8 @@ impl Worker {
             gens: Vec::new(),
             starved: Vec::new(),
             parked: VecDeque::new(),
-            stop: p.stop,
+            control: p.control,
+            drain_until: None,
             stopping: false,
             stats: p.stats,
             next_trim: now_us / 1000 + TRIM_MS,
@@ -174,9 +179,16 @@ impl Worker {
                 super::tests::FAULT_RING => return Err(self.fail(UringError::CompletionsLost)),
                 _ => {}
             }
-            if !self.stopping && self.stop.load(Ordering::Acquire) {
+            if !self.stopping && self.control.stop.load(Ordering::Acquire) {
                 self.begin_stop();
+            }
+            self.check_drain();
+            self.drain_turn();
+            if self.stopping && drain_deadline.is_none() {
                 drain_deadline = Some(self.now + DRAIN_MS);
+            }
+            if self.drained() {
+                return Ok(());
             }
             if self.stopping {
                 let accepting = self.listeners.iter().any(|l| l.accept != Accept::Off);
@@ -194,8 +206,10 @@ impl Worker {
                 }
             } else {
                 self.admit_parked();
-                self.pause_full_listeners();
-                self.arm_listeners();
+                if self.drain_until.is_none() {
+                    self.pause_full_listeners();
+                    self.arm_listeners();
+                }
             }
             if self.reset_epoch != crate::balance::reset_epoch() {
                 self.reset_epoch = crate::balance::reset_epoch();
@@ -243,6 +257,9 @@ impl Worker {
         if let Some(t) = self.timers.next() {
             until = until.min(t);
         }
+        if let Some(t) = self.drain_until {
+            until = until.min(t);
+        }
         if !self.stopping {
             for l in self.listeners.iter().filter(|l| l.accept == Accept::Off) {
                 if l.retry_at > self.now {
@@ -263,7 +280,7 @@ impl Worker {
             Op::Wake => {
                 if c.result < 0 {
                     tracing::error!(worker = self.id, error = %std::io::Error::from_raw_os_error(-c.result), "wake-up read failed; relying on the wait timeout");
-                } else if !self.stopping && !self.stop.load(Ordering::Acquire) {
+                } else if !self.stopping && !self.control.stop.load(Ordering::Acquire) {
                     self.ring.arm_waker(token::encode(Op::Wake, 0, 0));
                 }
             }
@@ -300,10 +317,11 @@ impl Worker {
 
     fn arm_listeners(&mut self) {
         for (i, l) in self.listeners.iter_mut().enumerate() {
+            let Some(fd) = &l.fd else { continue };
             if l.accept == Accept::Off && self.now >= l.retry_at && self.admission.has_room(l.index)
             {
                 self.ring
-                    .accept_multi(l.fd.as_raw_fd(), token::encode(Op::Accept, i as u32, 0));
+                    .accept_multi(fd.as_raw_fd(), token::encode(Op::Accept, i as u32, 0));
                 l.accept = Accept::Armed;
             }
         }
@@ -314,8 +332,10 @@ impl Worker {
     fn pause_full_listeners(&mut self) {
         for l in self.listeners.iter_mut() {
             if l.accept == Accept::Armed && !self.admission.has_room(l.index) {
-                self.ring
-                    .cancel_fd(l.fd.as_raw_fd(), token::encode(Op::Cancel, 0, 0));
+                if let Some(fd) = &l.fd {
+                    self.ring
+                        .cancel_fd(fd.as_raw_fd(), token::encode(Op::Cancel, 0, 0));
+                }
                 l.accept = Accept::Cancelling;
             }
         }
@@ -337,11 +357,20 @@ impl Worker {
             }
             return;
         }
-        let (pool, index) = (l.pool, l.index);
         let fd = super::uring::adopt_fd(c.result);
         if self.stopping {
             return;
         }
+        self.accepted(fd, li);
+    }
+
+    /// A client was accepted on worker listener `li`: admit it, park it (a limit was reached),
+    /// or reset it (too many parked).
+    pub(super) fn accepted(&mut self, fd: OwnedFd, li: usize) {
+        let Some(l) = self.listeners.get(li) else {
+            return;
+        };
+        let (pool, index) = (l.pool, l.index);
         if !self.parked.is_empty() || !self.admission.try_admit(index) {
             // Accepted before this worker saw the limit: the client waits here (it would have
             // waited in the backlog), unless too many already do.
@@ -439,13 +468,15 @@ impl Worker {
         }
     }
 
-    fn begin_stop(&mut self) {
+    pub(super) fn begin_stop(&mut self) {
         self.stopping = true;
         self.parked.clear();
         for l in self.listeners.iter_mut() {
             if l.accept == Accept::Armed {
-                self.ring
-                    .cancel_fd(l.fd.as_raw_fd(), token::encode(Op::Cancel, 0, 0));
+                if let Some(fd) = &l.fd {
+                    self.ring
+                        .cancel_fd(fd.as_raw_fd(), token::encode(Op::Cancel, 0, 0));
+                }
                 l.accept = Accept::Cancelling;
             }
         }

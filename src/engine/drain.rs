@@ -1,0 +1,137 @@
+//! Graceful stop: stop accepting, let live streams finish, then reset what is left.
+//!
+//! On a drain request each worker cancels its multishot accepts; once a listener's accept is
+//! off it accepts, without waiting, whatever already sits in that socket's listen backlog
+//! (those clients completed their handshake: closing the socket would reset them), then
+//! closes the socket, so the port refuses new clients. Clients accepted that way, parked ones
+//! and queued ones are served like any other. Live streams go on until they end or the
+//! drain's deadline passes; then the worker stops as on [`Control::stop`] (every stream left is
+//! reset, reason `shutdown`). Must never close a listening socket with an accept still in
+//! flight on it, nor reset a stream before the deadline.
+
+use std::io::ErrorKind;
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+
+use socket2::SockRef;
+
+use super::token::{self, Op};
+use super::worker::{Accept, Worker};
+
+/// What the server asks of its workers, read by each at every loop turn.
+#[derive(Default)]
+pub(super) struct Control {
+    /// Stop now: reset every stream and exit.
+    pub stop: AtomicBool,
+    /// Drain: 0 = no; otherwise the shutdown timeout in milliseconds, plus one.
+    pub drain: AtomicU64,
+}
+
+impl Control {
+    pub fn request_drain(&self, timeout_ms: u64) {
+        let v = timeout_ms.saturating_add(1);
+        let _ = self
+            .drain
+            .compare_exchange(0, v, Ordering::AcqRel, Ordering::Acquire);
+    }
+
+    /// The drain's timeout if one was asked for.
+    pub fn drain_timeout_ms(&self) -> Option<u64> {
+        match self.drain.load(Ordering::Acquire) {
+            0 => None,
+            v => Some(v - 1),
+        }
+    }
+}
+
+impl Worker {
+    /// Starts draining if the server asked for it (once).
+    pub(super) fn check_drain(&mut self) {
+        if self.stopping || self.drain_until.is_some() {
+            return;
+        }
+        let Some(timeout) = self.control.drain_timeout_ms() else {
+            return;
+        };
+        if timeout == 0 {
+            self.begin_stop();
+            return;
+        }
+        self.drain_until = Some(self.now + timeout);
+        for l in self.listeners.iter_mut() {
+            if l.accept == Accept::Armed {
+                if let Some(fd) = &l.fd {
+                    self.ring
+                        .cancel_fd(fd.as_raw_fd(), token::encode(Op::Cancel, 0, 0));
+                }
+                l.accept = Accept::Cancelling;
+            }
+        }
+    }
+
+    /// One turn of a drain: closes listeners whose accept is off (after taking their backlog);
+    /// at the deadline, stops.
+    pub(super) fn drain_turn(&mut self) {
+        let Some(until) = self.drain_until else {
+            return;
+        };
+        if self.stopping {
+            return;
+        }
+        for li in 0..self.listeners.len() {
+            let l = &mut self.listeners[li];
+            if l.accept != Accept::Off {
+                continue;
+            }
+            let Some(fd) = l.fd.take() else { continue };
+            let taken = self.take_backlog(&fd, li);
+            drop(fd);
+            tracing::info!(
+                worker = self.id,
+                listener = li,
+                from_backlog = taken,
+                "stopped accepting"
+            );
+        }
+        if self.now >= until {
+            tracing::info!(
+                worker = self.id,
+                streams = self.conns.len(),
+                "shutdown timeout passed; resetting the streams left"
+            );
+            self.begin_stop();
+        }
+    }
+
+    /// True once a draining worker has nothing left: every listener closed, no connection.
+    pub(super) fn drained(&self) -> bool {
+        self.drain_until.is_some()
+            && self.conns.is_empty()
+            && self.parked.is_empty()
+            && self.listeners.iter().all(|l| l.fd.is_none())
+    }
+
+    /// Accepts every connection waiting in `fd`'s listen backlog, without blocking.
+    fn take_backlog(&mut self, fd: &OwnedFd, li: usize) -> usize {
+        let sock = SockRef::from(fd);
+        if let Err(e) = sock.set_nonblocking(true) {
+            tracing::warn!(error = %e, "cannot make the listener non-blocking; not taking its backlog");
+            return 0;
+        }
+        let mut taken = 0;
+        loop {
+            match sock.accept() {
+                Ok((client, _)) => {
+                    taken += 1;
+                    self.accepted(OwnedFd::from(client), li);
+                }
+                Err(e) if e.kind() == ErrorKind::WouldBlock => return taken,
+                Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+                Err(e) => {
+                    tracing::warn!(error = %e, "accept failed while taking the backlog");
+                    return taken;
+                }
+            }
+        }
+    }
+}

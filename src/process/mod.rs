@@ -1,0 +1,88 @@
+//! The `ringlb run` process around the engine: start-up (descriptor limit, engine, control
+//! plane, health checks, admin API), the signals an operator or init system sends, and the
+//! stop. The engine never sees a signal; this module turns them into engine calls.
+//! Must never block a worker, and never exit with streams cut that a drain could have saved.
+
+mod reload;
+mod signals;
+
+use std::path::Path;
+use std::sync::Arc;
+
+use crate::admin::{self, AdminError};
+use crate::config::Config;
+use crate::control::{ControlError, ControlPlane};
+use crate::engine::{EngineError, Server};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ProcessError {
+    #[error("cannot start ringlb: {0}")]
+    Engine(#[source] EngineError),
+    #[error(transparent)]
+    Control(#[from] ControlError),
+    #[error(transparent)]
+    Admin(#[from] AdminError),
+    #[error("cannot install signal handlers: {0}")]
+    Signals(std::io::Error),
+    #[error("worker failed: {0}")]
+    Worker(#[source] EngineError),
+}
+
+impl ProcessError {
+    /// An address in the config cannot be bound: the operator's to fix, like a bad config.
+    pub fn is_bind(&self) -> bool {
+        match self {
+            ProcessError::Engine(e) => e.is_listen(),
+            ProcessError::Admin(_) => true,
+            _ => false,
+        }
+    }
+}
+
+/// Runs the balancer on `cfg` (read from `path`) until it is stopped by a signal; returns once
+/// every worker has exited.
+pub fn run(cfg: &Config, path: &Path) -> Result<(), ProcessError> {
+    // systemd's default soft limit (1024) would cap ringlb at ~480 streams.
+    let nofile = crate::engine::raise_nofile();
+    tracing::info!(nofile, "open files limit");
+    let signals = signals::install().map_err(ProcessError::Signals)?;
+    let mut server = Server::start(cfg).map_err(ProcessError::Engine)?;
+    let control = ControlPlane::start()?;
+    let _checker = crate::health::Checker::spawn(control.handle(), server.table().clone());
+    // The admin state exists without `[admin]` too: reload goes through it.
+    let state = Arc::new(admin::AdminState::new(server.observer(), cfg));
+    let admin = admin::start(control.handle(), cfg, state.clone())?;
+    let _signals = signals::spawn(
+        signals,
+        signals::Targets {
+            stopper: server.stopper(),
+            shutdown_timeout: cfg.runtime.shutdown_timeout,
+            config_path: path.to_path_buf(),
+            admin: state,
+        },
+    )
+    .map_err(ProcessError::Signals)?;
+    // Last: scripts and tests take this line as "ready" (signals handled, admin up).
+    for (name, addr) in server.listeners() {
+        tracing::info!(listener = %name, %addr, "listening");
+    }
+    let joined = server.join();
+    let t = server.stats();
+    tracing::info!(
+        accepted = t.accepted,
+        completed = t.completed,
+        resets = t.resets,
+        truncated = t.truncated,
+        connect_failures = t.connect_failures,
+        retries = t.retries,
+        no_backend = t.no_backend,
+        queue_full = t.queue_full,
+        refused = t.refused,
+        accept_errors = t.accept_errors,
+        idle_timeouts = t.idle_timeouts,
+        half_close_timeouts = t.half_close_timeouts,
+        "stopped"
+    );
+    drop(admin);
+    joined.map_err(ProcessError::Worker)
+}
