@@ -35,7 +35,7 @@ use tokio::task::JoinHandle;
 use crate::config::Config;
 
 pub use overrides::{Change, Override, Overrides};
-pub use state::{ActionError, AdminState};
+pub use state::{ActionError, AdminState, ReloadHook};
 
 #[derive(Debug, thiserror::Error)]
 pub enum AdminError {

@@ -121,6 +121,24 @@ async fn handle(ctx: &Ctx, req: Request<Incoming>) -> Response<Body> {
             respond(StatusCode::OK, content_type, body)
         }
         (Method::GET, "/status") => json(StatusCode::OK, status::render(&Sample::take(&ctx.state))),
+        (Method::POST, "/reload") => {
+            let state = ctx.state.clone();
+            // File I/O and a table rebuild: off the runtime's thread.
+            let done = tokio::task::spawn_blocking(move || state.reload()).await;
+            let (status, body) = match done {
+                Ok(Ok(summary)) => (
+                    StatusCode::OK,
+                    serde_json::json!({ "reloaded": summary }).to_string(),
+                ),
+                Ok(Err(why)) => routes::error(StatusCode::BAD_REQUEST, &why),
+                Err(_) => routes::error(StatusCode::INTERNAL_SERVER_ERROR, "reload task failed"),
+            };
+            json(status, body)
+        }
+        (_, "/reload") => {
+            let (s, b) = routes::error(StatusCode::METHOD_NOT_ALLOWED, "use POST");
+            json(s, b)
+        }
         (method, _) => match routes::parse_path(&path) {
             None if matches!(path.as_str(), "/" | "/metrics" | "/status") => {
                 let (s, b) = routes::error(StatusCode::METHOD_NOT_ALLOWED, "use GET");

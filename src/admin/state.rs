@@ -31,8 +31,12 @@ pub enum ActionError {
 }
 
 /// Shared by the admin server and the control services (reload); see the module doc.
+/// Runs a reload; Ok with a summary, Err with why nothing changed.
+pub type ReloadHook = Box<dyn Fn() -> Result<String, String> + Send + Sync>;
+
 pub struct AdminState {
     observer: Observer,
+    reload_hook: std::sync::OnceLock<ReloadHook>,
     started_unix_s: f64,
     reloads: AtomicU64,
     reload_failures: AtomicU64,
@@ -48,6 +52,7 @@ impl AdminState {
     pub fn new(observer: Observer, config: &Config) -> AdminState {
         AdminState {
             observer,
+            reload_hook: std::sync::OnceLock::new(),
             started_unix_s: SystemTime::now()
                 .duration_since(UNIX_EPOCH)
                 .map_or(0.0, |d| d.as_secs_f64()),
@@ -57,6 +62,19 @@ impl AdminState {
                 config: Arc::new(config.clone()),
                 overrides: Overrides::default(),
             }),
+        }
+    }
+
+    /// Sets what `POST /reload` runs (the process's reloader); once.
+    pub fn set_reload_hook(&self, hook: ReloadHook) {
+        let _ = self.reload_hook.set(hook);
+    }
+
+    /// Runs the reload hook (`POST /reload`).
+    pub fn reload(&self) -> Result<String, String> {
+        match self.reload_hook.get() {
+            Some(hook) => hook(),
+            None => Err("reload is not available in this process".into()),
         }
     }
 

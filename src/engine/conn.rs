@@ -194,8 +194,9 @@ pub struct Conn {
     pub listener: u16,
     /// Index of the backend being tried or relayed to.
     pub backend: usize,
-    /// Backends already tried for this client (failed connects), excluded from the next pick.
-    pub tried: Vec<usize>,
+    /// Backends already tried for this client (failed connects), excluded from the next pick;
+    /// by address, which a reload does not change.
+    pub tried: Vec<std::net::SocketAddr>,
     /// Holds the backend's active count for as long as this connection uses the backend.
     pub guard: Option<ActiveGuard>,
     /// The one live timer of this connection (connect, queue, idle/age); timer entries with

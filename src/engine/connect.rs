@@ -216,24 +216,34 @@ impl Worker {
         let conn = &mut self.conns[key];
         let addr = conn.guard.as_ref().map(|g| g.addr());
         if let Some(guard) = conn.guard.take() {
-            if guard.connect_failed(self.now) {
-                tracing::warn!(backend = ?addr, reason, "backend marked down");
-            }
+            // Passive health logs the transition (once, with the pool) if this marks it down.
+            guard.connect_failed(self.now);
             // Dropping the guard releases this attempt's count.
         }
-        tracing::debug!(backend = ?addr, reason, "connect failed");
+        tracing::debug!(conn = %self.conn_id(&self.conns[key]), backend = ?addr, reason, "connect failed");
+        let conn = &mut self.conns[key];
         // The connect was the only op on the backend socket and it has completed.
         conn.halves[Side::Backend.idx()].fd = None;
-        conn.tried.push(conn.backend);
+        conn.tried.extend(addr);
         let pool = conn.pool;
         let attempts = conn.tried.len() as u32;
         let client = conn.client_addr.as_deref().copied();
         let retries = self.policy.pools.get(pool).map_or(0, |p| p.retries);
         let next = if attempts <= retries {
+            // By address: a reload may have moved the backends since the first attempt.
+            let table = self.table.load();
+            let exclude: Vec<usize> = table
+                .pool(pool)
+                .map(|p| {
+                    (0..p.len())
+                        .filter(|&i| p.backend_addr(i).is_some_and(|a| conn.tried.contains(&a)))
+                        .collect()
+                })
+                .unwrap_or_default();
             let request = PickRequest::new(pool, self.now)
-                .excluding(&self.conns[key].tried)
+                .excluding(&exclude)
                 .for_client(client);
-            self.table.load().pick(&request).ok()
+            table.pick(&request).ok()
         } else {
             None
         };

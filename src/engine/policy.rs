@@ -32,6 +32,8 @@ pub struct Policy {
     /// Pool names by index and listener names by config index, for log lines.
     pub pool_names: Vec<String>,
     pub listener_names: Vec<String>,
+    /// The pool of each listener, by the listener's index at start.
+    pub listener_pools: Vec<usize>,
     pub access_log: bool,
     /// A progress line per open stream this often; 0 = none.
     pub access_log_interval_ms: u64,
@@ -62,6 +64,7 @@ impl Policy {
             max_unsent: config.runtime.max_unsent,
             pool_names: config.pools.iter().map(|p| p.name.clone()).collect(),
             listener_names: config.listeners.iter().map(|l| l.name.clone()).collect(),
+            listener_pools: config.listeners.iter().map(|l| l.pool).collect(),
             access_log: config.runtime.access_log,
             access_log_interval_ms: ms(config.runtime.access_log_interval),
         }

@@ -10,6 +10,8 @@
 use std::net::SocketAddr;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::Ordering;
+
+use arc_swap::ArcSwap;
 use std::sync::{mpsc, Arc};
 use std::thread::JoinHandle;
 
@@ -23,6 +25,7 @@ use super::limits;
 use super::observe::Observer;
 use super::policy::{table_spec, Policy};
 use super::queue::QueueShared;
+use super::reload::{EngineReload, POOL_HEADROOM};
 use super::stats::{StatsSnapshot, WorkerStats};
 use super::time::Clock;
 use super::uring::{self, Waker};
@@ -47,6 +50,7 @@ pub struct Server {
     queues: Arc<QueueShared>,
     admission: Arc<Admission>,
     max_connections: u32,
+    policy: Arc<ArcSwap<Policy>>,
     #[cfg(test)]
     pub(super) faults: Vec<Arc<std::sync::atomic::AtomicU8>>,
 }
@@ -79,7 +83,7 @@ impl Server {
             &table_spec(config),
             &registry,
         )));
-        let policy = Arc::new(Policy::from_config(config));
+        let policy = Arc::new(ArcSwap::from_pointee(Policy::from_config(config)));
         let workers = config.runtime.workers.max(1);
         let max_connections = limits::connection_limit(config, workers);
         let listener_limits: Vec<u32> =
@@ -101,7 +105,7 @@ impl Server {
             bound.push((l.name.clone(), addr));
         }
 
-        let queues = QueueShared::new(config.pools.len());
+        let queues = QueueShared::new(config.pools.len() + POOL_HEADROOM);
         let control = Arc::new(Control::default());
         let (ready_tx, ready_rx) = mpsc::channel();
         let (exit_tx, exits) = mpsc::channel::<Exit>();
@@ -191,6 +195,7 @@ impl Server {
             queues: QueueShared::new(0),
             admission,
             max_connections,
+            policy,
             #[cfg(test)]
             faults,
         };
@@ -281,6 +286,14 @@ impl Server {
             admission: self.admission.clone(),
             listeners: self.listeners.clone().into(),
             max_connections: self.max_connections,
+        }
+    }
+
+    /// What a config reload needs of the engine (see `reload`).
+    pub fn reloader(&self) -> EngineReload {
+        EngineReload {
+            policy: self.policy.clone(),
+            queues: self.queues.clone(),
         }
     }
 

@@ -9,6 +9,8 @@
 use std::collections::VecDeque;
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::sync::atomic::Ordering;
+
+use arc_swap::ArcSwap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -70,7 +72,7 @@ pub(super) struct WorkerParts {
     pub ring: Ring,
     pub listeners: Vec<WorkerListener>,
     pub table: TableCache,
-    pub policy: Arc<Policy>,
+    pub policy: Arc<ArcSwap<Policy>>,
     pub queues: Arc<QueueShared>,
     pub admission: Arc<Admission>,
     pub control: Arc<Control>,
@@ -89,6 +91,8 @@ pub(super) struct Worker {
     /// This worker's view of the shared table (no shared write per load).
     pub(super) table: TableCache,
     pub(super) policy: Arc<Policy>,
+    /// Where a reload publishes the next policy.
+    policy_src: Arc<ArcSwap<Policy>>,
     pub(super) timers: Timers,
     pub(super) clock: Clock,
     /// Loop-turn time in milliseconds (timers) and microseconds (latency samples).
@@ -129,8 +133,9 @@ impl Worker {
             conns: Slab::new(),
             listeners: p.listeners,
             table: p.table,
-            max_unsent: p.policy.max_unsent,
-            policy: p.policy,
+            max_unsent: p.policy.load().max_unsent,
+            policy: p.policy.load_full(),
+            policy_src: p.policy,
             timers: Timers::default(),
             clock: p.clock,
             now: now_us / 1000,
@@ -164,6 +169,7 @@ impl Worker {
                 return Err(self.fail(e));
             }
             self.tick();
+            self.adopt_policy();
             for c in completions.drain(..) {
                 self.handle(c);
             }
@@ -370,7 +376,7 @@ impl Worker {
         let Some(l) = self.listeners.get(li) else {
             return;
         };
-        let (pool, index) = (l.pool, l.index);
+        let (pool, index) = (self.listener_pool(l), l.index);
         if !self.parked.is_empty() || !self.admission.try_admit(index) {
             // Accepted before this worker saw the limit: the client waits here (it would have
             // waited in the backlog), unless too many already do.
@@ -400,7 +406,7 @@ impl Worker {
                 self.parked.pop_front();
                 continue;
             };
-            let (index, pool) = (l.index, l.pool);
+            let (index, pool) = (l.index, self.listener_pool(l));
             if !self.admission.try_admit(index) {
                 return;
             }
@@ -423,6 +429,25 @@ impl Worker {
     }
 
     /// Next generation for slab slot `key` (kept across reuse of the slot).
+    /// The pool a listener's clients go to under the current policy (a reload may change it).
+    fn listener_pool(&self, l: &WorkerListener) -> usize {
+        self.policy
+            .listener_pools
+            .get(l.index)
+            .copied()
+            .unwrap_or(l.pool)
+    }
+
+    /// Takes a new policy (a reload) if there is one: new connections follow it; live ones
+    /// keep the timeouts they started with, and pool indexes stay valid (a reload keeps
+    /// every pool's index).
+    fn adopt_policy(&mut self) {
+        let current = self.policy_src.load();
+        if !Arc::ptr_eq(&current, &self.policy) {
+            self.policy = Arc::clone(&current);
+        }
+    }
+
     pub(super) fn next_seq(&mut self) -> u64 {
         self.seq += 1;
         self.seq

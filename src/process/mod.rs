@@ -3,8 +3,12 @@
 //! stop. The engine never sees a signal; this module turns them into engine calls.
 //! Must never block a worker, and never exit with streams cut that a drain could have saved.
 
+mod layout;
 mod reload;
 mod signals;
+
+pub use layout::{lay_out, Layout};
+pub use reload::Reloader;
 
 use std::path::Path;
 use std::sync::Arc;
@@ -51,14 +55,15 @@ pub fn run(cfg: &Config, path: &Path) -> Result<(), ProcessError> {
     let _checker = crate::health::Checker::spawn(control.handle(), server.table().clone());
     // The admin state exists without `[admin]` too: reload goes through it.
     let state = Arc::new(admin::AdminState::new(server.observer(), cfg));
+    let reloader = Arc::new(Reloader::new(path, cfg, state.clone(), server.reloader()));
+    let hook = reloader.clone();
+    state.set_reload_hook(Box::new(move || hook.reload()));
     let admin = admin::start(control.handle(), cfg, state.clone())?;
     let _signals = signals::spawn(
         signals,
         signals::Targets {
             stopper: server.stopper(),
-            shutdown_timeout: cfg.runtime.shutdown_timeout,
-            config_path: path.to_path_buf(),
-            admin: state,
+            reloader,
         },
     )
     .map_err(ProcessError::Signals)?;

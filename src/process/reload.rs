@@ -1,22 +1,122 @@
-//! Config reload (SIGHUP). Stub until live reload lands: the file is validated and the result
-//! logged, nothing is applied.
+//! Config reload (SIGHUP, `POST /reload`): re-read and validate the file; if it does not
+//! validate, keep running on the old config and say why (file:line:col), counted in
+//! `ringlb_config_reload_failures_total`; if it does, lay it over the running config
+//! (`layout`), swap the backend table in whole (with the operator's overrides that still hold;
+//! counts, health and latency of unchanged backends carry over by identity) and then publish
+//! the engine policy. No connection is touched: live streams keep their backend (a removed one
+//! included) and the timeouts they started with. Must never leave the table and the policy
+//! out of step, and never run two reloads at once.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use parking_lot::Mutex;
 
 use crate::admin::AdminState;
+use crate::config::Config;
+use crate::engine::EngineReload;
 
-/// Re-reads `path`; returns the error text if it does not validate.
-pub(super) fn reload(path: &Path, admin: &AdminState) -> Result<(), String> {
-    match crate::config::load(path) {
-        Ok(_) => {
-            admin.record_reload(false);
-            tracing::warn!("the config is valid, but live reload is not available yet: restart ringlb to apply it");
-            Err("live reload not available yet".into())
+use super::layout::lay_out;
+
+/// Everything a reload needs; one per process.
+pub struct Reloader {
+    path: PathBuf,
+    /// The config in force, laid out (pool indexes as the engine knows them).
+    current: Mutex<Config>,
+    admin: Arc<AdminState>,
+    engine: EngineReload,
+}
+
+impl Reloader {
+    pub fn new(path: &Path, config: &Config, admin: Arc<AdminState>, engine: EngineReload) -> Self {
+        Reloader {
+            path: path.to_path_buf(),
+            current: Mutex::new(config.clone()),
+            admin,
+            engine,
         }
-        Err(e) => {
-            admin.record_reload(false);
-            tracing::error!(error = %e, "reload refused: the config does not validate; the old one keeps serving");
-            Err(e.to_string())
+    }
+
+    /// Reloads the file; Ok with a one-line summary, or Err with why nothing changed.
+    pub fn reload(&self) -> Result<String, String> {
+        let mut current = self.current.lock();
+        let new = match crate::config::load(&self.path) {
+            Ok(c) => c,
+            Err(e) => {
+                self.admin.record_reload(false);
+                tracing::error!(error = %e, "reload refused: the config does not validate; the old one keeps serving");
+                return Err(e.to_string());
+            }
+        };
+        let layout = lay_out(&current, &new);
+        if let Err(e) = self.engine.check(&layout.config) {
+            self.admin.record_reload(false);
+            tracing::error!(error = %e, "reload refused; the old config keeps serving");
+            return Err(e.to_string());
         }
+        for setting in &layout.needs_restart {
+            tracing::warn!(setting = %setting, "this change needs a restart; the running value stays");
+        }
+        let summary = summarize(&current, &layout.config);
+        self.admin.apply_config(&layout.config);
+        if let Err(e) = self.engine.apply(&layout.config) {
+            // Checked above under the same lock: cannot happen. Said loudly if it ever does.
+            tracing::error!(error = %e, "reload: the policy could not be published");
+            return Err(e.to_string());
+        }
+        *current = layout.config;
+        self.admin.record_reload(true);
+        tracing::info!(changes = %summary, digest = %current.digest, "config reloaded");
+        Ok(summary)
+    }
+
+    /// The shutdown timeout in force (it applies live).
+    pub fn shutdown_timeout(&self) -> std::time::Duration {
+        self.current.lock().runtime.shutdown_timeout
+    }
+}
+
+/// What the reload changes, in a line: pools and backends added, removed, changed.
+fn summarize(old: &Config, new: &Config) -> String {
+    let mut parts = Vec::new();
+    for p in &new.pools {
+        let Some(o) = old.pools.iter().find(|o| o.name == p.name) else {
+            parts.push(format!(
+                "pool {} added ({} backends)",
+                p.name,
+                p.backends.len()
+            ));
+            continue;
+        };
+        if p.backends.is_empty() && !o.backends.is_empty() {
+            parts.push(format!("pool {} removed (its streams go on)", p.name));
+            continue;
+        }
+        for b in &p.backends {
+            match o.backends.iter().find(|x| x.addr == b.addr) {
+                None => parts.push(format!("{}: {} added", p.name, b.addr)),
+                Some(x)
+                    if x.weight != b.weight
+                        || x.max_connections != b.max_connections
+                        || x.tier != b.tier =>
+                {
+                    parts.push(format!("{}: {} changed", p.name, b.addr));
+                }
+                Some(_) => {}
+            }
+        }
+        for x in &o.backends {
+            if !p.backends.iter().any(|b| b.addr == x.addr) {
+                parts.push(format!(
+                    "{}: {} removed (its streams go on)",
+                    p.name, x.addr
+                ));
+            }
+        }
+    }
+    if parts.is_empty() {
+        "no backend changes".into()
+    } else {
+        parts.join(", ")
     }
 }

@@ -1,29 +1,26 @@
 //! Signals, one thread: each one received is logged, then
 //! - SIGTERM, SIGINT: the first drains (stop accepting, let streams end up to
 //!   `runtime.shutdown_timeout`, reset the rest, exit 0); a second stops at once;
-//! - SIGHUP: reloads the config file (see `reload`);
+//! - SIGHUP: reloads the config file (see [`Reloader`]);
 //! - SIGUSR1, SIGUSR2: logged and ignored (their default would kill the process and every
 //!   stream with it).
 //!
 //! SIGPIPE is ignored by the Rust runtime: a peer that closes while ringlb writes is an
 //! EPIPE on that one socket. Must never take a lock a worker takes.
 
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::thread::JoinHandle;
-use std::time::Duration;
 
 use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM, SIGUSR1, SIGUSR2};
 use signal_hook::iterator::{Handle, Signals};
 
-use crate::admin::AdminState;
 use crate::engine::Stopper;
+
+use super::reload::Reloader;
 
 pub(super) struct Targets {
     pub stopper: Stopper,
-    pub shutdown_timeout: Duration,
-    pub config_path: PathBuf,
-    pub admin: Arc<AdminState>,
+    pub reloader: Arc<Reloader>,
 }
 
 /// The signal thread; dropping it stops the thread.
@@ -66,22 +63,24 @@ pub(super) fn spawn(mut signals: Signals, t: Targets) -> std::io::Result<SignalT
             let mut draining = false;
             for sig in signals.forever() {
                 match sig {
-                    SIGTERM | SIGINT if !draining && !t.shutdown_timeout.is_zero() => {
+                    SIGTERM | SIGINT if !draining && !t.reloader.shutdown_timeout().is_zero() => {
                         draining = true;
+                        let timeout = t.reloader.shutdown_timeout();
                         tracing::info!(
                             signal = name(sig),
-                            shutdown_timeout = ?t.shutdown_timeout,
+                            shutdown_timeout = ?timeout,
                             "draining: no new clients; live streams may finish (a second signal stops at once)"
                         );
-                        t.stopper.drain(t.shutdown_timeout);
+                        t.stopper.drain(timeout);
                     }
                     SIGTERM | SIGINT => {
                         tracing::info!(signal = name(sig), "stopping now");
                         t.stopper.stop();
                     }
                     SIGHUP => {
-                        tracing::info!(signal = name(sig), path = %t.config_path.display(), "reloading the config");
-                        let _ = super::reload::reload(&t.config_path, &t.admin);
+                        tracing::info!(signal = name(sig), "reloading the config");
+                        // The outcome is logged by the reload itself.
+                        let _ = t.reloader.reload();
                     }
                     _ => tracing::info!(signal = name(sig), "ignored"),
                 }

@@ -1,0 +1,210 @@
+//! How a reloaded config is laid over the running one: every pool keeps the index it had (the
+//! engine's connections, queues and counters refer to pools by index), a removed pool stays in
+//! place with no backend (its live streams go on; nothing new reaches it), new pools come
+//! after; settings that cannot change in a running process keep their old values and are
+//! named, so the operator learns they need a restart. Pure functions: no I/O, no clock.
+
+use crate::config::{Config, Listener};
+
+/// The config to run after a reload, and what of the new file could not be applied.
+#[derive(Debug)]
+pub struct Layout {
+    pub config: Config,
+    /// Settings that kept their old value ("runtime.workers", "listener api: bind", ...).
+    pub needs_restart: Vec<String>,
+}
+
+/// `new` (a validated file) over `old` (the config running, itself laid out this way).
+pub fn lay_out(old: &Config, new: &Config) -> Layout {
+    let mut needs_restart = runtime_changes(old, new);
+    let mut pools = Vec::with_capacity(old.pools.len() + new.pools.len());
+    for p in &old.pools {
+        match new.pools.iter().find(|n| n.name == p.name) {
+            Some(n) => pools.push(n.clone()),
+            None => {
+                let mut gone = p.clone();
+                gone.backends.clear();
+                pools.push(gone);
+            }
+        }
+    }
+    for n in &new.pools {
+        if !pools.iter().any(|p| p.name == n.name) {
+            pools.push(n.clone());
+        }
+    }
+    let slot = |new_index: usize| {
+        let name = &new.pools[new_index].name;
+        pools.iter().position(|p| &p.name == name)
+    };
+    // Listeners stay as they are (each worker bound its own sockets at start); only the pool a
+    // listener of the same name sends its clients to follows the new file.
+    let mut listeners = old.listeners.clone();
+    for l in listeners.iter_mut() {
+        match new.listeners.iter().find(|n| n.name == l.name) {
+            Some(n) => {
+                if let Some(s) = slot(n.pool) {
+                    l.pool = s;
+                }
+                needs_restart.extend(listener_changes(l, n));
+            }
+            None => needs_restart.push(format!("listener {}: removed", l.name)),
+        }
+    }
+    for n in &new.listeners {
+        if !old.listeners.iter().any(|l| l.name == n.name) {
+            needs_restart.push(format!("listener {}: added", n.name));
+        }
+    }
+    let admin_same = match (&old.admin, &new.admin) {
+        (None, None) => true,
+        (Some(a), Some(b)) => {
+            a.bind == b.bind && a.token == b.token && a.metrics_public == b.metrics_public
+        }
+        _ => false,
+    };
+    if !admin_same {
+        needs_restart.push("[admin]".into());
+    }
+    let mut runtime = old.runtime.clone();
+    // These apply live.
+    runtime.access_log = new.runtime.access_log;
+    runtime.access_log_interval = new.runtime.access_log_interval;
+    runtime.shutdown_timeout = new.runtime.shutdown_timeout;
+    Layout {
+        config: Config {
+            runtime,
+            listeners,
+            pools,
+            admin: old.admin.clone(),
+            digest: new.digest.clone(),
+        },
+        needs_restart,
+    }
+}
+
+fn runtime_changes(old: &Config, new: &Config) -> Vec<String> {
+    let (o, n) = (&old.runtime, &new.runtime);
+    let fixed = [
+        ("workers", o.workers as u64, n.workers as u64),
+        (
+            "pin_workers",
+            u64::from(o.pin_workers),
+            u64::from(n.pin_workers),
+        ),
+        (
+            "ring_entries",
+            u64::from(o.ring_entries),
+            u64::from(n.ring_entries),
+        ),
+        (
+            "buffer_size",
+            u64::from(o.buffer_size),
+            u64::from(n.buffer_size),
+        ),
+        (
+            "buffer_count",
+            u64::from(o.buffer_count),
+            u64::from(n.buffer_count),
+        ),
+        (
+            "max_unsent",
+            u64::from(o.max_unsent),
+            u64::from(n.max_unsent),
+        ),
+        (
+            "max_connections",
+            u64::from(o.max_connections),
+            u64::from(n.max_connections),
+        ),
+    ];
+    fixed
+        .iter()
+        .filter(|(_, a, b)| a != b)
+        .map(|(k, _, _)| format!("runtime.{k}"))
+        .collect()
+}
+
+fn listener_changes(old: &Listener, new: &Listener) -> Vec<String> {
+    let mut out = Vec::new();
+    if old.bind != new.bind {
+        out.push(format!("listener {}: bind", old.name));
+    }
+    if old.backlog != new.backlog {
+        out.push(format!("listener {}: backlog", old.name));
+    }
+    if old.max_connections != new.max_connections {
+        out.push(format!("listener {}: max_connections", old.name));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cfg(pools: &[(&str, &[&str])], listeners: &[(&str, &str)], workers: usize) -> Config {
+        let mut t = format!("[runtime]\nworkers = {workers}\n");
+        for (name, pool) in listeners {
+            t += &format!(
+                "[[listener]]\nname = \"{name}\"\nbind = \"127.0.0.1:0\"\npool = \"{pool}\"\n"
+            );
+        }
+        for (name, backends) in pools {
+            t += &format!("[[pool]]\nname = \"{name}\"\n");
+            for b in *backends {
+                t += &format!("[[pool.backend]]\naddr = \"{b}\"\n");
+            }
+        }
+        crate::config::parse(&t, "t.toml").unwrap()
+    }
+
+    #[test]
+    fn pools_keep_their_index_removed_ones_stay_empty_new_ones_come_after() {
+        let old = cfg(
+            &[("a", &["127.0.0.1:1"]), ("b", &["127.0.0.1:2"])],
+            &[("x", "b")],
+            2,
+        );
+        let new = cfg(
+            &[("c", &["127.0.0.1:3"]), ("b", &["127.0.0.1:4"])],
+            &[("x", "c")],
+            2,
+        );
+        let l = lay_out(&old, &new);
+        let names: Vec<&str> = l.config.pools.iter().map(|p| p.name.as_str()).collect();
+        assert_eq!(names, ["a", "b", "c"]);
+        assert!(l.config.pools[0].backends.is_empty(), "a was removed");
+        assert_eq!(
+            l.config.pools[1].backends[0].addr.port(),
+            4,
+            "b as the new file has it"
+        );
+        assert_eq!(
+            l.config.listeners[0].pool, 2,
+            "x now sends to c, at its new index"
+        );
+        assert!(l.needs_restart.is_empty(), "{:?}", l.needs_restart);
+        // Laid out again over itself, nothing moves.
+        let again = lay_out(&l.config, &new);
+        let names: Vec<&str> = again.config.pools.iter().map(|p| p.name.as_str()).collect();
+        assert_eq!(names, ["a", "b", "c"]);
+    }
+
+    #[test]
+    fn settings_that_need_a_restart_keep_their_old_value_and_are_named() {
+        let old = cfg(&[("a", &["127.0.0.1:1"])], &[("x", "a")], 2);
+        let new = cfg(&[("a", &["127.0.0.1:1"])], &[("y", "a")], 3);
+        let l = lay_out(&old, &new);
+        assert_eq!(l.config.runtime.workers, 2);
+        assert_eq!(l.config.listeners[0].name, "x", "listeners stay");
+        assert_eq!(
+            l.needs_restart,
+            [
+                "runtime.workers",
+                "listener x: removed",
+                "listener y: added"
+            ]
+        );
+    }
+}
