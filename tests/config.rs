@@ -967,3 +967,25 @@ fn bad_queue_sizes_and_tiers() {
         &["unknown key `queue_sise`", "`queue_size`"],
     );
 }
+
+#[test]
+fn when_all_down_is_close_or_queue_and_queue_needs_a_queue() {
+    assert!(
+        !ok(&pool_with(&[])).pools[0].queue_when_all_down,
+        "default: close"
+    );
+    let c = ok(&pool_with(&["queue_size = 4", "when_all_down = \"queue\""]));
+    assert!(c.pools[0].queue_when_all_down);
+    assert!(!ok(&pool_with(&["when_all_down = \"close\""])).pools[0].queue_when_all_down);
+    // Line 7: the key after the listener (1-4) and the pool's header and name (5-6).
+    fails(
+        &pool_with(&["when_all_down = \"queue\""]),
+        "7:17",
+        &["`when_all_down` = \"queue\" needs a queue", "queue_size"],
+    );
+    fails(
+        &pool_with(&["when_all_down = \"wait\""]),
+        "7:17",
+        &["unknown `when_all_down` \"wait\"", "\"close\", \"queue\""],
+    );
+}

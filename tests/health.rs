@@ -381,3 +381,26 @@ fn without_passive_early_close_resets_after_connect_never_mark_down() {
     }
     assert_eq!(health(&lb.server), vec![HealthState::Up]);
 }
+
+/// `when_all_down = "queue"`: with every backend down, new clients wait in the pool queue and
+/// are served as soon as one comes back, instead of being closed at once (the default).
+#[test]
+fn when_all_down_queue_holds_clients_until_a_backend_comes_up() {
+    let a = mock("a");
+    a.set_health(HealthMode::Unhealthy);
+    // Plain keys before the `[pool.health]` table.
+    let keys =
+        format!("queue_size = 8\nqueue_timeout = \"20s\"\nwhen_all_down = \"queue\"\n{HTTP_CHECK}");
+    let lb = run(&pool_config(&keys, &[""]), &[a.addr()]);
+    let server = &lb.server;
+    wait_for("a down", || {
+        matches!(checks(server)[0], CheckStatus::Down(_))
+    });
+    let to = addr(server);
+    let waiting = thread::spawn(move || served_by(to));
+    wait_for("the client queued", || server.queue_len(0) == 1);
+    a.set_health(HealthMode::Ok);
+    assert_eq!(waiting.join().unwrap(), "a", "served once a is back");
+    assert_eq!(server.stats().no_backend, 0);
+    assert_eq!(server.stats().queued, 1);
+}

@@ -130,6 +130,9 @@ pub struct Pool {
     pub queue_size: u32,
     /// Longest such a wait; > 0.
     pub queue_timeout: Duration,
+    /// `when_all_down = "queue"`: while no backend of any tier is up, new clients wait in the
+    /// queue (as when all are full) instead of being closed at once.
+    pub queue_when_all_down: bool,
     /// Connections older than this are closed; None = never. > 0 when set.
     pub max_connection_age: Option<Duration>,
     /// Random extra age per connection, at most `max_connection_age`; zero without it.

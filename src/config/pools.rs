@@ -109,6 +109,7 @@ pub(super) fn validate_pool(
         slow_start: tuning.slow_start,
         queue_size: tuning.queue_size,
         queue_timeout: tuning.queue_timeout,
+        queue_when_all_down: tuning.queue_when_all_down,
         max_connection_age: tuning.max_connection_age,
         max_connection_age_jitter: tuning.max_connection_age_jitter,
         passive,

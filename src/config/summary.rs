@@ -143,9 +143,14 @@ fn pool_tuning(p: &Pool) -> String {
         parts.push("queue off".to_string());
     } else {
         parts.push(format!(
-            "queue_size {}, queue_timeout {}",
+            "queue_size {}, queue_timeout {}{}",
             p.queue_size,
-            format_duration(p.queue_timeout)
+            format_duration(p.queue_timeout),
+            if p.queue_when_all_down {
+                ", also when all are down"
+            } else {
+                ""
+            }
         ));
     }
     match p.max_connection_age {

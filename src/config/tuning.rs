@@ -23,6 +23,7 @@ pub(super) struct PoolTuning {
     pub slow_start: Duration,
     pub queue_size: u32,
     pub queue_timeout: Duration,
+    pub queue_when_all_down: bool,
     pub max_connection_age: Option<Duration>,
     pub max_connection_age_jitter: Duration,
 }
@@ -77,6 +78,30 @@ pub(super) fn validate_tuning(
         "queue_timeout",
         DEFAULT_QUEUE_TIMEOUT,
     )?;
+    let queue_when_all_down = match &p.when_all_down {
+        None => false,
+        Some(value) => match value.get_ref().as_str() {
+            "close" => false,
+            "queue" if queue_size > 0 => true,
+            "queue" => {
+                return Err(check.err(
+                    &value.span(),
+                    format!(
+                        "{ctx}: `when_all_down` = \"queue\" needs a queue: set `queue_size` \
+                         above 0"
+                    ),
+                ))
+            }
+            other => {
+                return Err(check.err(
+                    &value.span(),
+                    format!(
+                        "{ctx}: unknown `when_all_down` {other:?}; allowed: \"close\", \"queue\""
+                    ),
+                ))
+            }
+        },
+    };
     let max_connection_age = match &p.max_connection_age {
         None => None,
         Some(value) => Some(check.duration(value, ctx, "max_connection_age", false)?),
@@ -119,6 +144,7 @@ pub(super) fn validate_tuning(
         slow_start,
         queue_size,
         queue_timeout,
+        queue_when_all_down,
         max_connection_age,
         max_connection_age_jitter,
     })

@@ -54,7 +54,10 @@ impl Worker {
                 self.conns.insert(conn);
                 self.connect_to(key, pick);
             }
-            Err(NoPick::AllFull) if self.queues_shared.try_join(pool, policy.queue_size) => {
+            Err(why)
+                if (why == NoPick::AllFull || policy.queue_when_all_down)
+                    && self.queues_shared.try_join(pool, policy.queue_size) =>
+            {
                 conn.phase = Phase::Queued;
                 conn.started_us = self.now_us;
                 let fd = conn.halves[Side::Client.idx()].raw();

@@ -17,6 +17,8 @@ pub struct PoolPolicy {
     pub retries: u32,
     pub queue_size: u32,
     pub queue_timeout_ms: u64,
+    /// Queue clients (instead of closing them) while every backend is down.
+    pub queue_when_all_down: bool,
     /// Streams older than this close at a quiet moment; None = never.
     pub max_age_ms: Option<u64>,
     pub max_age_jitter_ms: u64,
@@ -56,6 +58,7 @@ impl Policy {
                     retries: p.retries,
                     queue_size: p.queue_size,
                     queue_timeout_ms: ms(p.queue_timeout),
+                    queue_when_all_down: p.queue_when_all_down,
                     max_age_ms: p.max_connection_age.map(ms),
                     max_age_jitter_ms: ms(p.max_connection_age_jitter),
                     needs_client_addr: p.balance == Balance::Hash,
