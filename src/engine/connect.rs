@@ -129,7 +129,7 @@ impl Worker {
         let pool = self.conns[key].pool;
         self.queues_shared.leave(pool);
         self.stats.queue_abandoned.fetch_add(1, Ordering::Relaxed);
-        tracing::debug!(pool, "a queued client hung up");
+        tracing::debug!(conn = %self.conn_id(&self.conns[key]), pool, "a queued client hung up");
         // The stale entry in the local queue is skipped when reached.
         self.close(key, CloseReason::QueueAbandoned);
     }
@@ -149,7 +149,13 @@ impl Worker {
             Ok(s) => s,
             Err(e) => {
                 // A local failure (out of descriptors): no other backend would do better.
-                tracing::warn!(error = %e, "cannot open a backend socket; closing client");
+                if let Some(more) = self.socket_repeats.hit(self.now) {
+                    tracing::warn!(
+                        error = %e,
+                        more_since_last_line = more,
+                        "cannot open a backend socket; closing client (repeats counted)"
+                    );
+                }
                 self.close(key, CloseReason::Error);
                 // Reached from accept too, where no completion would free the slot later.
                 self.free_if_done(key);

@@ -18,6 +18,7 @@ mod limits;
 mod observe;
 mod policy;
 mod queue;
+mod ratelimit;
 mod relay;
 mod reload;
 mod server;

@@ -171,7 +171,12 @@ impl Worker {
             }
             libc::ECANCELED => self.drive(key),
             err => {
-                tracing::debug!(?side, error = %std::io::Error::from_raw_os_error(err), "recv failed");
+                tracing::debug!(
+                    conn = %self.conn_id(&self.conns[key]),
+                    ?side,
+                    error = %std::io::Error::from_raw_os_error(err),
+                    "recv failed"
+                );
                 // Reset before the backend's first byte: `passive_early_close` counts it.
                 let conn = &self.conns[key];
                 if let (Side::Backend, libc::ECONNRESET, false, Some(g)) =
@@ -232,7 +237,7 @@ impl Worker {
         if result <= 0 {
             if result < 0 {
                 let err = std::io::Error::from_raw_os_error(-result);
-                tracing::debug!(?side, error = %err, "send failed");
+                tracing::debug!(conn = %self.conn_id(&self.conns[key]), ?side, error = %err, "send failed");
             }
             self.close(key, reset_by(side));
             return;

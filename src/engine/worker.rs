@@ -23,6 +23,7 @@ use super::conn::{Conn, Recv};
 use super::drain::Control;
 use super::policy::Policy;
 use super::queue::{LocalQueues, QueueShared};
+use super::ratelimit::Repeats;
 use super::socket;
 use super::stats::WorkerStats;
 use super::time::Clock;
@@ -44,6 +45,8 @@ const DRAIN_MS: u64 = 2000;
 const MAX_PARKED: usize = 256;
 /// Distinct sockets waiting for a receive buffer at the end of a turn that make the ring grow.
 const STARVED_TO_GROW: usize = 8;
+/// At most one line per this long for a repeated warning (failed accepts, sockets).
+const REPEAT_LOG_MS: u64 = 10_000;
 /// How often buffer memory that recent demand did not need is handed back to the system.
 const TRIM_MS: u64 = 2000;
 
@@ -120,6 +123,8 @@ pub(super) struct Worker {
     reset_epoch: u64,
     /// Sequence number of the next client connection (connection ids in logs).
     seq: u64,
+    accept_repeats: Repeats,
+    pub(super) socket_repeats: Repeats,
     #[cfg(test)]
     fault: Arc<std::sync::atomic::AtomicU8>,
 }
@@ -153,6 +158,8 @@ impl Worker {
             next_trim: now_us / 1000 + TRIM_MS,
             reset_epoch: crate::balance::reset_epoch(),
             seq: 0,
+            accept_repeats: Repeats::new(REPEAT_LOG_MS),
+            socket_repeats: Repeats::new(REPEAT_LOG_MS),
             #[cfg(test)]
             fault: p.fault,
         }
@@ -357,7 +364,14 @@ impl Worker {
         if c.result < 0 {
             let err = std::io::Error::from_raw_os_error(-c.result);
             if c.result != -libc::ECANCELED {
-                tracing::warn!(worker = self.id, error = %err, "accept failed; retrying shortly");
+                if let Some(more) = self.accept_repeats.hit(self.now) {
+                    tracing::warn!(
+                        worker = self.id,
+                        error = %err,
+                        more_since_last_line = more,
+                        "accept failed; retrying shortly (repeats are counted, one line per 10 s)"
+                    );
+                }
                 self.stats.accept_errors.fetch_add(1, Ordering::Relaxed);
                 l.retry_at = self.now + ACCEPT_RETRY_MS;
             }
