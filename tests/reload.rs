@@ -213,3 +213,41 @@ fn pools_that_move_in_the_file_keep_serving_their_listener() {
     p.wait_line_from(i + 1, &["config reloaded"]);
     assert_eq!(open(to).1, 2, "the listener now sends to pc");
 }
+
+#[test]
+fn a_removed_backend_keeps_its_streams_until_the_pools_drain_timeout() {
+    let (b0, b1) = (id_echo(0), id_echo(1));
+    let pool_keys = |backends: &[(SocketAddr, u32)]| {
+        pool("p", backends).replace(
+            "balance = \"round_robin\"\n",
+            "balance = \"round_robin\"\ndrain_timeout = \"1s\"\n",
+        )
+    };
+    let p = Proc::run(
+        "reload-drain",
+        &(head("p") + &pool_keys(&[(b0, 1), (b1, 1)])),
+        &[],
+    );
+    let to = p.listener("test");
+    let (mut on0, mut on1) = (None, None);
+    while on0.is_none() || on1.is_none() {
+        let (s, id) = open(to);
+        if id == 0 {
+            on0 = Some(s)
+        } else {
+            on1 = Some(s)
+        }
+    }
+    let (mut on0, mut on1) = (on0.unwrap(), on1.unwrap());
+    std::fs::write(&p.config, head("p") + &pool_keys(&[(b0, 1)])).unwrap();
+    p.signal(Signal::SIGHUP);
+    p.wait_line(&["config reloaded"]);
+    round_trip(&mut on1, b"still relaying right after the reload");
+    // Cut at the drain timeout (checked every 2 s), with a reset and reason `drained`.
+    assert!(
+        ends_with_reset(&mut on1),
+        "a drained stream ends with a reset"
+    );
+    p.wait_line(&["ringlb::access", "reason=drained"]);
+    round_trip(&mut on0, b"the kept backend's stream goes on");
+}

@@ -96,6 +96,12 @@ impl ActiveGuard {
         self.state.counters.connect_failed(kind);
     }
 
+    /// The backend was removed by a reload and its pool's `drain_timeout` is over at `now_ms`:
+    /// the stream on this slot is to be cut.
+    pub fn drain_expired(&self, now_ms: u64) -> bool {
+        self.state.drain_expired(now_ms)
+    }
+
     /// The stream on this slot ended for `reason`.
     pub fn record_close(&self, reason: CloseReason) {
         self.state.counters.closed(reason);

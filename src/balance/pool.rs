@@ -108,6 +108,10 @@ impl PoolTable {
         self.backends.is_empty()
     }
 
+    pub(crate) fn backends(&self) -> &[Backend] {
+        &self.backends
+    }
+
     pub fn backend_addr(&self, idx: usize) -> Option<SocketAddr> {
         self.backends.get(idx).map(|b| b.addr)
     }

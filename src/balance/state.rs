@@ -34,6 +34,10 @@ pub(crate) struct BackendState {
     up_since_ms: AtomicU64,
     /// For metrics only; on lines of their own, away from the count picks read.
     pub(crate) counters: CachePadded<BackendCounters>,
+    /// A reload removed this backend: its live streams are cut at this `clock::now_ms()`
+    /// time (the pool's `drain_timeout`); 0 = not removed. Read by workers every few seconds,
+    /// never on the pick path.
+    removed_deadline_ms: AtomicU64,
     /// The pool this state belongs to (its identity is pool and address), for log lines.
     pool: Box<str>,
 }
@@ -79,6 +83,25 @@ impl BackendState {
             .active
             .fetch_update(Ordering::AcqRel, Ordering::Relaxed, |n| n.checked_sub(1));
         debug_assert!(result.is_ok(), "active count released below zero");
+    }
+
+    /// Marks the backend removed by a reload: its streams end by `deadline_ms` (at least 1).
+    pub(crate) fn set_removed(&self, deadline_ms: u64) {
+        self.removed_deadline_ms
+            .store(deadline_ms.max(1), Ordering::Relaxed);
+    }
+
+    /// A reload has it (back) in the table.
+    pub(crate) fn clear_removed(&self) {
+        if self.removed_deadline_ms.load(Ordering::Relaxed) != 0 {
+            self.removed_deadline_ms.store(0, Ordering::Relaxed);
+        }
+    }
+
+    /// Removed by a reload and its drain timeout over at `now_ms`.
+    pub(crate) fn drain_expired(&self, now_ms: u64) -> bool {
+        let d = self.removed_deadline_ms.load(Ordering::Relaxed);
+        d != 0 && now_ms >= d
     }
 
     /// Starts a slow-start ramp at `now_ms`.

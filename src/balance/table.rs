@@ -26,6 +26,27 @@ impl Table {
         Self::build_at(spec, registry, crate::clock::now_ms())
     }
 
+    /// After a reload swapped `old` for `new`: every backend of `old` that `new` no longer has
+    /// (same pool, same address) is marked removed, its live streams to be cut at
+    /// `deadline_of(pool name)`; every backend of `new` is cleared of such a mark (one removed
+    /// earlier may be back).
+    pub fn mark_removed(old: &Table, new: &Table, deadline_of: impl Fn(&str) -> u64) {
+        for p in &new.pools {
+            for b in p.backends() {
+                b.state.clear_removed();
+            }
+        }
+        for p in &old.pools {
+            let kept = new.pools.iter().find(|n| n.name() == p.name());
+            for b in p.backends() {
+                let still = kept.is_some_and(|n| n.backends().iter().any(|x| x.addr == b.addr));
+                if !still {
+                    b.state.set_removed(deadline_of(p.name()));
+                }
+            }
+        }
+    }
+
     /// [`build`](Self::build) at a given `clock::now_ms()` value.
     pub fn build_at(spec: &TableSpec, registry: &Registry, now_ms: u64) -> Table {
         registry.with_states(now_ms, |state_of| {

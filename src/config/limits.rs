@@ -70,6 +70,10 @@ pub const DEFAULT_RETRIES: u32 = 2;
 /// timeout (config/ringlb.service) must be above it.
 pub const DEFAULT_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(60);
 
+/// A removed backend's streams may run this long: an hour covers the longest generations and
+/// most realtime sessions, and still frees a decommissioned GPU host the same day.
+pub const DEFAULT_DRAIN_TIMEOUT: Duration = Duration::from_secs(3600);
+
 /// Equal share per backend unless the operator says otherwise.
 pub const DEFAULT_WEIGHT: u32 = 1;
 /// Large enough for any real ratio between GPUs, small enough that weight sums cannot

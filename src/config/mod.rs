@@ -133,6 +133,9 @@ pub struct Pool {
     /// `when_all_down = "queue"`: while no backend of any tier is up, new clients wait in the
     /// queue (as when all are full) instead of being closed at once.
     pub queue_when_all_down: bool,
+    /// A backend a reload removes keeps its live streams this long, then they are reset
+    /// (reason `drained`); 0 = at once.
+    pub drain_timeout: Duration,
     /// Connections older than this are closed; None = never. > 0 when set.
     pub max_connection_age: Option<Duration>,
     /// Random extra age per connection, at most `max_connection_age`; zero without it.

@@ -110,6 +110,7 @@ pub(super) fn validate_pool(
         queue_size: tuning.queue_size,
         queue_timeout: tuning.queue_timeout,
         queue_when_all_down: tuning.queue_when_all_down,
+        drain_timeout: tuning.drain_timeout,
         max_connection_age: tuning.max_connection_age,
         max_connection_age_jitter: tuning.max_connection_age_jitter,
         passive,

@@ -67,6 +67,7 @@ pub(super) struct RawPool {
     pub retries: Option<Spanned<i64>>,
     pub queue_size: Option<Spanned<i64>>,
     pub when_all_down: Option<Spanned<String>>,
+    pub drain_timeout: Option<Spanned<RawDuration>>,
     pub queue_timeout: Option<Spanned<RawDuration>>,
     pub latency_decay: Option<Spanned<RawDuration>>,
     pub hash_key: Option<Spanned<String>>,

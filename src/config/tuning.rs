@@ -24,6 +24,7 @@ pub(super) struct PoolTuning {
     pub queue_size: u32,
     pub queue_timeout: Duration,
     pub queue_when_all_down: bool,
+    pub drain_timeout: Duration,
     pub max_connection_age: Option<Duration>,
     pub max_connection_age_jitter: Duration,
 }
@@ -102,6 +103,12 @@ pub(super) fn validate_tuning(
             }
         },
     };
+    let drain_timeout = check.duration_or_zero(
+        &p.drain_timeout,
+        ctx,
+        "drain_timeout",
+        DEFAULT_DRAIN_TIMEOUT,
+    )?;
     let max_connection_age = match &p.max_connection_age {
         None => None,
         Some(value) => Some(check.duration(value, ctx, "max_connection_age", false)?),
@@ -145,6 +152,7 @@ pub(super) fn validate_tuning(
         queue_size,
         queue_timeout,
         queue_when_all_down,
+        drain_timeout,
         max_connection_age,
         max_connection_age_jitter,
     })

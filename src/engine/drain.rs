@@ -15,6 +15,9 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use socket2::SockRef;
 
+use crate::balance::CloseReason;
+
+use super::conn::Phase;
 use super::token::{self, Op};
 use super::worker::{Accept, Worker};
 
@@ -100,6 +103,23 @@ impl Worker {
                 "shutdown timeout passed; resetting the streams left"
             );
             self.begin_stop();
+        }
+    }
+
+    /// Resets the streams whose backend a reload removed and whose pool's `drain_timeout` is
+    /// over (checked every few seconds, not per byte).
+    pub(super) fn cut_removed(&mut self) {
+        let now = self.now;
+        let cut: Vec<usize> = self
+            .conns
+            .iter()
+            .filter(|(_, c)| c.phase == Phase::Relaying)
+            .filter(|(_, c)| c.guard.as_ref().is_some_and(|g| g.drain_expired(now)))
+            .map(|(key, _)| key)
+            .collect();
+        for key in cut {
+            self.close(key, CloseReason::Drained);
+            self.free_if_done(key);
         }
     }
 

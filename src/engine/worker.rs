@@ -231,6 +231,7 @@ impl Worker {
             if self.now >= self.next_trim {
                 self.next_trim = self.now + TRIM_MS;
                 self.log_progress();
+                self.cut_removed();
                 self.ring.trim();
             }
             let bufs = self.ring.bufs();

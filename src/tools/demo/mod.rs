@@ -170,6 +170,7 @@ pub fn demo_config(opts: &DemoOptions, backends: &[MockBackend]) -> Config {
             queue_size: crate::config::DEFAULT_QUEUE_SIZE,
             queue_timeout: crate::config::DEFAULT_QUEUE_TIMEOUT,
             queue_when_all_down: false,
+            drain_timeout: crate::config::DEFAULT_DRAIN_TIMEOUT,
             max_connection_age: None,
             max_connection_age_jitter: crate::config::DEFAULT_MAX_CONNECTION_AGE_JITTER,
             passive: crate::config::PassiveHealth::default(),
