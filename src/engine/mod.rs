@@ -6,6 +6,7 @@
 //! first reason it could not be). The engine must never take a lock on the per-connection path
 //! and never hold `unsafe` outside `uring`.
 
+mod accept;
 mod access;
 mod admit;
 mod backlog;

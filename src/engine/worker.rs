@@ -24,7 +24,6 @@ use super::drain::Control;
 use super::policy::Policy;
 use super::queue::{LocalQueues, QueueShared};
 use super::ratelimit::Repeats;
-use super::socket;
 use super::stats::WorkerStats;
 use super::time::Clock;
 use super::timer::Timers;
@@ -42,7 +41,7 @@ pub(super) const ACCEPT_RETRY_MS: u64 = 100;
 const DRAIN_MS: u64 = 2000;
 /// Clients a worker holds, accepted but not admitted, when a connection limit was reached on
 /// another worker before this one stopped accepting; past this they are reset.
-const MAX_PARKED: usize = 256;
+pub(super) const MAX_PARKED: usize = 256;
 /// Distinct sockets waiting for a receive buffer at the end of a turn that make the ring grow.
 const STARVED_TO_GROW: usize = 8;
 /// At most one line per this long for a repeated warning (failed accepts, sockets).
@@ -123,7 +122,7 @@ pub(super) struct Worker {
     reset_epoch: u64,
     /// Sequence number of the next client connection (connection ids in logs).
     seq: u64,
-    accept_repeats: Repeats,
+    pub(super) accept_repeats: Repeats,
     pub(super) socket_repeats: Repeats,
     #[cfg(test)]
     fault: Arc<std::sync::atomic::AtomicU8>,
@@ -329,123 +328,9 @@ impl Worker {
         }
     }
 
-    fn arm_listeners(&mut self) {
-        for (i, l) in self.listeners.iter_mut().enumerate() {
-            let Some(fd) = &l.fd else { continue };
-            if l.accept == Accept::Off && self.now >= l.retry_at && self.admission.has_room(l.index)
-            {
-                self.ring
-                    .accept_multi(fd.as_raw_fd(), token::encode(Op::Accept, i as u32, 0));
-                l.accept = Accept::Armed;
-            }
-        }
-    }
-
-    /// Stops accepting on every listener that has reached a connection limit; clients wait in
-    /// the listen backlog until a connection ends.
-    fn pause_full_listeners(&mut self) {
-        for l in self.listeners.iter_mut() {
-            if l.accept == Accept::Armed && !self.admission.has_room(l.index) {
-                if let Some(fd) = &l.fd {
-                    self.ring
-                        .cancel_fd(fd.as_raw_fd(), token::encode(Op::Cancel, 0, 0));
-                }
-                l.accept = Accept::Cancelling;
-            }
-        }
-    }
-
-    fn on_accept(&mut self, li: usize, c: Completion) {
-        let Some(l) = self.listeners.get_mut(li) else {
-            return;
-        };
-        if !c.more() {
-            l.accept = Accept::Off;
-        }
-        if c.result < 0 {
-            let err = std::io::Error::from_raw_os_error(-c.result);
-            if c.result != -libc::ECANCELED {
-                if let Some(more) = self.accept_repeats.hit(self.now) {
-                    tracing::warn!(
-                        worker = self.id,
-                        error = %err,
-                        more_since_last_line = more,
-                        "accept failed; retrying shortly (repeats are counted, one line per 10 s)"
-                    );
-                }
-                self.stats.accept_errors.fetch_add(1, Ordering::Relaxed);
-                l.retry_at = self.now + ACCEPT_RETRY_MS;
-            }
-            return;
-        }
-        let fd = super::uring::adopt_fd(c.result);
-        if self.stopping {
-            return;
-        }
-        self.accepted(fd, li);
-    }
-
-    /// A client was accepted on worker listener `li`: admit it, park it (a limit was reached),
-    /// or reset it (too many parked).
-    pub(super) fn accepted(&mut self, fd: OwnedFd, li: usize) {
-        let Some(l) = self.listeners.get(li) else {
-            return;
-        };
-        let (pool, index) = (self.listener_pool(l), l.index);
-        if !self.parked.is_empty() || !self.admission.try_admit(index) {
-            // Accepted before this worker saw the limit: the client waits here (it would have
-            // waited in the backlog), unless too many already do.
-            if self.parked.len() < MAX_PARKED {
-                self.parked.push_back((fd, li as u16));
-            } else {
-                socket::set_linger_zero(&fd);
-                self.stats.refused.fetch_add(1, Ordering::Relaxed);
-            }
-            self.pause_full_listeners();
-            return;
-        }
-        self.stats.accepted.fetch_add(1, Ordering::Relaxed);
-        self.start_client(fd, pool, li as u16);
-        if !self.admission.has_room(index) {
-            self.pause_full_listeners();
-            // Other workers stop accepting too, at once, rather than at their next wake-up.
-            self.queues_shared.wake_others(self.id);
-        }
-    }
-
-    /// Admits parked clients, oldest first, while the limits have room.
-    fn admit_parked(&mut self) {
-        while let Some((_, li)) = self.parked.front() {
-            let li = *li as usize;
-            let Some(l) = self.listeners.get(li) else {
-                self.parked.pop_front();
-                continue;
-            };
-            let (index, pool) = (l.index, self.listener_pool(l));
-            if !self.admission.try_admit(index) {
-                return;
-            }
-            if let Some((fd, _)) = self.parked.pop_front() {
-                self.stats.accepted.fetch_add(1, Ordering::Relaxed);
-                self.start_client(fd, pool, li as u16);
-            }
-        }
-    }
-
-    /// A connection of worker listener `li` is gone: give its admission back, and wake every
-    /// worker if that reopens a listener some may have paused.
-    pub(super) fn admission_released(&mut self, li: usize) {
-        let Some(l) = self.listeners.get(li) else {
-            return;
-        };
-        if self.admission.release(l.index) {
-            self.queues_shared.wake_others(self.id);
-        }
-    }
-
     /// Next generation for slab slot `key` (kept across reuse of the slot).
     /// The pool a listener's clients go to under the current policy (a reload may change it).
-    fn listener_pool(&self, l: &WorkerListener) -> usize {
+    pub(super) fn listener_pool(&self, l: &WorkerListener) -> usize {
         self.policy
             .listener_pools
             .get(l.index)
