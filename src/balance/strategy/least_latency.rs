@@ -8,9 +8,11 @@
 //! the first of equal costs, so when latency says nothing (no samples, or all decayed to the
 //! floor) and backends are idle, picks still spread by weight.
 //!
-//! A backend with no sample yet (new, or only connected so far) is costed at the pool's mean
-//! of the estimates that exist, so it is tried as soon as it looks no worse than average,
-//! without either starving or flooding it. Scans the whole tier; the decay uses the request's
+//! A backend with no sample yet (new, or only connected so far) is costed just below the
+//! pool's mean of the estimates that exist, so it is tried as soon as it looks no worse than
+//! average (a tie with a known backend goes to it), without either starving or flooding it:
+//! its active count still raises its cost, and one sample settles it. (Costed exactly at the
+//! mean, a fresh pool sent 1 to 4 streams in a row to a known-slow backend by coin toss.) Scans the whole tier; the decay uses the request's
 //! time, never the clock.
 
 use super::sampler::WeightedDraw;
@@ -22,6 +24,8 @@ use crate::balance::slow_start;
 /// have decayed to nothing) cost still grows with active streams: the strategy then behaves
 /// as weighted least connections instead of treating every backend as free.
 const MIN_ESTIMATE_MS: f64 = 0.001;
+/// What a backend missing a sample pays of the pool mean it is costed at.
+const UNKNOWN_DISCOUNT: f64 = 0.95;
 
 #[derive(Debug)]
 pub(crate) struct LeastLatency {
@@ -68,7 +72,9 @@ fn lowest_cost(backends: &[Backend], start: usize, ctx: &PickCtx) -> Option<usiz
             (Some(connect), Some(first_byte)) => connect + first_byte,
             (connect, first_byte) => {
                 let (c, f) = *defaults.get_or_insert_with(|| pool_means(backends, now));
-                connect.unwrap_or(c) + first_byte.unwrap_or(f)
+                // Just below the mean: "no worse than average" wins the tie, so an unknown
+                // backend is tried at once instead of by the toss of the scan's start.
+                (connect.unwrap_or(c) + first_byte.unwrap_or(f)) * UNKNOWN_DISCOUNT
             }
         };
         let load = f64::from(active) * slow_start::FULL as f64 / weight as f64;
