@@ -25,6 +25,7 @@ mod reload;
 mod server;
 mod socket;
 mod stats;
+mod supervise;
 mod time;
 mod timer;
 mod token;
@@ -41,8 +42,9 @@ pub use limits::raise_nofile;
 pub use observe::{Observer, WaitSnapshot, WAIT_BUCKETS_US};
 pub use policy::{table_spec, Policy, PoolPolicy};
 pub use reload::{EngineReload, ReloadError, POOL_HEADROOM};
-pub use server::{Server, Stopper};
+pub use server::Server;
 pub use stats::StatsSnapshot;
+pub use supervise::Stopper;
 pub use time::Clock;
 pub use uring::{UringError, SPILL_BLOCK};
 

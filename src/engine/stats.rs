@@ -41,6 +41,9 @@ pub struct WorkerStats {
     pub accept_errors: AtomicU64,
     /// Sends that found their socket full: the direction's bytes moved to spill blocks.
     pub send_blocked: AtomicU64,
+    /// Turns of the worker's loop (one submit and wait each): with the counters above, how
+    /// much work each wake-up does.
+    pub loop_turns: AtomicU64,
     gauges: CachePadded<Gauges>,
 }
 
@@ -83,6 +86,7 @@ impl WorkerStats {
             refused: r(&self.refused),
             accept_errors: r(&self.accept_errors),
             send_blocked: r(&self.send_blocked),
+            loop_turns: r(&self.loop_turns),
             connections: r(&self.gauges.connections),
             buffers_in_use: r(&self.gauges.buffers_in_use),
             buffers_warm: r(&self.gauges.buffers_warm),
@@ -114,6 +118,7 @@ pub struct StatsSnapshot {
     pub refused: u64,
     pub accept_errors: u64,
     pub send_blocked: u64,
+    pub loop_turns: u64,
     /// Connections in the workers' slabs at their last loop turn.
     pub connections: u64,
     /// Receive buffers held by the workers (received, not yet sent or copied).
@@ -149,6 +154,7 @@ impl std::ops::Add for StatsSnapshot {
             refused: self.refused + o.refused,
             accept_errors: self.accept_errors + o.accept_errors,
             send_blocked: self.send_blocked + o.send_blocked,
+            loop_turns: self.loop_turns + o.loop_turns,
             connections: self.connections + o.connections,
             buffers_in_use: self.buffers_in_use + o.buffers_in_use,
             buffers_warm: self.buffers_warm + o.buffers_warm,

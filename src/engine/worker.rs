@@ -175,6 +175,7 @@ impl Worker {
                 return Err(self.fail(e));
             }
             self.tick();
+            self.stats.loop_turns.fetch_add(1, Ordering::Relaxed);
             self.adopt_policy();
             for c in completions.drain(..) {
                 self.handle(c);
