@@ -135,6 +135,7 @@ worker_rows! {
     Counter "ringlb_worker_accept_errors_total" accept_errors "Accepts that failed (EMFILE, ENFILE, ...).";
     Counter "ringlb_worker_send_blocked_total" send_blocked "Sends that found their socket full.";
     Counter "ringlb_worker_loop_turns_total" loop_turns "Turns of the worker's loop (one submit and wait each).";
+    Counter "ringlb_worker_stuck_revived_total" stuck_revived "Streams found with no operation in flight and re-armed (a bug; should stay 0).";
     Counter "ringlb_worker_buffer_starved_total" buffer_starved "Receives that found the buffer ring empty.";
     Counter "ringlb_worker_received_bytes_total" bytes "Bytes received from clients and backends (each relayed byte once).";
 }

@@ -25,6 +25,7 @@ mod reload;
 mod server;
 mod socket;
 mod stats;
+mod stuck;
 mod supervise;
 mod time;
 mod timer;

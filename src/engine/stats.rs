@@ -44,6 +44,8 @@ pub struct WorkerStats {
     /// Turns of the worker's loop (one submit and wait each): with the counters above, how
     /// much work each wake-up does.
     pub loop_turns: AtomicU64,
+    /// Relaying streams found with no operation in flight and re-armed (see `stuck`): a bug.
+    pub stuck_revived: AtomicU64,
     gauges: CachePadded<Gauges>,
 }
 
@@ -87,6 +89,7 @@ impl WorkerStats {
             accept_errors: r(&self.accept_errors),
             send_blocked: r(&self.send_blocked),
             loop_turns: r(&self.loop_turns),
+            stuck_revived: r(&self.stuck_revived),
             connections: r(&self.gauges.connections),
             buffers_in_use: r(&self.gauges.buffers_in_use),
             buffers_warm: r(&self.gauges.buffers_warm),
@@ -119,6 +122,7 @@ pub struct StatsSnapshot {
     pub accept_errors: u64,
     pub send_blocked: u64,
     pub loop_turns: u64,
+    pub stuck_revived: u64,
     /// Connections in the workers' slabs at their last loop turn.
     pub connections: u64,
     /// Receive buffers held by the workers (received, not yet sent or copied).
@@ -155,6 +159,7 @@ impl std::ops::Add for StatsSnapshot {
             accept_errors: self.accept_errors + o.accept_errors,
             send_blocked: self.send_blocked + o.send_blocked,
             loop_turns: self.loop_turns + o.loop_turns,
+            stuck_revived: self.stuck_revived + o.stuck_revived,
             connections: self.connections + o.connections,
             buffers_in_use: self.buffers_in_use + o.buffers_in_use,
             buffers_warm: self.buffers_warm + o.buffers_warm,

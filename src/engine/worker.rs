@@ -232,6 +232,7 @@ impl Worker {
                 self.next_trim = self.now + TRIM_MS;
                 self.log_progress();
                 self.cut_removed();
+                self.revive_stuck();
                 self.ring.trim();
             }
             let bufs = self.ring.bufs();

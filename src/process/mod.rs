@@ -86,6 +86,7 @@ pub fn run(cfg: &Config, path: &Path) -> Result<(), ProcessError> {
         accept_errors = t.accept_errors,
         idle_timeouts = t.idle_timeouts,
         half_close_timeouts = t.half_close_timeouts,
+        stuck_revived = t.stuck_revived,
         "stopped"
     );
     drop(admin);
