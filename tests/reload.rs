@@ -251,3 +251,37 @@ fn a_removed_backend_keeps_its_streams_until_the_pools_drain_timeout() {
     p.wait_line(&["ringlb::access", "reason=drained"]);
     round_trip(&mut on0, b"the kept backend's stream goes on");
 }
+
+#[test]
+fn a_reload_adds_and_removes_listeners_live() {
+    let b0 = id_echo(0);
+    let one = head("p") + &pool("p", &[(b0, 1)]);
+    let p = Proc::run("reload-listeners", &one, &[]);
+    let first = p.listener("test");
+    let two = one.replace(
+        "[[pool]]",
+        "[[listener]]\nname = \"two\"\nbind = \"127.0.0.1:0\"\npool = \"p\"\n[[pool]]",
+    );
+    std::fs::write(&p.config, &two).unwrap();
+    p.signal(Signal::SIGHUP);
+    let line = p.wait_line(&["config reloaded"]);
+    assert!(line.contains("listener two added"), "{line}");
+    let second: SocketAddr = field(&p.wait_line(&["listening", "listener=two "]), "addr")
+        .parse()
+        .unwrap();
+    let (mut on_two, id) = open(second);
+    assert_eq!(id, 0);
+    round_trip(&mut on_two, b"through the new listener");
+    // Removed again: the port refuses new clients; the stream on it goes on.
+    std::fs::write(&p.config, &one).unwrap();
+    p.signal(Signal::SIGHUP);
+    let (i, _) = p.wait_line_from(0, &["stopped accepting", "listener=1 "]);
+    p.wait_line_from(i + 1, &["stopped accepting", "listener=1 "]);
+    assert!(
+        matches!(TcpStream::connect(second), Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused),
+        "a removed listener refuses new clients"
+    );
+    round_trip(&mut on_two, b"its stream goes on");
+    let (mut s, _) = open(first);
+    round_trip(&mut s, b"the first listener is untouched");
+}

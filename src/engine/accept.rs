@@ -15,7 +15,9 @@ use super::worker::{Accept, Worker, ACCEPT_RETRY_MS, MAX_PARKED};
 impl Worker {
     pub(super) fn arm_listeners(&mut self) {
         for (i, l) in self.listeners.iter_mut().enumerate() {
-            let Some(fd) = &l.fd else { continue };
+            let Some(fd) = l.fd.as_ref().filter(|_| !l.closing) else {
+                continue;
+            };
             if l.accept == Accept::Off && self.now >= l.retry_at && self.admission.has_room(l.index)
             {
                 self.ring

@@ -6,29 +6,35 @@
 //! listen backlog, as with HAProxy's maxconn, instead of costing descriptors the process may not
 //! have. Must never let a count go below zero or past its limit.
 
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
 
 use crossbeam_utils::CachePadded;
 
+/// Listeners a reload may add beyond those the server started with (gates are allocated once).
+pub const LISTENER_HEADROOM: usize = 32;
+
 struct Gate {
     count: CachePadded<AtomicU32>,
-    /// 0 = no limit of its own.
-    limit: u32,
+    /// 0 = no limit of its own. A reload may change it.
+    limit: AtomicU32,
 }
 
 impl Gate {
     fn new(limit: u32) -> Gate {
         Gate {
             count: CachePadded::new(AtomicU32::new(0)),
-            limit,
+            limit: AtomicU32::new(limit),
         }
     }
 
+    fn limit(&self) -> u32 {
+        self.limit.load(Ordering::Relaxed)
+    }
+
     fn try_take(&self) -> bool {
-        let limit = if self.limit == 0 {
-            u32::MAX
-        } else {
-            self.limit
+        let limit = match self.limit() {
+            0 => u32::MAX,
+            l => l,
         };
         self.count
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
@@ -43,31 +49,62 @@ impl Gate {
             .count
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| n.checked_sub(1))
             .unwrap_or(0);
-        self.limit != 0 && before >= self.limit
+        let limit = self.limit();
+        limit != 0 && before >= limit
     }
 
     fn has_room(&self) -> bool {
-        self.limit == 0 || self.count.load(Ordering::Acquire) < self.limit
+        let limit = self.limit();
+        limit == 0 || self.count.load(Ordering::Acquire) < limit
     }
 }
 
 pub struct Admission {
     total: Gate,
     listeners: Vec<Gate>,
+    /// Listeners in use: gates past it are room for a reload to add listeners.
+    used: AtomicUsize,
 }
 
 impl Admission {
     /// `total` for the server (0 = unlimited), one limit per listener (0 = none of its own).
     pub fn new(total: u32, listeners: &[u32]) -> Admission {
+        let gates = (0..listeners.len() + LISTENER_HEADROOM)
+            .map(|i| Gate::new(listeners.get(i).copied().unwrap_or(0)))
+            .collect();
         Admission {
             total: Gate::new(total),
-            listeners: listeners.iter().map(|&l| Gate::new(l)).collect(),
+            listeners: gates,
+            used: AtomicUsize::new(listeners.len()),
         }
+    }
+
+    /// Sets the limit of listener `index` (a reload); an index past those in use adds it. False
+    /// if there is no room for it.
+    pub fn set_listener(&self, index: usize, limit: u32) -> bool {
+        let Some(g) = self.listeners.get(index) else {
+            return false;
+        };
+        g.limit.store(limit, Ordering::Relaxed);
+        self.used.fetch_max(index + 1, Ordering::AcqRel);
+        true
+    }
+
+    /// Listeners this server can hold (those in use and the room for more).
+    pub fn capacity(&self) -> usize {
+        self.listeners.len()
+    }
+
+    fn gate(&self, listener: usize) -> Option<&Gate> {
+        if listener >= self.used.load(Ordering::Acquire) {
+            return None;
+        }
+        self.listeners.get(listener)
     }
 
     /// Counts a new client of `listener`; false (nothing counted) if a limit is reached.
     pub fn try_admit(&self, listener: usize) -> bool {
-        let Some(l) = self.listeners.get(listener) else {
+        let Some(l) = self.gate(listener) else {
             return false;
         };
         if !self.total.try_take() {
@@ -83,13 +120,13 @@ impl Admission {
     /// A client of `listener` is gone; true if a limit was reached before (workers that
     /// stopped accepting may resume).
     pub fn release(&self, listener: usize) -> bool {
-        let was_full = self.listeners.get(listener).is_some_and(Gate::give);
+        let was_full = self.gate(listener).is_some_and(Gate::give);
         self.total.give() || was_full
     }
 
     /// True if a new client of `listener` would be admitted now.
     pub fn has_room(&self, listener: usize) -> bool {
-        self.total.has_room() && self.listeners.get(listener).is_some_and(Gate::has_room)
+        self.total.has_room() && self.gate(listener).is_some_and(Gate::has_room)
     }
 
     /// Clients admitted right now (all listeners).

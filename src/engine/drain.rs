@@ -62,6 +62,7 @@ impl Worker {
         }
         self.drain_until = Some(self.now + timeout);
         for l in self.listeners.iter_mut() {
+            l.closing = true;
             if l.accept == Accept::Armed {
                 if let Some(fd) = &l.fd {
                     self.ring
@@ -72,29 +73,36 @@ impl Worker {
         }
     }
 
-    /// One turn of a drain: closes listeners whose accept is off (after taking their backlog);
-    /// at the deadline, stops.
+    /// Closes every listener being closed whose accept is off, after taking its backlog.
+    pub(super) fn close_listeners(&mut self) {
+        if self.stopping {
+            return;
+        }
+        for li in 0..self.listeners.len() {
+            let l = &mut self.listeners[li];
+            if !l.closing || l.accept != Accept::Off {
+                continue;
+            }
+            let Some(fd) = l.fd.take() else { continue };
+            let index = l.index;
+            let taken = self.take_backlog(&fd, li);
+            drop(fd);
+            tracing::info!(
+                worker = self.id,
+                listener = index,
+                from_backlog = taken,
+                "stopped accepting"
+            );
+        }
+    }
+
+    /// One turn of a drain: at the deadline, stops.
     pub(super) fn drain_turn(&mut self) {
         let Some(until) = self.drain_until else {
             return;
         };
         if self.stopping {
             return;
-        }
-        for li in 0..self.listeners.len() {
-            let l = &mut self.listeners[li];
-            if l.accept != Accept::Off {
-                continue;
-            }
-            let Some(fd) = l.fd.take() else { continue };
-            let taken = self.take_backlog(&fd, li);
-            drop(fd);
-            tracing::info!(
-                worker = self.id,
-                listener = li,
-                from_backlog = taken,
-                "stopped accepting"
-            );
         }
         if self.now >= until {
             tracing::info!(

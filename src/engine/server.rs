@@ -22,6 +22,7 @@ use super::admit::Admission;
 use super::bind::{self, StartOptions};
 use super::drain::Control;
 use super::limits;
+use super::mailbox::Mailbox;
 use super::observe::Observer;
 use super::policy::{table_spec, Policy};
 use super::queue::QueueShared;
@@ -48,6 +49,8 @@ pub struct Server {
     pub(super) admission: Arc<Admission>,
     max_connections: u32,
     policy: Arc<ArcSwap<Policy>>,
+    mailbox: Arc<Mailbox>,
+    workers: usize,
     #[cfg(test)]
     pub(super) faults: Vec<Arc<std::sync::atomic::AtomicU8>>,
 }
@@ -97,6 +100,7 @@ impl Server {
                     index,
                     accept: Accept::Off,
                     retry_at: 0,
+                    closing: false,
                 });
             }
             bound.push((l.name.clone(), addr));
@@ -104,6 +108,7 @@ impl Server {
 
         let queues = QueueShared::new(config.pools.len() + POOL_HEADROOM);
         let control = Arc::new(Control::default());
+        let mailbox = Arc::new(Mailbox::new(workers));
         let (ready_tx, ready_rx) = mpsc::channel();
         let (exit_tx, exits) = mpsc::channel::<Exit>();
         let mut threads = Vec::new();
@@ -120,6 +125,7 @@ impl Server {
                 ready_tx.clone(),
                 exit_tx.clone(),
             );
+            let mailbox_w = mailbox.clone();
             let (rt, policy, queues, admission, clock) = (
                 rt.clone(),
                 policy.clone(),
@@ -158,6 +164,7 @@ impl Server {
                         queues,
                         admission,
                         control: worker_stop,
+                        mailbox: mailbox_w,
                         stats: ws,
                         clock,
                         #[cfg(test)]
@@ -193,6 +200,8 @@ impl Server {
             admission,
             max_connections,
             policy,
+            mailbox,
+            workers,
             #[cfg(test)]
             faults,
         };
@@ -291,6 +300,10 @@ impl Server {
         EngineReload {
             policy: self.policy.clone(),
             queues: self.queues.clone(),
+            admission: self.admission.clone(),
+            mailbox: self.mailbox.clone(),
+            wakers: self.wakers.clone(),
+            workers: self.workers,
         }
     }
 }

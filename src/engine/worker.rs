@@ -21,6 +21,7 @@ use crate::balance::{CloseReason, TableCache};
 use super::admit::Admission;
 use super::conn::{Conn, Recv};
 use super::drain::Control;
+use super::mailbox::{Mail, Mailbox};
 use super::policy::Policy;
 use super::queue::{LocalQueues, QueueShared};
 use super::ratelimit::Repeats;
@@ -66,6 +67,9 @@ pub(super) struct WorkerListener {
     pub accept: Accept,
     /// Accept failed: re-arm not before this time.
     pub retry_at: u64,
+    /// Being closed (drain, or a reload removed it): never re-armed; closed once its accept
+    /// is off and its backlog taken.
+    pub closing: bool,
 }
 
 /// Everything a worker is started with.
@@ -78,6 +82,7 @@ pub(super) struct WorkerParts {
     pub queues: Arc<QueueShared>,
     pub admission: Arc<Admission>,
     pub control: Arc<Control>,
+    pub mailbox: Arc<Mailbox>,
     pub stats: Arc<WorkerStats>,
     pub clock: Clock,
     /// Test hook: a fault (see `engine::tests`) the worker meets at its next loop turn.
@@ -112,6 +117,7 @@ pub(super) struct Worker {
     /// room opens, oldest first. (Worker listener index with each.)
     pub(super) parked: VecDeque<(OwnedFd, u16)>,
     pub(super) control: Arc<Control>,
+    mailbox: Arc<Mailbox>,
     /// Draining (stop accepting, let streams end) until this time, then stop.
     pub(super) drain_until: Option<u64>,
     pub(super) stopping: bool,
@@ -151,6 +157,7 @@ impl Worker {
             starved: Vec::new(),
             parked: VecDeque::new(),
             control: p.control,
+            mailbox: p.mailbox,
             drain_until: None,
             stopping: false,
             stats: p.stats,
@@ -177,6 +184,7 @@ impl Worker {
             self.tick();
             self.stats.loop_turns.fetch_add(1, Ordering::Relaxed);
             self.adopt_policy();
+            self.read_mail();
             for c in completions.drain(..) {
                 self.handle(c);
             }
@@ -196,6 +204,7 @@ impl Worker {
                 self.begin_stop();
             }
             self.check_drain();
+            self.close_listeners();
             self.drain_turn();
             if self.stopping && drain_deadline.is_none() {
                 drain_deadline = Some(self.now + DRAIN_MS);
@@ -347,6 +356,32 @@ impl Worker {
         let current = self.policy_src.load();
         if !Arc::ptr_eq(&current, &self.policy) {
             self.policy = Arc::clone(&current);
+        }
+    }
+
+    /// Listeners a reload added or removed.
+    fn read_mail(&mut self) {
+        for mail in self.mailbox.take(self.id) {
+            match mail {
+                Mail::Listen(l) => {
+                    if self.stopping || self.drain_until.is_some() {
+                        continue; // dropped: closes the socket; nothing was accepted on it
+                    }
+                    self.listeners.push(l);
+                }
+                Mail::Close(index) => {
+                    for l in self.listeners.iter_mut().filter(|l| l.index == index) {
+                        l.closing = true;
+                        if l.accept == Accept::Armed {
+                            if let Some(fd) = &l.fd {
+                                self.ring
+                                    .cancel_fd(fd.as_raw_fd(), token::encode(Op::Cancel, 0, 0));
+                            }
+                            l.accept = Accept::Cancelling;
+                        }
+                    }
+                }
+            }
         }
     }
 

@@ -12,10 +12,18 @@ pub struct Layout {
     pub config: Config,
     /// Settings that kept their old value ("runtime.workers", "listener api: bind", ...).
     pub needs_restart: Vec<String>,
+    /// Indexes (in `config.listeners`) of listeners the file adds: to be bound.
+    pub added: Vec<usize>,
+    /// Indexes of listeners the file no longer has: to be closed (they stay in place, like
+    /// removed pools, so indexes never move).
+    pub removed: Vec<usize>,
+    /// Listeners whose `max_connections` changed (applies live): (index, new limit).
+    pub limits: Vec<(usize, u32)>,
 }
 
-/// `new` (a validated file) over `old` (the config running, itself laid out this way).
-pub fn lay_out(old: &Config, new: &Config) -> Layout {
+/// `new` (a validated file) over `old` (the config running, itself laid out this way);
+/// `closed[i]` says listener `i` of `old` was removed by an earlier reload.
+pub fn lay_out(old: &Config, new: &Config, closed: &[bool]) -> Layout {
     let mut needs_restart = runtime_changes(old, new);
     let mut pools = Vec::with_capacity(old.pools.len() + new.pools.len());
     for p in &old.pools {
@@ -37,23 +45,42 @@ pub fn lay_out(old: &Config, new: &Config) -> Layout {
         let name = &new.pools[new_index].name;
         pools.iter().position(|p| &p.name == name)
     };
-    // Listeners stay as they are (each worker bound its own sockets at start); only the pool a
-    // listener of the same name sends its clients to follows the new file.
+    // Each worker bound its own sockets at start: a listener that stays keeps them (a new
+    // `bind` or `backlog` needs a restart); one the file drops is closed in place; one it
+    // adds is bound and appended. Its pool follows the file, by listener name.
+    let is_open = |i: usize| !closed.get(i).copied().unwrap_or(false);
     let mut listeners = old.listeners.clone();
-    for l in listeners.iter_mut() {
+    let (mut added, mut removed, mut limits) = (Vec::new(), Vec::new(), Vec::new());
+    for (i, l) in listeners
+        .iter_mut()
+        .enumerate()
+        .filter(|(i, _)| is_open(*i))
+    {
         match new.listeners.iter().find(|n| n.name == l.name) {
             Some(n) => {
                 if let Some(s) = slot(n.pool) {
                     l.pool = s;
                 }
                 needs_restart.extend(listener_changes(l, n));
+                if n.max_connections != l.max_connections {
+                    l.max_connections = n.max_connections;
+                    limits.push((i, n.max_connections));
+                }
             }
-            None => needs_restart.push(format!("listener {}: removed", l.name)),
+            None => removed.push(i),
         }
     }
     for n in &new.listeners {
-        if !old.listeners.iter().any(|l| l.name == n.name) {
-            needs_restart.push(format!("listener {}: added", n.name));
+        let stays = old
+            .listeners
+            .iter()
+            .enumerate()
+            .any(|(i, l)| is_open(i) && l.name == n.name);
+        if !stays {
+            let mut l = n.clone();
+            l.pool = slot(n.pool).unwrap_or(0);
+            added.push(listeners.len());
+            listeners.push(l);
         }
     }
     let admin_same = match (&old.admin, &new.admin) {
@@ -80,6 +107,9 @@ pub fn lay_out(old: &Config, new: &Config) -> Layout {
             digest: new.digest.clone(),
         },
         needs_restart,
+        added,
+        removed,
+        limits,
     }
 }
 
@@ -133,9 +163,6 @@ fn listener_changes(old: &Listener, new: &Listener) -> Vec<String> {
     if old.backlog != new.backlog {
         out.push(format!("listener {}: backlog", old.name));
     }
-    if old.max_connections != new.max_connections {
-        out.push(format!("listener {}: max_connections", old.name));
-    }
     out
 }
 
@@ -171,7 +198,7 @@ mod tests {
             &[("x", "c")],
             2,
         );
-        let l = lay_out(&old, &new);
+        let l = lay_out(&old, &new, &[]);
         let names: Vec<&str> = l.config.pools.iter().map(|p| p.name.as_str()).collect();
         assert_eq!(names, ["a", "b", "c"]);
         assert!(l.config.pools[0].backends.is_empty(), "a was removed");
@@ -186,7 +213,7 @@ mod tests {
         );
         assert!(l.needs_restart.is_empty(), "{:?}", l.needs_restart);
         // Laid out again over itself, nothing moves.
-        let again = lay_out(&l.config, &new);
+        let again = lay_out(&l.config, &new, &[]);
         let names: Vec<&str> = again.config.pools.iter().map(|p| p.name.as_str()).collect();
         assert_eq!(names, ["a", "b", "c"]);
     }
@@ -194,17 +221,28 @@ mod tests {
     #[test]
     fn settings_that_need_a_restart_keep_their_old_value_and_are_named() {
         let old = cfg(&[("a", &["127.0.0.1:1"])], &[("x", "a")], 2);
-        let new = cfg(&[("a", &["127.0.0.1:1"])], &[("y", "a")], 3);
-        let l = lay_out(&old, &new);
+        let new = cfg(&[("a", &["127.0.0.1:1"])], &[("x", "a")], 3);
+        let l = lay_out(&old, &new, &[]);
         assert_eq!(l.config.runtime.workers, 2);
-        assert_eq!(l.config.listeners[0].name, "x", "listeners stay");
-        assert_eq!(
-            l.needs_restart,
-            [
-                "runtime.workers",
-                "listener x: removed",
-                "listener y: added"
-            ]
+        assert_eq!(l.needs_restart, ["runtime.workers"]);
+    }
+
+    #[test]
+    fn listeners_removed_stay_in_place_and_added_ones_come_after() {
+        let old = cfg(&[("a", &["127.0.0.1:1"])], &[("x", "a"), ("y", "a")], 2);
+        let new = cfg(&[("a", &["127.0.0.1:1"])], &[("y", "a"), ("z", "a")], 2);
+        let l = lay_out(&old, &new, &[]);
+        let names: Vec<&str> = l.config.listeners.iter().map(|l| l.name.as_str()).collect();
+        assert_eq!(names, ["x", "y", "z"]);
+        assert_eq!((l.removed, l.added), (vec![0], vec![2]));
+        // Once x is closed, x coming back is a new listener at a new index.
+        let back = cfg(
+            &[("a", &["127.0.0.1:1"])],
+            &[("x", "a"), ("y", "a"), ("z", "a")],
+            2,
         );
+        let again = lay_out(&l.config, &back, &[true, false, false]);
+        assert_eq!((again.removed, again.added), (vec![], vec![3]));
+        assert!(again.needs_restart.is_empty(), "{:?}", again.needs_restart);
     }
 }

@@ -22,8 +22,9 @@ use super::layout::lay_out;
 /// Everything a reload needs; one per process.
 pub struct Reloader {
     path: PathBuf,
-    /// The config in force, laid out (pool indexes as the engine knows them).
-    current: Mutex<Config>,
+    /// The config in force, laid out (pool and listener indexes as the engine knows them),
+    /// and which of its listeners a reload closed.
+    current: Mutex<(Config, Vec<bool>)>,
     admin: Arc<AdminState>,
     engine: EngineReload,
 }
@@ -32,7 +33,7 @@ impl Reloader {
     pub fn new(path: &Path, config: &Config, admin: Arc<AdminState>, engine: EngineReload) -> Self {
         Reloader {
             path: path.to_path_buf(),
-            current: Mutex::new(config.clone()),
+            current: Mutex::new((config.clone(), vec![false; config.listeners.len()])),
             admin,
             engine,
         }
@@ -40,7 +41,8 @@ impl Reloader {
 
     /// Reloads the file; Ok with a one-line summary, or Err with why nothing changed.
     pub fn reload(&self) -> Result<String, String> {
-        let mut current = self.current.lock();
+        let mut guard = self.current.lock();
+        let (current, closed) = &mut *guard;
         let new = match crate::config::load(&self.path) {
             Ok(c) => c,
             Err(e) => {
@@ -49,16 +51,29 @@ impl Reloader {
                 return Err(e.to_string());
             }
         };
-        let layout = lay_out(&current, &new);
+        let layout = lay_out(current, &new, closed);
         if let Err(e) = self.engine.check(&layout.config) {
             self.admin.record_reload(false);
             tracing::error!(error = %e, "reload refused; the old config keeps serving");
             return Err(e.to_string());
         }
+        // Bind new listeners before anything changes: an address in use refuses the reload.
+        let mut bound = Vec::with_capacity(layout.added.len());
+        for &i in &layout.added {
+            let l = &layout.config.listeners[i];
+            match self.engine.bind_listener(l) {
+                Ok(b) => bound.push((i, b)),
+                Err(e) => {
+                    self.admin.record_reload(false);
+                    tracing::error!(listener = %l.name, error = %e, "reload refused; the old config keeps serving");
+                    return Err(format!("listener {:?}: {e}", l.name));
+                }
+            }
+        }
         for setting in &layout.needs_restart {
             tracing::warn!(setting = %setting, "this change needs a restart; the running value stays");
         }
-        let summary = summarize(&current, &layout.config);
+        let mut summary = summarize(current, &layout.config);
         let old_table = self.admin.observer().table().load_full();
         self.admin.apply_config(&layout.config);
         let new_table = self.admin.observer().table().load_full();
@@ -76,6 +91,27 @@ impl Reloader {
             tracing::error!(error = %e, "reload: the policy could not be published");
             return Err(e.to_string());
         }
+        for (i, limit) in &layout.limits {
+            self.engine.set_listener_limit(*i, *limit);
+        }
+        closed.resize(layout.config.listeners.len(), false);
+        for &i in &layout.removed {
+            closed[i] = true;
+            self.engine.remove_listener(i);
+            let name = &layout.config.listeners[i].name;
+            tracing::info!(listener = %name, "listener removed: no new clients; its streams go on");
+            summary.push_str(&format!(", listener {name} removed"));
+        }
+        for (i, b) in bound {
+            let l = &layout.config.listeners[i];
+            match self.engine.start_listener(i, l, b) {
+                Ok(addr) => {
+                    tracing::info!(listener = %l.name, %addr, "listening");
+                    summary.push_str(&format!(", listener {} added on {addr}", l.name));
+                }
+                Err(e) => tracing::error!(listener = %l.name, error = %e, "listener not started"),
+            }
+        }
         *current = layout.config;
         self.admin.record_reload(true);
         tracing::info!(changes = %summary, digest = %current.digest, "config reloaded");
@@ -84,7 +120,7 @@ impl Reloader {
 
     /// The shutdown timeout in force (it applies live).
     pub fn shutdown_timeout(&self) -> std::time::Duration {
-        self.current.lock().runtime.shutdown_timeout
+        self.current.lock().0.runtime.shutdown_timeout
     }
 }
 
