@@ -120,6 +120,20 @@ pub struct Half {
     pub outq_bytes: u32,
     /// Bytes received from this socket so far (for the access log).
     pub received: u64,
+    /// The reset watch on this socket while ringlb does not read it.
+    pub watch: Watch,
+}
+
+/// Watching a socket ringlb is not reading (backpressure) for a reset: with no recv armed, a
+/// peer's RST would go unseen until reading resumes (epoll reports errors unasked; io_uring
+/// needs a poll).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Watch {
+    Off,
+    /// A poll for POLLERR|POLLHUP is in flight.
+    Armed,
+    /// It fired with a hang-up that was no error (both directions shut): not re-armed.
+    Spent,
 }
 
 impl Half {
@@ -131,6 +145,7 @@ impl Half {
             inflight: 0,
             shut: Shut::Open,
             received: 0,
+            watch: Watch::Off,
             blocked: false,
             bulk: false,
             outq: VecDeque::new(),
@@ -292,6 +307,17 @@ impl Conn {
         } else {
             RecvPlan::Single
         })
+    }
+
+    /// True if `side` should be watched for a reset: ringlb holds off reading it because the
+    /// other side has `max_unsent` queued, and no watch is on it yet.
+    pub fn watch_due(&self, side: Side, max_unsent: u32) -> bool {
+        let (h, dst) = (self.half_ref(side), self.half_ref(side.other()));
+        self.phase == Phase::Relaying
+            && h.recv == Recv::Off
+            && h.watch == Watch::Off
+            && h.fd.is_some()
+            && dst.outq_bytes >= max_unsent
     }
 
     /// True if `side`'s multishot recv should give way to single recvs: bytes queue up behind

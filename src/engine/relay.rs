@@ -13,7 +13,7 @@ use std::sync::atomic::Ordering;
 
 use crate::balance::CloseReason;
 
-use super::conn::{Mem, Phase, Recv, RecvPlan, Send, Shut};
+use super::conn::{Mem, Phase, Recv, RecvPlan, Send, Shut, Watch};
 use super::socket;
 use super::token::{self, Op, Side};
 use super::uring::{Completion, SPILL_BLOCK};
@@ -76,6 +76,18 @@ impl Worker {
                     Recv::Single
                 }
             };
+        }
+        for side in SIDES {
+            if !conn.watch_due(side, self.max_unsent) {
+                continue;
+            }
+            let Some(fd) = conn.half_ref(side).raw() else {
+                continue;
+            };
+            conn.half(side).watch = Watch::Armed;
+            conn.ops += 1;
+            self.ring
+                .poll_error(fd, token::encode(Op::Watch(side), key as u32, gen));
         }
         if conn.finished() {
             self.stats.completed.fetch_add(1, Ordering::Relaxed);
@@ -260,6 +272,24 @@ impl Worker {
             self.close(key, CloseReason::Error);
             return;
         }
+        self.drive(key);
+    }
+
+    /// The reset watch on `side` fired: an error means the peer reset (or the socket failed),
+    /// so the stream is cut now rather than when reading resumes.
+    pub(super) fn on_watch(&mut self, key: usize, side: Side, result: i32) {
+        let conn = &mut self.conns[key];
+        if conn.phase != Phase::Relaying || result < 0 {
+            conn.half(side).watch = Watch::Off;
+            return;
+        }
+        let revents = result as i16;
+        if revents & libc::POLLERR != 0 {
+            tracing::debug!(conn = %self.conn_id(&self.conns[key]), ?side, "reset seen by the watch");
+            self.close(key, reset_by(side));
+            return;
+        }
+        conn.half(side).watch = Watch::Spent;
         self.drive(key);
     }
 

@@ -38,6 +38,8 @@ pub enum Op {
     Shutdown(Side),
     /// A queued client's hang-up watch (poll for FIN, reset or error).
     Poll,
+    /// A reset watch on a socket ringlb is not reading (backpressure): poll for error/hang-up.
+    Watch(Side),
 }
 
 const GEN_BITS: u32 = 24;
@@ -54,6 +56,7 @@ impl Op {
             Op::Send(s) => 7 + s as u64,
             Op::Shutdown(s) => 9 + s as u64,
             Op::Poll => 11,
+            Op::Watch(s) => 12 + s as u64,
         }
     }
 
@@ -70,6 +73,8 @@ impl Op {
             9 => Op::Shutdown(Side::Client),
             10 => Op::Shutdown(Side::Backend),
             11 => Op::Poll,
+            12 => Op::Watch(Side::Client),
+            13 => Op::Watch(Side::Backend),
             _ => return None,
         })
     }
@@ -105,6 +110,8 @@ mod tests {
             Op::Shutdown(Side::Client),
             Op::Shutdown(Side::Backend),
             Op::Poll,
+            Op::Watch(Side::Client),
+            Op::Watch(Side::Backend),
         ];
         for op in ops {
             for (index, gen) in [(0, 0), (u32::MAX, GEN_MASK), (12345, 77)] {

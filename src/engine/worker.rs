@@ -332,6 +332,7 @@ impl Worker {
                     Op::Send(side) => self.on_send(key, side, c.result),
                     Op::Shutdown(side) => self.on_shutdown(key, side),
                     Op::Poll => self.on_queued_hangup(key, c.result),
+                    Op::Watch(side) => self.on_watch(key, side, c.result),
                     Op::Accept | Op::Wake | Op::Cancel => {}
                 }
                 self.free_if_done(key);
@@ -339,7 +340,6 @@ impl Worker {
         }
     }
 
-    /// Next generation for slab slot `key` (kept across reuse of the slot).
     /// The pool a listener's clients go to under the current policy (a reload may change it).
     pub(super) fn listener_pool(&self, l: &WorkerListener) -> usize {
         self.policy
@@ -390,6 +390,7 @@ impl Worker {
         self.seq
     }
 
+    /// Next generation for slab slot `key` (kept across reuse of the slot).
     pub(super) fn next_gen(&mut self, key: usize) -> u32 {
         if self.gens.len() <= key {
             self.gens.resize(key + 1, 0);

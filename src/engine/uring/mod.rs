@@ -276,6 +276,15 @@ impl Ring {
         self.push(e);
     }
 
+    /// Completes when `fd` has an error (a reset) or is hung up; a FIN alone does not.
+    pub fn poll_error(&mut self, fd: RawFd, user_data: u64) {
+        let events = (libc::POLLHUP | libc::POLLERR) as u32;
+        let e = opcode::PollAdd::new(Fd(fd), events)
+            .build()
+            .user_data(user_data);
+        self.push(e);
+    }
+
     pub fn connect(&mut self, fd: RawFd, addr: SocketAddr, user_data: u64) {
         let sa = Box::new(SockAddr::from(addr));
         let e = opcode::Connect::new(Fd(fd), sa.as_ptr().cast(), sa.len())
