@@ -1,13 +1,13 @@
-//! A safety net and a witness: a relaying stream with no operation in flight, no half waiting
-//! for a receive buffer and not finished can never move again (no completion will come for
-//! it). That is a bug in the state machine; every few seconds each worker looks for such
+//! A safety net and a witness: a relaying stream with no operation in flight (a reset watch
+//! does not count: it moves nothing), no half waiting for a receive buffer and not finished can
+//! never move again (no completion will come for it). That is a bug in the state machine; every few seconds each worker looks for such
 //! streams, logs the state of each once (WARN, with its connection id) and drives it, which
 //! re-arms whatever its state says is due. Counted in `ringlb_worker_stuck_revived_total`.
 //! Must never touch a stream that has an operation pending.
 
 use std::sync::atomic::Ordering;
 
-use super::conn::{Phase, Recv};
+use super::conn::{Phase, Recv, Watch};
 use super::token::Side;
 use super::worker::Worker;
 
@@ -17,8 +17,9 @@ impl Worker {
             .conns
             .iter()
             .filter(|(_, c)| {
+                let watches = c.halves.iter().filter(|h| h.watch == Watch::Armed).count();
                 c.phase == Phase::Relaying
-                    && c.ops == 0
+                    && c.ops as usize == watches
                     && !c.finished()
                     && c.halves.iter().all(|h| h.recv != Recv::Starved)
             })
@@ -43,6 +44,7 @@ impl Worker {
                 backend_shut = ?b.shut,
                 backend_queued = b.outq_bytes,
                 backend_blocked = b.blocked,
+                ops = conn.ops,
                 "stream with no operation in flight; re-arming it (a bug: please report)"
             );
             self.stats.stuck_revived.fetch_add(1, Ordering::Relaxed);
