@@ -122,6 +122,11 @@ fn stalled_readers_of_small_events_never_starve_the_worker() {
     }
     wait_for("all released", || server.stats().connections == 1);
     assert_eq!(server.stats().resets, 0);
+    assert_eq!(
+        server.stats().stuck_revived,
+        0,
+        "no stream was found with an operation due and not submitted"
+    );
 }
 
 #[test]

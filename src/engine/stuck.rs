@@ -13,15 +13,21 @@ use super::worker::Worker;
 
 impl Worker {
     pub(super) fn revive_stuck(&mut self) {
+        let max_unsent = self.max_unsent;
         let stuck: Vec<usize> = self
             .conns
             .iter()
             .filter(|(_, c)| {
                 let watches = c.halves.iter().filter(|h| h.watch == Watch::Armed).count();
-                c.phase == Phase::Relaying
-                    && c.ops as usize == watches
+                let idle = c.ops as usize == watches
                     && !c.finished()
-                    && c.halves.iter().all(|h| h.recv != Recv::Starved)
+                    && c.halves.iter().all(|h| h.recv != Recv::Starved);
+                let due = [Side::Client, Side::Backend].into_iter().any(|s| {
+                    c.recv_plan(s, max_unsent).is_some()
+                        || c.send_plan(s).is_some()
+                        || c.shutdown_due(s)
+                });
+                c.phase == Phase::Relaying && (idle || due)
             })
             .map(|(key, _)| key)
             .collect();
@@ -45,7 +51,7 @@ impl Worker {
                 backend_queued = b.outq_bytes,
                 backend_blocked = b.blocked,
                 ops = conn.ops,
-                "stream with no operation in flight; re-arming it (a bug: please report)"
+                "stream with an operation due but not submitted, or none in flight; driving it (a bug: please report)"
             );
             self.stats.stuck_revived.fetch_add(1, Ordering::Relaxed);
             self.drive(key);
