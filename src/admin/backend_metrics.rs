@@ -65,7 +65,7 @@ pub(super) fn render(e: &mut Exposition, s: &Sample) {
     let name = "ringlb_backend_connect_failures_total";
     e.family(
         name,
-        "Connects to the backend that failed, by kind: refused, timeout, unreachable, other.",
+        "Connects to the backend that failed, by kind: refused, timeout, unreachable, reset (accepted, then reset at once), other.",
         Kind::Counter,
     );
     each(e, s, |e, [pool, backend], c| {

@@ -92,15 +92,18 @@ pub enum ConnectFailure {
     Timeout,
     /// No route, network or host unreachable.
     Unreachable,
+    /// Accepted, then reset before the connect's completion was seen.
+    Reset,
     #[default]
     Other,
 }
 
 impl ConnectFailure {
-    pub const ALL: [ConnectFailure; 4] = [
+    pub const ALL: [ConnectFailure; 5] = [
         ConnectFailure::Refused,
         ConnectFailure::Timeout,
         ConnectFailure::Unreachable,
+        ConnectFailure::Reset,
         ConnectFailure::Other,
     ];
 
@@ -112,6 +115,7 @@ impl ConnectFailure {
             libc::ENETUNREACH | libc::EHOSTUNREACH | libc::ENETDOWN | libc::EHOSTDOWN => {
                 ConnectFailure::Unreachable
             }
+            libc::ECONNRESET => ConnectFailure::Reset,
             _ => ConnectFailure::Other,
         }
     }
@@ -121,6 +125,7 @@ impl ConnectFailure {
             ConnectFailure::Refused => "refused",
             ConnectFailure::Timeout => "timeout",
             ConnectFailure::Unreachable => "unreachable",
+            ConnectFailure::Reset => "reset",
             ConnectFailure::Other => "other",
         }
     }

@@ -209,7 +209,17 @@ impl Worker {
         if let Some(g) = &conn.guard {
             g.record_connect_failure(kind);
         }
-        self.connect_failed(key, &reason);
+        // A reset reported by the connect means the backend accepted and at once reset (the
+        // kernel saw it before the connect's completion was checked): an early close, which
+        // `passive_early_close` judges, not a refused connect. The client still gets another
+        // backend, having seen nothing.
+        let reset = result == -libc::ECONNRESET && !conn.connect_timed_out;
+        if reset {
+            if let Some(g) = &conn.guard {
+                g.early_close(self.now);
+            }
+        }
+        self.connect_failed(key, &reason, !reset);
     }
 
     /// The connect deadline passed: cancel the connect; its completion runs the failure path.
@@ -220,13 +230,17 @@ impl Worker {
         self.ring.cancel(target, token::encode(Op::Cancel, 0, 0));
     }
 
-    fn connect_failed(&mut self, key: usize, reason: &str) {
+    /// The attempt failed: release it, count it in passive health if `passive`, and retry
+    /// another backend while the pool's retries allow.
+    fn connect_failed(&mut self, key: usize, reason: &str, passive: bool) {
         self.stats.connect_failures.fetch_add(1, Ordering::Relaxed);
         let conn = &mut self.conns[key];
         let addr = conn.guard.as_ref().map(|g| g.addr());
         if let Some(guard) = conn.guard.take() {
-            // Passive health logs the transition (once, with the pool) if this marks it down.
-            guard.connect_failed(self.now);
+            if passive {
+                // Passive health logs the transition (once, with the pool) if this marks it.
+                guard.connect_failed(self.now);
+            }
             // Dropping the guard releases this attempt's count.
         }
         tracing::debug!(conn = %self.conn_id(&self.conns[key]), backend = ?addr, reason, "connect failed");
