@@ -491,23 +491,6 @@ fn weight_changes_the_share_and_bad_actions_are_refused() {
 }
 
 /// Drops ANSI colour sequences from a log line.
-fn plain(line: &str) -> String {
-    let mut out = String::new();
-    let mut chars = line.chars();
-    while let Some(c) = chars.next() {
-        if c == '\u{1b}' {
-            for c in chars.by_ref() {
-                if c.is_ascii_alphabetic() {
-                    break;
-                }
-            }
-        } else {
-            out.push(c);
-        }
-    }
-    out
-}
-
 #[test]
 fn ringlb_run_serves_the_admin_api() {
     let dir = std::env::temp_dir().join(format!("ringlb-admin-{}", std::process::id()));
@@ -528,7 +511,7 @@ fn ringlb_run_serves_the_admin_api() {
     let stderr = child.stderr.take().unwrap();
     let mut lines = BufReader::new(stderr).lines();
     let admin: SocketAddr = loop {
-        let line = plain(
+        let line = ringlb::tools::soak::strip_ansi(
             &lines
                 .next()
                 .expect("ringlb logged the admin address")

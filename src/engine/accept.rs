@@ -31,12 +31,8 @@ impl Worker {
     /// the listen backlog until a connection ends.
     pub(super) fn pause_full_listeners(&mut self) {
         for l in self.listeners.iter_mut() {
-            if l.accept == Accept::Armed && !self.admission.has_room(l.index) {
-                if let Some(fd) = &l.fd {
-                    self.ring
-                        .cancel_fd(fd.as_raw_fd(), token::encode(Op::Cancel, 0, 0));
-                }
-                l.accept = Accept::Cancelling;
+            if !self.admission.has_room(l.index) {
+                l.cancel_accept(&mut self.ring);
             }
         }
     }

@@ -10,7 +10,7 @@
 //! flight on it, nor reset a stream before the deadline.
 
 use std::io::ErrorKind;
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::OwnedFd;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use socket2::SockRef;
@@ -18,7 +18,6 @@ use socket2::SockRef;
 use crate::balance::CloseReason;
 
 use super::conn::Phase;
-use super::token::{self, Op};
 use super::worker::{Accept, Worker};
 
 /// What the server asks of its workers, read by each at every loop turn.
@@ -63,13 +62,7 @@ impl Worker {
         self.drain_until = Some(self.now + timeout);
         for l in self.listeners.iter_mut() {
             l.closing = true;
-            if l.accept == Accept::Armed {
-                if let Some(fd) = &l.fd {
-                    self.ring
-                        .cancel_fd(fd.as_raw_fd(), token::encode(Op::Cancel, 0, 0));
-                }
-                l.accept = Accept::Cancelling;
-            }
+            l.cancel_accept(&mut self.ring);
         }
     }
 

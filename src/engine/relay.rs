@@ -19,7 +19,7 @@ use super::token::{self, Op, Side};
 use super::uring::{Completion, SPILL_BLOCK};
 use super::worker::Worker;
 
-const SIDES: [Side; 2] = [Side::Client, Side::Backend];
+pub(super) const SIDES: [Side; 2] = [Side::Client, Side::Backend];
 
 /// The close reason when `side`'s socket failed (a reset, mostly; any socket error ends the
 /// stream the same way).

@@ -8,6 +8,7 @@
 use std::sync::atomic::Ordering;
 
 use super::conn::{Phase, Recv, Watch};
+use super::relay::SIDES;
 use super::token::Side;
 use super::worker::Worker;
 
@@ -22,7 +23,7 @@ impl Worker {
                 let idle = c.ops as usize == watches
                     && !c.finished()
                     && c.halves.iter().all(|h| h.recv != Recv::Starved);
-                let due = [Side::Client, Side::Backend].into_iter().any(|s| {
+                let due = SIDES.into_iter().any(|s| {
                     c.recv_plan(s, max_unsent).is_some()
                         || c.send_plan(s).is_some()
                         || c.shutdown_due(s)

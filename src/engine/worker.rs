@@ -72,6 +72,20 @@ pub(super) struct WorkerListener {
     pub closing: bool,
 }
 
+impl WorkerListener {
+    /// Cancels its multishot accept if one is armed; the accept's last completion turns it
+    /// `Off`. (Pausing at a limit, draining, a reload removing it, stopping.)
+    pub fn cancel_accept(&mut self, ring: &mut Ring) {
+        if self.accept != Accept::Armed {
+            return;
+        }
+        if let Some(fd) = &self.fd {
+            ring.cancel_fd(fd.as_raw_fd(), token::encode(Op::Cancel, 0, 0));
+        }
+        self.accept = Accept::Cancelling;
+    }
+}
+
 /// Everything a worker is started with.
 pub(super) struct WorkerParts {
     pub id: usize,
@@ -372,13 +386,7 @@ impl Worker {
                 Mail::Close(index) => {
                     for l in self.listeners.iter_mut().filter(|l| l.index == index) {
                         l.closing = true;
-                        if l.accept == Accept::Armed {
-                            if let Some(fd) = &l.fd {
-                                self.ring
-                                    .cancel_fd(fd.as_raw_fd(), token::encode(Op::Cancel, 0, 0));
-                            }
-                            l.accept = Accept::Cancelling;
-                        }
+                        l.cancel_accept(&mut self.ring);
                     }
                 }
             }
@@ -435,13 +443,7 @@ impl Worker {
         self.stopping = true;
         self.parked.clear();
         for l in self.listeners.iter_mut() {
-            if l.accept == Accept::Armed {
-                if let Some(fd) = &l.fd {
-                    self.ring
-                        .cancel_fd(fd.as_raw_fd(), token::encode(Op::Cancel, 0, 0));
-                }
-                l.accept = Accept::Cancelling;
-            }
+            l.cancel_accept(&mut self.ring);
         }
         let keys: Vec<usize> = self.conns.iter().map(|(k, _)| k).collect();
         for key in keys {

@@ -13,6 +13,8 @@ use std::time::{Duration, Instant};
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 
+use ringlb::tools::soak::strip_ansi;
+
 use super::DEADLINE;
 
 #[derive(Default)]
@@ -26,23 +28,6 @@ pub struct Proc {
     pub dir: PathBuf,
     pub config: PathBuf,
     log: Arc<(Mutex<Log>, Condvar)>,
-}
-
-fn plain(line: &str) -> String {
-    let mut out = String::with_capacity(line.len());
-    let mut chars = line.chars();
-    while let Some(c) = chars.next() {
-        if c == '\u{1b}' {
-            for c in chars.by_ref() {
-                if c.is_ascii_alphabetic() {
-                    break;
-                }
-            }
-        } else {
-            out.push(c);
-        }
-    }
-    out
 }
 
 /// A fresh directory for one test's files.
@@ -80,7 +65,7 @@ impl Proc {
                 m.lock()
                     .unwrap_or_else(|e| e.into_inner())
                     .lines
-                    .push(plain(&line));
+                    .push(strip_ansi(&line));
                 cv.notify_all();
             }
             let (m, cv) = &*follow;

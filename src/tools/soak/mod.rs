@@ -37,4 +37,5 @@ mod verdict;
 pub use args::{Options, SoakArgs};
 pub use error::SoakError;
 pub use report::Report;
+pub use ringlb::strip_ansi;
 pub use run::{run, run_blocking};

@@ -65,7 +65,7 @@ pub struct RingLb {
 }
 
 /// Drops terminal colour sequences (ESC [ ... letter) from a log line.
-fn strip_ansi(line: &str) -> String {
+pub fn strip_ansi(line: &str) -> String {
     let mut out = String::with_capacity(line.len());
     let mut chars = line.chars();
     while let Some(c) = chars.next() {
