@@ -15,10 +15,11 @@ use tokio::sync::{watch, Notify};
 use tokio::task::JoinHandle;
 
 use super::header::{Header, HEADER_LEN};
-use super::outcome::{End, SideState};
+use super::outcome::{Cause, End, SideState};
 use super::plan::Plan;
 use super::shared::{BackendReport, Registry};
 use super::side::{self, Progress, Script};
+use super::snapshot;
 
 /// Listen backlog of each backend (the kernel caps it at net.core.somaxconn).
 const BACKLOG: u32 = 4096;
@@ -205,6 +206,15 @@ async fn serve(
         _ = kill.changed() => Some(End::Killed),
         end = play(&mut stream, index, &ctx, &mut st, &mut claimed, &progress) => end,
     };
+    if matches!(
+        end,
+        Some(End::Cut {
+            cause: Cause::Timeout,
+            ..
+        })
+    ) {
+        snapshot::capture(&stream, "backend");
+    }
     match end {
         // A side that gave up (or was killed, or resets on purpose) aborts: a FIN would tell
         // the other side that its stream ended well.

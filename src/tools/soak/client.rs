@@ -20,6 +20,7 @@ use super::plan::Plan;
 use super::record::{SetupFailure, StreamRecord};
 use super::shared::Registry;
 use super::side::{self, Progress, Script};
+use super::snapshot;
 
 /// How long a cut client waits to learn whether a backend ever claimed its stream.
 const ARRIVAL_GRACE: Duration = Duration::from_secs(2);
@@ -144,6 +145,15 @@ pub async fn run_stream(
     .await;
     // A client that gave up aborts, like one that resets on purpose: a FIN would tell the
     // backend that the stream ended well.
+    if matches!(
+        end,
+        End::Cut {
+            cause: Cause::Timeout,
+            ..
+        }
+    ) {
+        snapshot::capture(&stream, "client");
+    }
     match end {
         End::Completed => drop(stream),
         _ => side::reset(stream),

@@ -30,6 +30,7 @@ mod ringlb;
 mod run;
 mod shared;
 mod side;
+mod snapshot;
 mod streams;
 mod tally;
 mod verdict;

@@ -99,6 +99,7 @@ pub async fn run(opts: &Options) -> Result<Report, SoakError> {
     let clock = Instant::now();
     let (open_limit, nofile) = open_limit(opts.streams)?;
     let dir = work_dir(opts)?;
+    super::snapshot::set_dir(dir.clone());
     println!(
         "ringlb-soak: seed {} (replay with --seed {}); {} streams open at once, for {:?} more; \
          {} backends; work dir {}",
