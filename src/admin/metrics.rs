@@ -122,6 +122,8 @@ worker_rows! {
     Counter "ringlb_worker_resets_total" resets "Streams ended by a reset.";
     Counter "ringlb_worker_connect_failures_total" connect_failures "Backend connects that failed.";
     Counter "ringlb_worker_connect_retries_total" retries "Connects retried on another backend.";
+    Counter "ringlb_worker_replays_total" replays "Streams whose backend failed before its first byte, replayed to another backend.";
+    Counter "ringlb_worker_first_byte_timeouts_total" first_byte_timeouts "Streams whose backend sent nothing within first_byte_timeout.";
     Counter "ringlb_worker_no_backend_total" no_backend "Clients closed because no backend could take them.";
     Counter "ringlb_worker_idle_timeouts_total" idle_timeouts "Streams closed after idle_timeout.";
     Counter "ringlb_worker_half_close_timeouts_total" half_close_timeouts "Half-closed streams closed after half_close_timeout.";

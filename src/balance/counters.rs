@@ -28,6 +28,8 @@ pub enum CloseReason {
     HealthDown,
     /// No backend could be connected within the pool's retries.
     ConnectFailed,
+    /// The backend sent nothing within the pool's `first_byte_timeout` of the request.
+    FirstByteTimeout,
     QueueTimeout,
     QueueFull,
     /// Every backend of the pool was down or drained.
@@ -40,7 +42,7 @@ pub enum CloseReason {
 }
 
 impl CloseReason {
-    pub const ALL: [CloseReason; 16] = [
+    pub const ALL: [CloseReason; 17] = [
         CloseReason::ClientFin,
         CloseReason::BackendFin,
         CloseReason::ClientReset,
@@ -52,6 +54,7 @@ impl CloseReason {
         CloseReason::Shutdown,
         CloseReason::HealthDown,
         CloseReason::ConnectFailed,
+        CloseReason::FirstByteTimeout,
         CloseReason::QueueTimeout,
         CloseReason::QueueFull,
         CloseReason::NoBackend,
@@ -72,6 +75,7 @@ impl CloseReason {
             CloseReason::Shutdown => "shutdown",
             CloseReason::HealthDown => "health_down",
             CloseReason::ConnectFailed => "connect_failed",
+            CloseReason::FirstByteTimeout => "first_byte_timeout",
             CloseReason::QueueTimeout => "queue_timeout",
             CloseReason::QueueFull => "queue_full",
             CloseReason::NoBackend => "no_backend",

@@ -63,6 +63,18 @@ impl ActiveGuard {
         marked
     }
 
+    /// The backend sent nothing within the pool's `first_byte_timeout` of the request: a
+    /// passive failure (as a failed connect is), and the stream does not count as served.
+    /// Returns true if it just marked the backend down.
+    pub fn first_byte_timed_out(&self, now_ms: u64) -> bool {
+        self.early_closed.set(true);
+        let marked = self.state.health.record_failure_at(now_ms);
+        if marked {
+            tracing::warn!(pool = self.state.pool(), backend = %self.addr, reason = "first byte timeout", "backend down: passive health (no answer within first_byte_timeout)");
+        }
+        marked
+    }
+
     /// True if an active check took the backend down with `on_down = "reset"` after this
     /// stream was counted: the worker should reset it. One atomic load.
     #[inline]

@@ -13,6 +13,7 @@ mod binds;
 mod checks;
 mod duration;
 mod error;
+mod failover;
 mod health;
 mod limits;
 mod overflow;
@@ -26,6 +27,7 @@ pub use admin::MIN_TOKEN_LEN;
 pub use binds::BindSite;
 pub use duration::{format_duration, parse_duration};
 pub use error::ConfigError;
+pub use failover::{Failover, DEFAULT_REPLAY_BUFFER, MAX_REPLAY_BUFFER};
 pub use health::{
     CheckKind, CheckStart, HealthCheck, OnDown, PassiveHealth, DEFAULT_CHECK_INTERVAL,
     DEFAULT_CHECK_PATH, DEFAULT_CHECK_TIMEOUT, DEFAULT_EXPECT_STATUS, DEFAULT_FALL,
@@ -144,6 +146,9 @@ pub struct Pool {
     pub passive: PassiveHealth,
     /// The active check (`[pool.health]`); None = no active check.
     pub health: Option<HealthCheck>,
+    /// Replay to another backend, and the first-byte timeout (`replay_buffer`,
+    /// `first_byte_timeout`).
+    pub failover: Failover,
 }
 
 /// One upstream server (`[[pool.backend]]`).

@@ -7,6 +7,7 @@
 
 use super::checks::Checker;
 use super::error::ConfigError;
+use super::failover::validate_failover;
 use super::health::{validate_health, validate_passive};
 use super::limits::*;
 use super::raw::{RawBackend, RawPool};
@@ -69,6 +70,7 @@ pub(super) fn validate_pool(
     )? as u32;
     let tuning = validate_tuning(check, &ctx, p)?;
     let passive = validate_passive(check, &ctx, p)?;
+    let failover = validate_failover(check, &ctx, p)?;
     let health = validate_health(check, &ctx, p.health.as_ref())?;
 
     if p.backend.is_empty() {
@@ -115,6 +117,7 @@ pub(super) fn validate_pool(
         max_connection_age_jitter: tuning.max_connection_age_jitter,
         passive,
         health,
+        failover,
     };
     Ok((pool, name.span()))
 }

@@ -76,6 +76,8 @@ pub(super) struct RawPool {
     pub max_connection_age: Option<Spanned<RawDuration>>,
     pub max_connection_age_jitter: Option<Spanned<RawDuration>>,
     pub passive_failures: Option<Spanned<i64>>,
+    pub replay_buffer: Option<Spanned<i64>>,
+    pub first_byte_timeout: Option<Spanned<RawDuration>>,
     pub passive_backoff: Option<Spanned<RawDuration>>,
     pub passive_backoff_max: Option<Spanned<RawDuration>>,
     pub passive_early_close: Option<Spanned<bool>>,

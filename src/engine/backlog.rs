@@ -87,23 +87,7 @@ impl Worker {
         mut len: u32,
     ) -> io::Result<()> {
         while len > 0 {
-            let h = &mut self.conns[key].halves[dst.idx()];
-            let tail = h.outq.back().and_then(|c| match c.mem {
-                Mem::Spill(id) if c.offset + c.len < SPILL_BLOCK => Some((id, c.offset + c.len)),
-                _ => None,
-            });
-            let (id, at) = match tail {
-                Some(t) => t,
-                None => {
-                    let id = self.ring.spill_mut().take()?;
-                    h.outq.push_back(Chunk {
-                        mem: Mem::Spill(id),
-                        offset: 0,
-                        len: 0,
-                    });
-                    (id, 0)
-                }
-            };
+            let (id, at) = self.spill_tail(key, dst)?;
             let n = (SPILL_BLOCK - at).min(len);
             if !self.ring.copy_to_spill(bid, from, id, at, n) {
                 return Err(io::Error::other("spill copy out of bounds"));
@@ -117,6 +101,50 @@ impl Worker {
             len -= n;
         }
         Ok(())
+    }
+
+    /// Copies `bytes` to the end of `dst`'s queue in spill blocks (the replay of a client's
+    /// first bytes to a new backend).
+    pub(super) fn append_bytes(
+        &mut self,
+        key: usize,
+        dst: Side,
+        mut bytes: &[u8],
+    ) -> io::Result<()> {
+        while !bytes.is_empty() {
+            let (id, at) = self.spill_tail(key, dst)?;
+            let n = ((SPILL_BLOCK - at) as usize).min(bytes.len());
+            if !self.ring.copy_into_spill(&bytes[..n], id, at) {
+                return Err(io::Error::other("spill copy out of bounds"));
+            }
+            let h = &mut self.conns[key].halves[dst.idx()];
+            if let Some(c) = h.outq.back_mut() {
+                c.len += n as u32;
+            }
+            h.outq_bytes += n as u32;
+            bytes = &bytes[n..];
+        }
+        Ok(())
+    }
+
+    /// The spill block at the end of `dst`'s queue with room left, and where its free room
+    /// starts; a new (empty) block is queued when the tail has none.
+    fn spill_tail(&mut self, key: usize, dst: Side) -> io::Result<(u32, u32)> {
+        let h = &mut self.conns[key].halves[dst.idx()];
+        let tail = h.outq.back().and_then(|c| match c.mem {
+            Mem::Spill(id) if c.offset + c.len < SPILL_BLOCK => Some((id, c.offset + c.len)),
+            _ => None,
+        });
+        if let Some(t) = tail {
+            return Ok(t);
+        }
+        let id = self.ring.spill_mut().take()?;
+        h.outq.push_back(Chunk {
+            mem: Mem::Spill(id),
+            offset: 0,
+            len: 0,
+        });
+        Ok((id, 0))
     }
 
     /// `sent` bytes of `dst`'s head chunk went out: drops them, and the chunk with its memory

@@ -38,6 +38,9 @@ pub enum Phase {
     /// Waiting for the backend connect to complete.
     Connecting,
     Relaying,
+    /// The backend failed before its first byte: its ops are being cancelled; once none is
+    /// left the client's first bytes go to another backend (see `replay`).
+    Replaying,
     /// Ending: ops are being cancelled; freed when none is left.
     Closing,
 }
@@ -137,7 +140,7 @@ pub enum Watch {
 }
 
 impl Half {
-    fn new(fd: Option<OwnedFd>) -> Half {
+    pub(super) fn new(fd: Option<OwnedFd>) -> Half {
         Half {
             fd,
             recv: Recv::Off,
@@ -232,6 +235,13 @@ pub struct Conn {
     /// When the first bytes were sent to the backend (0 = not yet), for time to first byte.
     pub first_request_us: u64,
     pub first_byte_seen: bool,
+    /// The client's bytes so far, while the backend has sent none and they fit the pool's
+    /// `replay_buffer`; None before the first client byte, and for good once they no longer
+    /// fit or the backend answered.
+    #[allow(clippy::box_collection)] // 8 bytes in every connection slot instead of 24
+    pub replay: Option<Box<Vec<u8>>>,
+    /// The pool's `first_byte_timeout` when the stream started (0 = off), in ms.
+    pub first_byte_timeout_ms: u32,
     /// The client's address, kept only for pools that hash on it.
     pub client_addr: Option<Box<std::net::SocketAddr>>,
     /// Max connection age: from `age_soft` on, close at the first quiet second; at
@@ -268,6 +278,8 @@ impl Conn {
             started_us: 0,
             first_request_us: 0,
             first_byte_seen: false,
+            replay: None,
+            first_byte_timeout_ms: 0,
             client_addr: None,
             age_soft: 0,
             age_hard: 0,

@@ -48,6 +48,8 @@ impl Worker {
         conn.idle_timeout_ms = policy.idle_timeout_ms;
         conn.half_close_timeout_ms = policy.half_close_timeout_ms;
         conn.connect_timeout_ms = policy.connect_timeout_ms;
+        conn.first_byte_timeout_ms =
+            u32::try_from(policy.first_byte_timeout_ms).unwrap_or(u32::MAX);
         conn.client_addr = client_addr.map(Box::new);
         match picked {
             Ok(pick) => {
@@ -143,7 +145,7 @@ impl Worker {
     }
 
     /// Opens a backend socket and submits the connect, with its deadline on the timer heap.
-    fn connect_to(&mut self, key: usize, pick: Pick) {
+    pub(super) fn connect_to(&mut self, key: usize, pick: Pick) {
         let timeout_ms = self.conns[key].connect_timeout_ms;
         let sock = match socket::backend_socket(pick.addr) {
             Ok(s) => s,
@@ -250,23 +252,9 @@ impl Worker {
         conn.tried.extend(addr);
         let pool = conn.pool;
         let attempts = conn.tried.len() as u32;
-        let client = conn.client_addr.as_deref().copied();
         let retries = self.policy.pools.get(pool).map_or(0, |p| p.retries);
         let next = if attempts <= retries {
-            // By address: a reload may have moved the backends since the first attempt.
-            let table = self.table.load();
-            let exclude: Vec<usize> = table
-                .pool(pool)
-                .map(|p| {
-                    (0..p.len())
-                        .filter(|&i| p.backend_addr(i).is_some_and(|a| conn.tried.contains(&a)))
-                        .collect()
-                })
-                .unwrap_or_default();
-            let request = PickRequest::new(pool, self.now)
-                .excluding(&exclude)
-                .for_client(client);
-            table.pick(&request).ok()
+            self.pick_another(key)
         } else {
             None
         };
@@ -287,6 +275,26 @@ impl Worker {
                 self.close(key, CloseReason::ConnectFailed);
             }
         }
+    }
+
+    /// Picks a backend for the client of `key` other than those it already tried.
+    pub(super) fn pick_another(&mut self, key: usize) -> Option<Pick> {
+        let conn = &self.conns[key];
+        let client = conn.client_addr.as_deref().copied();
+        // By address: a reload may have moved the backends since the first attempt.
+        let table = self.table.load();
+        let exclude: Vec<usize> = table
+            .pool(conn.pool)
+            .map(|p| {
+                (0..p.len())
+                    .filter(|&i| p.backend_addr(i).is_some_and(|a| conn.tried.contains(&a)))
+                    .collect()
+            })
+            .unwrap_or_default();
+        let request = PickRequest::new(conn.pool, self.now)
+            .excluding(&exclude)
+            .for_client(client);
+        table.pick(&request).ok()
     }
 
     /// A backend count of `pool` was released: waiting clients (here or on other workers)

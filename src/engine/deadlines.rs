@@ -11,6 +11,8 @@ use std::sync::atomic::Ordering;
 use crate::balance::CloseReason;
 
 use super::conn::{Conn, Phase, NEVER};
+use super::replay::EarlyFailure;
+use super::token::Side;
 use super::worker::Worker;
 
 /// A stream past its max connection age is closed once no byte has flowed for this long.
@@ -30,7 +32,8 @@ impl Worker {
                 Phase::Connecting => self.connect_timed_out(key),
                 Phase::Queued => self.queue_timed_out(key),
                 Phase::Relaying => self.relaying_deadline(key),
-                Phase::Closing => {}
+                // The next backend's connect sets a deadline of its own.
+                Phase::Replaying | Phase::Closing => {}
             }
             self.free_if_done(key);
         }
@@ -76,6 +79,19 @@ impl Worker {
             return;
         }
         let mut next = idle_deadline(conn);
+        if let Some(due) = first_byte_due(conn) {
+            if now >= due {
+                self.stats
+                    .first_byte_timeouts
+                    .fetch_add(1, Ordering::Relaxed);
+                tracing::debug!(conn = %self.conn_id(conn), "no first byte within first_byte_timeout");
+                if !self.backend_failed_early(key, EarlyFailure::Silent) {
+                    self.close(key, CloseReason::FirstByteTimeout);
+                }
+                return;
+            }
+            next = next.min(due);
+        }
         if conn.age_soft > 0 {
             let quiet_at = conn.last_active + AGE_QUIET_MS;
             if now >= conn.age_soft && (now >= conn.age_hard || now >= quiet_at) {
@@ -125,15 +141,25 @@ impl Worker {
         }
     }
 
+    /// The first request byte just went to the backend: bring the deadline forward to the
+    /// first-byte timeout if the pool has one.
+    pub(super) fn arm_first_byte(&mut self, key: usize) {
+        let conn = &self.conns[key];
+        if let Some(due) = first_byte_due(conn).filter(|&due| due < conn.deadline) {
+            self.set_deadline(key, due);
+        }
+    }
+
     /// Starts the relaying deadlines of a stream that just connected: idle timeout, and max
-    /// connection age (spread by the pool's jitter) if the pool has one.
+    /// connection age (spread by the pool's jitter) if the pool has one. A stream replayed to
+    /// another backend keeps the age it had.
     pub(super) fn start_relaying_deadlines(&mut self, key: usize) {
         let pool = self.conns[key].pool;
         let (age, jitter) = match self.policy.pools.get(pool) {
             Some(p) => (p.max_age_ms, p.max_age_jitter_ms),
             None => (None, 0),
         };
-        if let Some(age) = age {
+        if let Some(age) = age.filter(|_| self.conns[key].age_soft == 0) {
             let spread = if jitter > 0 {
                 rand::random::<u64>() % (jitter + 1)
             } else {
@@ -152,6 +178,15 @@ impl Worker {
         }
         self.set_deadline(key, due);
     }
+}
+
+/// When the backend's first byte is overdue: `first_byte_timeout` after the first request
+/// byte went to it, while it has sent none (None: off, not asked yet, or answered).
+fn first_byte_due(conn: &Conn) -> Option<u64> {
+    let waiting = conn.first_byte_timeout_ms > 0
+        && conn.first_request_us > 0
+        && conn.half_ref(Side::Backend).received == 0;
+    waiting.then(|| conn.first_request_us / 1000 + u64::from(conn.first_byte_timeout_ms))
 }
 
 /// When the idle (or half-close) timer of `conn` should fire next: at the timeout, or halfway

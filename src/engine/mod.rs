@@ -23,6 +23,7 @@ mod queue;
 mod ratelimit;
 mod relay;
 mod reload;
+mod replay;
 mod server;
 mod socket;
 mod stats;

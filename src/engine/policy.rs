@@ -24,6 +24,10 @@ pub struct PoolPolicy {
     pub max_age_jitter_ms: u64,
     /// Picks use the client's address (`hash`): read it at accept.
     pub needs_client_addr: bool,
+    /// Client bytes kept for a replay until the backend's first byte; 0 = no replay.
+    pub replay_buffer: u32,
+    /// No backend byte this long after the first request byte: a failure; 0 = off.
+    pub first_byte_timeout_ms: u64,
 }
 
 /// The engine's view of the whole config.
@@ -62,6 +66,8 @@ impl Policy {
                     max_age_ms: p.max_connection_age.map(ms),
                     max_age_jitter_ms: ms(p.max_connection_age_jitter),
                     needs_client_addr: p.balance == Balance::Hash,
+                    replay_buffer: p.failover.replay_buffer,
+                    first_byte_timeout_ms: ms(p.failover.first_byte_timeout),
                 })
                 .collect(),
             max_unsent: config.runtime.max_unsent,

@@ -14,6 +14,7 @@ use std::sync::atomic::Ordering;
 use crate::balance::CloseReason;
 
 use super::conn::{Mem, Phase, Recv, RecvPlan, Send, Shut, Watch};
+use super::replay::EarlyFailure;
 use super::socket;
 use super::token::{self, Op, Side};
 use super::uring::{Completion, SPILL_BLOCK};
@@ -108,7 +109,8 @@ impl Worker {
             return;
         };
         let ud = token::encode(Op::Send(side), key as u32, conn.gen);
-        if side == Side::Backend && conn.first_request_us == 0 {
+        let first_request = side == Side::Backend && conn.first_request_us == 0;
+        if first_request {
             conn.first_request_us = self.now_us;
         }
         let submitted = match chunk.mem {
@@ -130,6 +132,9 @@ impl Worker {
                 let h = conn.half(side);
                 h.send = state;
                 h.inflight = len;
+                if first_request {
+                    self.arm_first_byte(key);
+                }
             }
             None => {
                 tracing::error!(key, "queued chunk points at no spill block; resetting");
@@ -166,6 +171,15 @@ impl Worker {
             return;
         }
         if c.result == 0 {
+            // A backend that closes without a word after the client's request failed it: the
+            // request may go to another backend (a client that sent nothing just left).
+            let asked = self.conns[key].half_ref(Side::Client).received > 0;
+            if side == Side::Backend
+                && asked
+                && self.backend_failed_early(key, EarlyFailure::Closed)
+            {
+                return;
+            }
             // FIN from this side: passed on once what it sent has been written (drive).
             let conn = &mut self.conns[key];
             conn.half(side).recv = Recv::Eof;
@@ -189,12 +203,10 @@ impl Worker {
                     error = %std::io::Error::from_raw_os_error(err),
                     "recv failed"
                 );
-                // Reset before the backend's first byte: `passive_early_close` counts it.
-                let conn = &self.conns[key];
-                if let (Side::Backend, libc::ECONNRESET, false, Some(g)) =
-                    (side, err, conn.first_byte_seen, &conn.guard)
-                {
-                    g.early_close(self.now);
+                // A reset before the backend's first byte: `passive_early_close` counts it,
+                // and the request may go to another backend.
+                if side == Side::Backend && self.backend_failed_early(key, EarlyFailure::Closed) {
+                    return;
                 }
                 self.close(key, reset_by(side));
             }
@@ -204,11 +216,26 @@ impl Worker {
     /// `len` bytes arrived from `side` in buffer `bid`: queue them for the other side.
     fn received(&mut self, key: usize, side: Side, bid: u16, len: u32) {
         let conn = &mut self.conns[key];
-        if conn.phase != Phase::Relaying {
-            self.ring.bufs_mut().recycle(bid);
-            return;
+        match conn.phase {
+            Phase::Relaying => {}
+            Phase::Replaying if side == Side::Client => {
+                // Bound for the next backend with the rest of the copy.
+                self.keep_for_replay(key, bid, len);
+                self.ring.bufs_mut().recycle(bid);
+                return;
+            }
+            _ => {
+                self.ring.bufs_mut().recycle(bid);
+                return;
+            }
         }
         conn.last_active = self.now;
+        match side {
+            // Before `queue_received`, which may give the buffer back.
+            Side::Client => self.keep_for_replay(key, bid, len),
+            Side::Backend => self.conns[key].replay = None,
+        }
+        let conn = &mut self.conns[key];
         if side == Side::Backend && !conn.first_byte_seen && conn.first_request_us > 0 {
             conn.first_byte_seen = true;
             if let Some(g) = &conn.guard {
@@ -250,6 +277,9 @@ impl Worker {
             if result < 0 {
                 let err = std::io::Error::from_raw_os_error(-result);
                 tracing::debug!(conn = %self.conn_id(&self.conns[key]), ?side, error = %err, "send failed");
+                if side == Side::Backend && self.backend_failed_early(key, EarlyFailure::Closed) {
+                    return;
+                }
             }
             self.close(key, reset_by(side));
             return;
@@ -286,6 +316,9 @@ impl Worker {
         let revents = result as i16;
         if revents & libc::POLLERR != 0 {
             tracing::debug!(conn = %self.conn_id(&self.conns[key]), ?side, "reset seen by the watch");
+            if side == Side::Backend && self.backend_failed_early(key, EarlyFailure::Closed) {
+                return;
+            }
             self.close(key, reset_by(side));
             return;
         }
@@ -312,11 +345,13 @@ impl Worker {
             reason,
             CloseReason::ClientReset | CloseReason::BackendReset | CloseReason::Error
         );
-        let discarding = conn.phase == Phase::Relaying && conn.holds_bytes();
+        let live = matches!(conn.phase, Phase::Relaying | Phase::Replaying);
+        // Bytes queued for a backend still being connected are the client's (a replay's).
+        let discarding = conn.phase != Phase::Queued && conn.holds_bytes();
         // A FIN tells a peer the other side has finished. Cutting a stream that has not (a
         // timeout, max age, stop) must say so with a reset, or a client takes a cut answer
         // for a complete one (the soak found half-closed streams cut by a timeout that way).
-        let cut = conn.phase == Phase::Relaying && !conn.finished();
+        let cut = live && !conn.finished();
         conn.phase = Phase::Closing;
         let reset = reset || discarding || cut;
         if discarding {

@@ -28,7 +28,8 @@ impl Worker {
                         || c.send_plan(s).is_some()
                         || c.shutdown_due(s)
                 });
-                c.phase == Phase::Relaying && (idle || due)
+                let replay_stalled = c.phase == Phase::Replaying && c.ops == 0;
+                (c.phase == Phase::Relaying && (idle || due)) || replay_stalled
             })
             .map(|(key, _)| key)
             .collect();
@@ -56,6 +57,8 @@ impl Worker {
             );
             self.stats.stuck_revived.fetch_add(1, Ordering::Relaxed);
             self.drive(key);
+            self.resume_replay(key);
+            self.free_if_done(key);
         }
     }
 }

@@ -349,6 +349,7 @@ impl Worker {
                     Op::Watch(side) => self.on_watch(key, side, c.result),
                     Op::Accept | Op::Wake | Op::Cancel => {}
                 }
+                self.resume_replay(key);
                 self.free_if_done(key);
             }
         }

@@ -267,6 +267,41 @@ impl Ring {
         true
     }
 
+    /// Appends `len` bytes of receive buffer `bid` from `from` to `out`. The buffer was handed
+    /// to the worker by a completion. False if the range does not fit (nothing is copied).
+    pub fn copy_from_buffer(&self, bid: u16, from: u32, len: u32, out: &mut Vec<u8>) -> bool {
+        let fits = from
+            .checked_add(len)
+            .is_some_and(|end| end <= self.bufs.buffer_size());
+        if !fits {
+            return false;
+        }
+        let src = self.bufs.addr(bid, from);
+        // SAFETY: the range is within buffer `bid` (checked above); the buffer is out of the
+        // ring (a completion handed it to the worker), so the kernel does not write it while
+        // it is read here, and `out` is a separate allocation.
+        let bytes = unsafe { std::slice::from_raw_parts(src, len as usize) };
+        out.extend_from_slice(bytes);
+        true
+    }
+
+    /// Copies `src` into spill block `id` at `to`. False if it does not fit or the block is
+    /// not mapped (nothing is copied).
+    pub fn copy_into_spill(&mut self, src: &[u8], id: u32, to: u32) -> bool {
+        let fits = u32::try_from(src.len())
+            .ok()
+            .and_then(|n| to.checked_add(n))
+            .is_some_and(|end| end <= SPILL_BLOCK);
+        let Some(dst) = self.spill.addr(id, to).filter(|_| fits) else {
+            return false;
+        };
+        // SAFETY: the range is within the block (checked above); `src` is a worker-owned slice
+        // outside every mapping, so they cannot overlap; a pending send of the block reads
+        // only bytes before `to` (appends start where the queued range ends).
+        unsafe { std::ptr::copy_nonoverlapping(src.as_ptr(), dst, src.len()) };
+        true
+    }
+
     /// Watches a socket for its peer hanging up (FIN, reset or error) without reading it.
     pub fn poll_hangup(&mut self, fd: RawFd, user_data: u64) {
         let events = (libc::POLLRDHUP | libc::POLLHUP | libc::POLLERR) as u32;

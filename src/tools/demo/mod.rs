@@ -175,6 +175,7 @@ pub fn demo_config(opts: &DemoOptions, backends: &[MockBackend]) -> Config {
             max_connection_age_jitter: crate::config::DEFAULT_MAX_CONNECTION_AGE_JITTER,
             passive: crate::config::PassiveHealth::default(),
             health: None,
+            failover: crate::config::Failover::default(),
         }],
         admin: None,
         digest: String::new(),

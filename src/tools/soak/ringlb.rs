@@ -29,11 +29,14 @@ const PROBE_RETRY: Duration = Duration::from_millis(10);
 /// timeouts have tests of their own (tests/timeouts.rs).
 pub fn config_text(workers: usize, backends: &[SocketAddr], no_progress: Duration) -> String {
     let timeout = no_progress.as_secs().max(1) * 3;
+    // replay_buffer = 0: the soak's verdict expects every stream on a killed backend to be
+    // cut, and its backends accept a stream's header once; a replayed stream would reach a
+    // second backend (replay has its own tests, tests/replay.rs).
     let mut t = format!(
         "# Written by ringlb-soak.\n[runtime]\nworkers = {workers}\n\n[[listener]]\n\
          name = \"soak\"\nbind = \"127.0.0.1:0\"\npool = \"soak\"\n\n[[pool]]\n\
          name = \"soak\"\nbalance = \"least_connections\"\n\
-         idle_timeout = \"{timeout}s\"\nhalf_close_timeout = \"{timeout}s\"\n"
+         idle_timeout = \"{timeout}s\"\nhalf_close_timeout = \"{timeout}s\"\nreplay_buffer = 0\n"
     );
     for b in backends {
         t += &format!("\n[[pool.backend]]\naddr = \"{b}\"\n");
