@@ -285,3 +285,54 @@ fn a_reload_adds_and_removes_listeners_live() {
     let (mut s, _) = open(first);
     round_trip(&mut s, b"the first listener is untouched");
 }
+
+fn status(admin: SocketAddr) -> serde_json::Value {
+    let mut s = TcpStream::connect(admin).unwrap();
+    s.write_all(b"GET /status HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    let mut reply = String::new();
+    s.read_to_string(&mut reply).unwrap();
+    let body = reply.split("\r\n\r\n").nth(1).unwrap_or("");
+    serde_json::from_str(body).unwrap_or_else(|e| panic!("{e}: {body}"))
+}
+
+fn status_listeners(admin: SocketAddr) -> Vec<(String, String)> {
+    status(admin)["listeners"]
+        .as_array()
+        .expect("listeners")
+        .iter()
+        .map(|l| {
+            (
+                l["name"].as_str().unwrap_or("").to_string(),
+                l["addr"].as_str().unwrap_or("").to_string(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn status_lists_a_listener_a_reload_added_and_drops_one_it_removed() {
+    let b0 = id_echo(0);
+    let one = head("p") + &pool("p", &[(b0, 1)]);
+    let p = Proc::run("reload-status", &one, &[]);
+    let admin = admin_addr(&p);
+    let first = p.listener("test").to_string();
+    assert_eq!(
+        status_listeners(admin),
+        vec![("test".into(), first.clone())]
+    );
+    let two = one.replace(
+        "[[pool]]",
+        "[[listener]]\nname = \"two\"\nbind = \"127.0.0.1:0\"\npool = \"p\"\n[[pool]]",
+    );
+    std::fs::write(&p.config, &two).unwrap();
+    assert_eq!(post_reload(admin).0, 200);
+    let second = field(&p.wait_line(&["listening", "listener=two "]), "addr");
+    assert_eq!(
+        status_listeners(admin),
+        vec![("test".into(), first.clone()), ("two".into(), second)]
+    );
+    std::fs::write(&p.config, &one).unwrap();
+    assert_eq!(post_reload(admin).0, 200);
+    assert_eq!(status_listeners(admin), vec![("test".into(), first)]);
+}

@@ -69,6 +69,40 @@ impl WaitSnapshot {
     }
 }
 
+/// The listeners that accept right now, by name, with the addresses they are bound to (port
+/// 0 resolved). Written at start and by reloads, read by the control plane; never touched by
+/// a worker, so a lock is fine.
+#[derive(Default)]
+pub struct ListenerBook(parking_lot::Mutex<Vec<(String, SocketAddr)>>);
+
+impl ListenerBook {
+    pub(super) fn new(listeners: Vec<(String, SocketAddr)>) -> ListenerBook {
+        ListenerBook(parking_lot::Mutex::new(listeners))
+    }
+
+    pub fn snapshot(&self) -> Vec<(String, SocketAddr)> {
+        self.0.lock().clone()
+    }
+
+    pub fn addr(&self, name: &str) -> Option<SocketAddr> {
+        self.0
+            .lock()
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, a)| *a)
+    }
+
+    pub(super) fn add(&self, name: &str, addr: SocketAddr) {
+        let mut book = self.0.lock();
+        book.retain(|(n, _)| n != name);
+        book.push((name.to_string(), addr));
+    }
+
+    pub(super) fn remove(&self, name: &str) {
+        self.0.lock().retain(|(n, _)| n != name);
+    }
+}
+
 /// What the control plane may read of a running server; see the module doc.
 #[derive(Clone)]
 pub struct Observer {
@@ -77,7 +111,7 @@ pub struct Observer {
     pub(super) stats: Vec<Arc<WorkerStats>>,
     pub(super) queues: Arc<QueueShared>,
     pub(super) admission: Arc<Admission>,
-    pub(super) listeners: Arc<[(String, SocketAddr)]>,
+    pub(super) listeners: Arc<ListenerBook>,
     pub(super) max_connections: u32,
 }
 
@@ -106,9 +140,10 @@ impl Observer {
         self.max_connections
     }
 
-    /// Listener names and the addresses they are bound to, in config order.
-    pub fn listeners(&self) -> &[(String, SocketAddr)] {
-        &self.listeners
+    /// Listener names and the addresses they are bound to, in the order they were started
+    /// (a reload adds and removes listeners).
+    pub fn listeners(&self) -> Vec<(String, SocketAddr)> {
+        self.listeners.snapshot()
     }
 
     /// Clients waiting in pool `pool`'s queue (all workers).

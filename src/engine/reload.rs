@@ -18,6 +18,7 @@ use crate::config::{Config, Listener};
 use super::admit::Admission;
 use super::bind;
 use super::mailbox::{Mail, Mailbox};
+use super::observe::ListenerBook;
 use super::policy::Policy;
 use super::queue::QueueShared;
 use super::uring::Waker;
@@ -53,6 +54,7 @@ pub struct EngineReload {
     pub(super) mailbox: Arc<Mailbox>,
     pub(super) wakers: Vec<Waker>,
     pub(super) workers: usize,
+    pub(super) listeners: Arc<ListenerBook>,
 }
 
 impl EngineReload {
@@ -114,12 +116,14 @@ impl EngineReload {
             self.mailbox.post(worker, Mail::Listen(wl));
         }
         self.wake();
+        self.listeners.add(&l.name, bound.addr);
         Ok(bound.addr)
     }
 
     /// Every worker stops accepting on listener `index`: what waits in its backlog is taken
     /// and served, then its sockets close. Its live streams go on.
-    pub fn remove_listener(&self, index: usize) {
+    pub fn remove_listener(&self, index: usize, name: &str) {
+        self.listeners.remove(name);
         for worker in 0..self.workers {
             self.mailbox.post(worker, Mail::Close(index));
         }

@@ -23,6 +23,7 @@ use super::bind::{self, StartOptions};
 use super::drain::Control;
 use super::limits;
 use super::mailbox::Mailbox;
+use super::observe::ListenerBook;
 use super::observe::Observer;
 use super::policy::{table_spec, Policy};
 use super::queue::QueueShared;
@@ -37,7 +38,7 @@ type Exit = (usize, Result<(), EngineError>);
 
 /// A running balancer: its workers, listeners and backend table.
 pub struct Server {
-    listeners: Vec<(String, SocketAddr)>,
+    listeners: Arc<ListenerBook>,
     table: Arc<SharedTable>,
     registry: Arc<Registry>,
     pub(super) control: Arc<Control>,
@@ -188,7 +189,7 @@ impl Server {
         }
         drop((ready_tx, exit_tx));
         let mut server = Server {
-            listeners: bound,
+            listeners: Arc::new(ListenerBook::new(bound)),
             table,
             registry,
             control,
@@ -229,20 +230,18 @@ impl Server {
             .wakers
             .set(by_id.into_iter().map(|(_, w)| w).collect());
         server.queues = queues;
-        tracing::info!(workers, max_connections, listeners = ?server.listeners, "ringlb started");
+        tracing::info!(workers, max_connections, listeners = ?server.listeners.snapshot(), "ringlb started");
         Ok(server)
     }
 
     /// The address listener `name` is bound to (port 0 in the config is resolved here).
     pub fn listener_addr(&self, name: &str) -> Option<SocketAddr> {
-        self.listeners
-            .iter()
-            .find(|(n, _)| n == name)
-            .map(|(_, a)| *a)
+        self.listeners.addr(name)
     }
 
-    pub fn listeners(&self) -> &[(String, SocketAddr)] {
-        &self.listeners
+    /// Listeners accepting now (those a reload added included), with their addresses.
+    pub fn listeners(&self) -> Vec<(String, SocketAddr)> {
+        self.listeners.snapshot()
     }
 
     /// The backend table every worker picks from.
@@ -290,7 +289,7 @@ impl Server {
             stats: self.stats.clone(),
             queues: self.queues.clone(),
             admission: self.admission.clone(),
-            listeners: self.listeners.clone().into(),
+            listeners: self.listeners.clone(),
             max_connections: self.max_connections,
         }
     }
@@ -304,6 +303,7 @@ impl Server {
             mailbox: self.mailbox.clone(),
             wakers: self.wakers.clone(),
             workers: self.workers,
+            listeners: self.listeners.clone(),
         }
     }
 }

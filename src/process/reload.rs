@@ -97,8 +97,8 @@ impl Reloader {
         closed.resize(layout.config.listeners.len(), false);
         for &i in &layout.removed {
             closed[i] = true;
-            self.engine.remove_listener(i);
             let name = &layout.config.listeners[i].name;
+            self.engine.remove_listener(i, name);
             tracing::info!(listener = %name, "listener removed: no new clients; its streams go on");
             summary.push_str(&format!(", listener {name} removed"));
         }
