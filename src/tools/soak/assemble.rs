@@ -46,6 +46,8 @@ pub struct Facts {
     pub died: Option<String>,
     pub stop: Result<ExitStatus, String>,
     pub log_summary: LogSummary,
+    /// Growth of the kernel's TCP trouble counters over the run (see `netstat`).
+    pub kernel_tcp: Vec<(String, u64)>,
 }
 
 pub fn assemble(f: Facts) -> Report {
@@ -121,6 +123,7 @@ pub fn assemble(f: Facts) -> Report {
         load_s: f.load_s,
         elapsed_s: f.elapsed_s,
         waits: tally.waits(),
+        kernel_tcp: f.kernel_tcp,
         timeline: f.timeline,
         streams: tally,
         kills,

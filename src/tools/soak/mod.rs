@@ -20,6 +20,7 @@ mod error;
 mod header;
 mod kills;
 mod monitor;
+mod netstat;
 mod outcome;
 mod pattern;
 mod plan;

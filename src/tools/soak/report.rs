@@ -60,6 +60,8 @@ pub struct Report {
     pub elapsed_s: f64,
     pub streams: Tally,
     pub waits: Waits,
+    /// Growth of the kernel's TCP trouble counters over the run, host-wide.
+    pub kernel_tcp: Vec<(String, u64)>,
     /// The progress lines: streams and CPU every 5 s.
     pub timeline: Vec<Tick>,
     pub kills: Vec<KillLine>,
@@ -221,6 +223,18 @@ impl fmt::Display for Report {
             "idle cpu    {:.2} s over {:.1} s ({:.2}% of one core)",
             r.idle.cpu_s, r.idle.window_s, r.idle.pct
         )?;
+        if !self.kernel_tcp.is_empty() {
+            let parts: Vec<String> = self
+                .kernel_tcp
+                .iter()
+                .map(|(k, n)| format!("{k} {n}"))
+                .collect();
+            writeln!(
+                f,
+                "kernel tcp  {} (host-wide, over the run)",
+                parts.join(", ")
+            )?;
+        }
         writeln!(f, "exit        {}", r.exit)?;
         writeln!(
             f,

@@ -100,6 +100,7 @@ pub async fn run(opts: &Options) -> Result<Report, SoakError> {
     let (open_limit, nofile) = open_limit(opts.streams)?;
     let dir = work_dir(opts)?;
     super::snapshot::set_dir(dir.clone());
+    let tcp_before = super::netstat::tcp_ext();
     println!(
         "ringlb-soak: seed {} (replay with --seed {}); {} streams open at once, for {:?} more; \
          {} backends; work dir {}",
@@ -232,6 +233,7 @@ pub async fn run(opts: &Options) -> Result<Report, SoakError> {
         Default::default()
     };
     let log_summary = lb.log_summary();
+    let kernel_tcp = super::netstat::delta(&tcp_before, &super::netstat::tcp_ext());
     let stop = lb.stop(STOP_WITHIN).await;
     drop(fleet);
     let peak = *peak.lock().unwrap_or_else(|e| e.into_inner());
@@ -262,5 +264,6 @@ pub async fn run(opts: &Options) -> Result<Report, SoakError> {
         died,
         stop,
         log_summary,
+        kernel_tcp,
     }))
 }
