@@ -60,11 +60,12 @@ pub(super) fn spawn(mut signals: Signals, t: Targets) -> std::io::Result<SignalT
     let thread = std::thread::Builder::new()
         .name("ringlb-signals".into())
         .spawn(move || {
-            let mut draining = false;
             for sig in signals.forever() {
                 match sig {
-                    SIGTERM | SIGINT if !draining && !t.reloader.shutdown_timeout().is_zero() => {
-                        draining = true;
+                    // Draining already (a first signal, or a hand-over): this one stops.
+                    SIGTERM | SIGINT
+                        if !t.stopper.is_draining() && !t.reloader.shutdown_timeout().is_zero() =>
+                    {
                         let timeout = t.reloader.shutdown_timeout();
                         tracing::info!(
                             signal = name(sig),
