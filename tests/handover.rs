@@ -328,5 +328,15 @@ fn a_take_over_that_cannot_happen_fails_clearly_and_leaves_the_old_process_servi
     old.signal(Signal::SIGTERM);
     assert!(old.wait_exit(DEADLINE).expect("exits").success());
     assert!(!socket.exists(), "its socket file is removed at exit");
+
+    // --take-over-if-running with nobody to take over from: a plain start.
+    let fresh = config(2, &socket, &[("test", "127.0.0.1:0".into())], &[a]);
+    let p = Proc::run("handover-if", &fresh, &["--take-over-if-running"]);
+    p.wait_line(&["hand-over socket checked", "live=false"]);
+    let (mut s, id) = open(p.listener("test"));
+    assert_eq!(id, 0);
+    round_trip(&mut s, b"started fresh");
+    assert!(socket.exists(), "and serves the hand-over socket");
+    drop(p);
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -95,11 +95,6 @@ impl Stopper {
         }
     }
 
-    /// A drain was asked for (by a signal or a hand-over).
-    pub fn is_draining(&self) -> bool {
-        self.control.drain_timeout_ms().is_some()
-    }
-
     pub fn stop(&self) {
         self.control.stop.store(true, Ordering::Release);
         for w in &self.wakers {

@@ -66,6 +66,9 @@ pub struct RunOptions {
     /// Take the listening sockets of the ringlb serving `runtime.handover_socket`, which then
     /// drains (`--take-over`).
     pub take_over: bool,
+    /// The same if a ringlb serves that socket, else a plain start (`--take-over-if-running`:
+    /// one unit line for a first start, a reboot and an upgrade).
+    pub take_over_if_running: bool,
 }
 
 /// Runs the balancer on `cfg` (read from `path`) until it is stopped by a signal; returns once
@@ -80,7 +83,9 @@ pub fn run_with(cfg: &Config, path: &Path, options: RunOptions) -> Result<(), Pr
     let nofile = crate::engine::raise_nofile();
     tracing::info!(nofile, "open files limit");
     let signals = signals::install().map_err(ProcessError::Signals)?;
-    let (taking, inherited, admin_socket) = if options.take_over {
+    let take_over =
+        options.take_over || (options.take_over_if_running && handover::running(cfg, path)?);
+    let (taking, inherited, admin_socket) = if take_over {
         let (t, inherited, admin) = handover::take(cfg, path)?;
         (Some(t), inherited, admin)
     } else {

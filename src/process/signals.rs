@@ -1,6 +1,8 @@
 //! Signals, one thread: each one received is logged, then
 //! - SIGTERM, SIGINT: the first drains (stop accepting, let streams end up to
-//!   `runtime.shutdown_timeout`, reset the rest, exit 0); a second stops at once;
+//!   `runtime.shutdown_timeout`, reset the rest, exit 0); a second stops at once. A process
+//!   already draining after a hand-over goes on draining at the first (a `systemctl stop` of
+//!   the old unit is no reason to cut its streams);
 //! - SIGHUP: reloads the config file (see [`Reloader`]);
 //! - SIGUSR1, SIGUSR2: logged and ignored (their default would kill the process and every
 //!   stream with it).
@@ -60,12 +62,11 @@ pub(super) fn spawn(mut signals: Signals, t: Targets) -> std::io::Result<SignalT
     let thread = std::thread::Builder::new()
         .name("ringlb-signals".into())
         .spawn(move || {
+            let mut draining = false;
             for sig in signals.forever() {
                 match sig {
-                    // Draining already (a first signal, or a hand-over): this one stops.
-                    SIGTERM | SIGINT
-                        if !t.stopper.is_draining() && !t.reloader.shutdown_timeout().is_zero() =>
-                    {
+                    SIGTERM | SIGINT if !draining && !t.reloader.shutdown_timeout().is_zero() => {
+                        draining = true;
                         let timeout = t.reloader.shutdown_timeout();
                         tracing::info!(
                             signal = name(sig),

@@ -60,6 +60,19 @@ pub enum HandoverError {
     NotAccepting(Duration),
 }
 
+/// Whether a ringlb serves the hand-over socket `cfg` names (it accepts a connection there); an
+/// error if `cfg` (read from `file`) names none.
+pub fn running(cfg: &crate::config::Config, file: &std::path::Path) -> Result<bool, HandoverError> {
+    let path = cfg
+        .runtime
+        .handover_socket
+        .as_ref()
+        .ok_or_else(|| HandoverError::NotConfigured(file.to_path_buf()))?;
+    let live = endpoint::connect(path).is_ok();
+    tracing::info!(path = %path.display(), live, "hand-over socket checked: take over if live");
+    Ok(live)
+}
+
 impl HandoverError {
     /// The config (or what it names) is at fault: exit code 2, like a bad file.
     pub fn is_config(&self) -> bool {
