@@ -9,11 +9,13 @@
 //! - [`control`]: the control plane's thread and runtime (admin, health checks, reload);
 //! - [`admin`]: the admin API on the control plane: metrics, status, page, backend overrides;
 //! - [`health`]: active health checks, run on the control plane, published to the table;
-//! - [`process`]: the `ringlb run` process: start-up, signals (drain, reload), the stop;
+//! - [`process`]: the `ringlb run` process: start-up, signals (drain, reload), the hand-over
+//!   to a new process (binary upgrade), the stop;
 //! - [`tools`]: everything that is not the balancer itself — the mock fleet, the demo, the load
 //!   tool and the bench report; `engine` and `balance` never depend on it.
 //!
-//! `unsafe` is denied everywhere except the ring and buffer layer (`engine::uring`).
+//! `unsafe` is denied everywhere except the ring and buffer layer (`engine::uring`) and the
+//! one adoption of a descriptor received over SCM_RIGHTS (`process::handover::wire`).
 #![deny(unsafe_code)]
 
 pub mod admin;

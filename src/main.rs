@@ -42,6 +42,14 @@ enum Command {
         /// Config file (TOML).
         #[arg(short, long)]
         config: PathBuf,
+        /// Take the listening sockets of the ringlb serving the config's
+        /// `runtime.handover_socket` (binary upgrade); it then drains and exits by itself.
+        #[arg(long, conflicts_with = "take_over_if_running")]
+        take_over: bool,
+        /// ``--take-over` if a ringlb serves `runtime.handover_socket`, else a plain start (for
+        /// a service unit: a first start, a reboot and an upgrade alike).
+        #[arg(long)]
+        take_over_if_running: bool,
     },
     /// Validate a config file and try each address it binds; print a summary (exit 0), or the
     /// error (exit 2).
@@ -192,7 +200,11 @@ fn main() -> ExitCode {
                 }
             }
         }
-        Command::Run { config } => {
+        Command::Run {
+            config,
+            take_over,
+            take_over_if_running,
+        } => {
             let cfg = match config::load(&config) {
                 Ok(c) => c,
                 Err(e) => {
@@ -200,13 +212,17 @@ fn main() -> ExitCode {
                     return ExitCode::from(EXIT_CONFIG);
                 }
             };
-            match ringlb::process::run(&cfg, &config) {
+            let options = ringlb::process::RunOptions {
+                take_over,
+                take_over_if_running,
+            };
+            match ringlb::process::run_with(&cfg, &config, options) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
                     eprintln!("error: {e}");
                     // An address that cannot be bound is for the operator to fix, like a bad
                     // config; anything else is ringlb's own failure.
-                    ExitCode::from(if e.is_bind() { EXIT_CONFIG } else { 1 })
+                    ExitCode::from(if e.is_config() { EXIT_CONFIG } else { 1 })
                 }
             }
         }

@@ -1,5 +1,6 @@
 //! The per-backend counters and histograms of `/metrics` (bytes each way, streams by close
-//! reason, connect failures by kind, connect-time and time-to-first-byte histograms), read
+//! reason, connect failures by kind, connect-time and time-to-first-byte histograms, and the
+//! streams a draining predecessor reports after a hand-over), read
 //! from each backend's [`CountersSnapshot`](crate::balance::CountersSnapshot). Kept apart from
 //! `metrics.rs`'s gauge rows because each family here is a whole label set or a histogram.
 //! Must never invent a value: every count is what the engine recorded.
@@ -27,6 +28,20 @@ fn each(
 }
 
 pub(super) fn render(e: &mut Exposition, s: &Sample) {
+    let name = "ringlb_backend_handover_active";
+    e.family(
+        name,
+        "Streams the process this one took over from (draining) still has open to the backend, as it last reported (every ~500 ms); picks weigh them with ringlb_backend_active_streams. 0 without a hand-over.",
+        Kind::Gauge,
+    );
+    for p in &s.pools {
+        for b in &p.backends {
+            let addr = b.snap.addr.to_string();
+            let labels = [("pool", p.name.as_str()), ("backend", addr.as_str())];
+            e.sample(name, &labels, f64::from(b.snap.foreign));
+        }
+    }
+
     for (name, help, to_backend) in [
         (
             "ringlb_backend_sent_bytes_total",

@@ -52,12 +52,19 @@ pub struct AdminServer {
     addr: SocketAddr,
     state: Arc<AdminState>,
     task: JoinHandle<()>,
+    /// A second descriptor of the listening socket, to lend to a hand-over; closed with it.
+    socket: std::net::TcpListener,
 }
 
 impl AdminServer {
     /// The address it listens on (port 0 in the config is resolved here).
     pub fn addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// A duplicate of the listening socket, for a new process taking this one over.
+    pub fn lend(&self) -> std::io::Result<std::os::fd::OwnedFd> {
+        Ok(self.socket.try_clone()?.into())
     }
 
     /// The state other control services share: reload counts, config, overrides.
@@ -80,6 +87,17 @@ pub fn start(
     config: &Config,
     state: Arc<AdminState>,
 ) -> Result<Option<AdminServer>, AdminError> {
+    start_on(handle, config, state, None)
+}
+
+/// [`start`], on `inherited` (the admin socket a hand-over brought from the process taken
+/// over, bound to the same address) instead of binding one, if given.
+pub fn start_on(
+    handle: &Handle,
+    config: &Config,
+    state: Arc<AdminState>,
+    inherited: Option<std::net::TcpListener>,
+) -> Result<Option<AdminServer>, AdminError> {
     let Some(admin) = &config.admin else {
         return Ok(None);
     };
@@ -87,8 +105,12 @@ pub fn start(
         addr: admin.bind,
         error,
     };
-    let std_listener = std::net::TcpListener::bind(admin.bind).map_err(bind_err)?;
+    let std_listener = match inherited {
+        Some(l) => l,
+        None => std::net::TcpListener::bind(admin.bind).map_err(bind_err)?,
+    };
     std_listener.set_nonblocking(true).map_err(bind_err)?;
+    let socket = std_listener.try_clone().map_err(bind_err)?;
     let addr = std_listener.local_addr().map_err(bind_err)?;
     let listener = {
         let _runtime = handle.enter();
@@ -100,5 +122,10 @@ pub fn start(
     });
     let task = handle.spawn(server::serve(listener, ctx));
     tracing::info!(%addr, token = admin.token.is_some(), "admin API listening");
-    Ok(Some(AdminServer { addr, state, task }))
+    Ok(Some(AdminServer {
+        addr,
+        state,
+        task,
+        socket,
+    }))
 }

@@ -53,6 +53,8 @@ struct Backend {
     /// "up", "down", "unknown" or "draining".
     state: &'static str,
     active: u32,
+    /// Streams of the draining process this one took over from (hand-over); 0 without one.
+    handover_active: u32,
     weight: u32,
     effective_weight: u32,
     max_connections: u32,
@@ -88,6 +90,7 @@ fn backend(b: &BackendSample) -> Backend {
         addr: s.addr.to_string(),
         state: b.state(),
         active: s.active,
+        handover_active: s.foreign,
         weight: s.weight,
         effective_weight: s.effective_weight,
         max_connections: s.max_connections,

@@ -179,6 +179,7 @@ impl PoolTable {
                         weight: b.weight,
                         max_connections: b.max_connections,
                         active: b.state.active(),
+                        foreign: b.state.foreign(),
                         down,
                         consecutive_failures: b.state.health.consecutive_failures(),
                         tier: b.tier,

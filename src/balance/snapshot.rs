@@ -20,7 +20,11 @@ pub struct BackendSnapshot {
     /// The weight picks use: the configured one, 0 while draining.
     pub weight: u32,
     pub max_connections: u32,
+    /// This process's own streams on the backend.
     pub active: u32,
+    /// Streams a draining predecessor process reports on it (hand-over); 0 without one.
+    /// Strategies weigh `active + foreign`.
+    pub foreign: u32,
     pub down: bool,
     pub consecutive_failures: u32,
     pub tier: u32,

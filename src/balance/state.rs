@@ -24,6 +24,11 @@ pub(crate) type SharedState = Arc<CachePadded<BackendState>>;
 pub(crate) struct BackendState {
     /// Written on every pick and release by every worker.
     active: AtomicU32,
+    /// Streams another ringlb process has open to this backend: the one that handed its
+    /// sockets over to this one and is draining (it reports them every ~500 ms). Written by
+    /// the hand-over thread only, read by picks next to `active` (same cache line); never part
+    /// of `active`, so this process's own count stays exact.
+    foreign: AtomicU32,
     /// Written by the control plane's checker on a transition, read by every pick.
     pub(crate) check: CheckState,
     pub(crate) health: PassiveHealth,
@@ -55,9 +60,31 @@ impl BackendState {
         &self.pool
     }
 
+    /// This process's own streams on the backend.
     #[inline]
     pub(crate) fn active(&self) -> u32 {
         self.active.load(Ordering::Relaxed)
+    }
+
+    /// The count strategies weigh a backend by (and compare with `max_connections`): our own
+    /// streams plus those of a draining predecessor ([`Self::set_foreign`]). Two loads of one
+    /// cache line; the exact limit is still enforced on `active` alone by `try_acquire`.
+    #[inline]
+    pub(crate) fn load(&self) -> u32 {
+        self.active().saturating_add(self.foreign())
+    }
+
+    /// Streams of the process this one took over from (0 when there is none).
+    #[inline]
+    pub(crate) fn foreign(&self) -> u32 {
+        self.foreign.load(Ordering::Relaxed)
+    }
+
+    /// What the draining predecessor last reported for this backend; 0 once it is gone.
+    pub(crate) fn set_foreign(&self, n: u32) {
+        if self.foreign() != n {
+            self.foreign.store(n, Ordering::Relaxed);
+        }
     }
 
     /// Takes one connection slot; false if `max` (> 0) slots are already taken.
@@ -185,6 +212,17 @@ mod tests {
         s.release();
         assert!(s.try_acquire(2));
         assert_eq!(s.active(), 2);
+    }
+
+    #[test]
+    fn foreign_streams_weigh_in_picks_but_never_in_the_own_count() {
+        let s = BackendState::default();
+        assert!(s.try_acquire(0));
+        s.set_foreign(5);
+        assert_eq!((s.active(), s.foreign(), s.load()), (1, 5, 6));
+        assert!(s.try_acquire(2), "the exact limit is on our own count");
+        s.set_foreign(0);
+        assert_eq!(s.load(), 2);
     }
 
     #[test]

@@ -47,6 +47,17 @@ impl Table {
         }
     }
 
+    /// Sets every backend's foreign count (streams of a draining predecessor process, see
+    /// `BackendState::set_foreign`) to `count_of(pool name, addr)`; 0 for those it does not
+    /// know. Control plane only (a hand-over report every ~500 ms), never on the pick path.
+    pub fn set_foreign(&self, count_of: impl Fn(&str, std::net::SocketAddr) -> u32) {
+        for p in &self.pools {
+            for b in p.backends() {
+                b.state.set_foreign(count_of(p.name(), b.addr));
+            }
+        }
+    }
+
     /// [`build`](Self::build) at a given `clock::now_ms()` value.
     pub fn build_at(spec: &TableSpec, registry: &Registry, now_ms: u64) -> Table {
         registry.with_states(now_ms, |state_of| {
@@ -180,6 +191,26 @@ mod tests {
         assert_eq!(snap[2].active, 0);
         drop(guard);
         assert_eq!(b.snapshot(0)[0].backends[0].active, 0);
+    }
+
+    #[test]
+    fn least_connections_counts_a_predecessors_streams_but_snapshots_keep_them_apart() {
+        let registry = Registry::new();
+        let a = Table::build(&spec(LeastConnections, &[(1, 0), (1, 0)]), &registry);
+        a.set_foreign(|pool, at| if pool == "p" && at == addr(0) { 3 } else { 0 });
+        let picks: Vec<Pick> = (0..3).map(|_| pick_at(&a, &[], 0).unwrap()).collect();
+        assert!(
+            picks.iter().all(|p| p.backend == 1),
+            "backend 0 holds 3 foreign streams"
+        );
+        let snap = &a.snapshot(0)[0].backends;
+        assert_eq!((snap[0].active, snap[0].foreign), (0, 3));
+        assert_eq!((snap[1].active, snap[1].foreign), (3, 0));
+        // A rebuild keeps it (it lives in the shared state); cleared, picks tie again.
+        let b = Table::build(&spec(LeastConnections, &[(1, 0), (1, 0)]), &registry);
+        assert_eq!(b.snapshot(0)[0].backends[0].foreign, 3);
+        b.set_foreign(|_, _| 0);
+        assert_eq!(pick_at(&b, &[], 0).unwrap().backend, 0);
     }
 
     #[test]

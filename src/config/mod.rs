@@ -14,6 +14,7 @@ mod checks;
 mod duration;
 mod error;
 mod failover;
+mod handover;
 mod health;
 mod limits;
 mod overflow;
@@ -28,6 +29,7 @@ pub use binds::BindSite;
 pub use duration::{format_duration, parse_duration};
 pub use error::ConfigError;
 pub use failover::{Failover, DEFAULT_REPLAY_BUFFER, MAX_REPLAY_BUFFER};
+pub use handover::{MAX_HANDOVER_PATH, SUGGESTED_HANDOVER_SOCKET};
 pub use health::{
     CheckKind, CheckStart, HealthCheck, OnDown, PassiveHealth, DEFAULT_CHECK_INTERVAL,
     DEFAULT_CHECK_PATH, DEFAULT_CHECK_TIMEOUT, DEFAULT_EXPECT_STATUS, DEFAULT_FALL,
@@ -90,6 +92,9 @@ pub struct Runtime {
     pub access_log_interval: Duration,
     /// On SIGTERM/SIGINT, how long live streams may go on before the rest are reset; 0 = at once.
     pub shutdown_timeout: Duration,
+    /// The unix socket served for a hand-over to a new process (`ringlb run --take-over`);
+    /// None = off. Absolute, and short enough for a socket address.
+    pub handover_socket: Option<std::path::PathBuf>,
 }
 
 /// One listening socket (`[[listener]]`).

@@ -42,6 +42,7 @@ pub(super) struct RawRuntime {
     pub access_log: Option<bool>,
     pub access_log_interval: Option<Spanned<RawDuration>>,
     pub shutdown_timeout: Option<Spanned<RawDuration>>,
+    pub handover_socket: Option<Spanned<String>>,
 }
 
 /// One `[[listener]]`.

@@ -33,6 +33,9 @@ impl Config {
              max_connections {max}",
             r.ring_entries, r.buffer_size, r.buffer_count, r.max_unsent
         );
+        if let Some(path) = &r.handover_socket {
+            let _ = writeln!(out, "handover socket: {}", path.display());
+        }
         for l in &self.listeners {
             let pool = self.pools.get(l.pool).map_or("?", |p| p.name.as_str());
             let _ = writeln!(

@@ -8,6 +8,7 @@
 use super::admin::validate_admin;
 use super::checks::Checker;
 use super::error::{ConfigError, Locator};
+use super::handover::validate_handover_socket;
 use super::limits::*;
 use super::pools::validate_pool;
 use super::raw::{RawConfig, RawListener, RawRuntime};
@@ -163,6 +164,7 @@ fn validate_runtime(check: &Checker, raw: Option<&RawRuntime>) -> Result<Runtime
         access_log: None,
         access_log_interval: None,
         shutdown_timeout: None,
+        handover_socket: None,
     };
     let r = raw.unwrap_or(&empty);
     let ctx = "runtime";
@@ -213,7 +215,9 @@ fn validate_runtime(check: &Checker, raw: Option<&RawRuntime>) -> Result<Runtime
         "shutdown_timeout",
         DEFAULT_SHUTDOWN_TIMEOUT,
     )?;
+    let handover_socket = validate_handover_socket(check, &r.handover_socket)?;
     Ok(Runtime {
+        handover_socket,
         max_connections,
         access_log: r.access_log.unwrap_or(true),
         access_log_interval,

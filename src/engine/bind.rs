@@ -6,28 +6,32 @@
 //! without SO_REUSEPORT and closed again (see `socket::probe`): EADDRINUSE there means someone
 //! else holds it, and start fails naming the listener and the address. Port 0 is not probed:
 //! the first worker's socket picks the port and the others join it, as before. A deliberate
-//! hand-over (the new process given the old one's sockets) turns the probe off through
-//! [`StartOptions::probe_ports`]. This module must never leave a probe socket open.
+//! hand-over (the new process given the old one's sockets, [`StartOptions::inherited`]) skips
+//! the probe for those listeners, and its workers beyond the sockets received join them. This
+//! module must never leave a probe socket open.
 
 use std::io;
 use std::net::SocketAddr;
 use std::os::fd::OwnedFd;
 
-use crate::config::Listener;
+use crate::config::{Config, Listener};
 
+use super::handover::InheritedListener;
 use super::socket;
 use super::time::Clock;
+use super::worker::{Accept, WorkerListener};
 use super::EngineError;
 
 /// How [`super::Server::start_with_options`] starts.
-#[derive(Clone)]
 pub struct StartOptions {
     /// What the engine's timers run on.
     pub clock: Clock,
     /// Refuse a fixed listener port that another process already listens on (probe it without
-    /// SO_REUSEPORT first). On by default; off only for a hand-over whose sockets come from the
-    /// process that holds them.
+    /// SO_REUSEPORT first). On by default. A listener in `inherited` is never probed.
     pub probe_ports: bool,
+    /// A hand-over: sockets received from the process taken over, per listener of the config.
+    /// Workers past the sockets received bind their own and join them (SO_REUSEPORT).
+    pub inherited: Vec<InheritedListener>,
 }
 
 impl Default for StartOptions {
@@ -35,8 +39,65 @@ impl Default for StartOptions {
         StartOptions {
             clock: Clock::system(),
             probe_ports: true,
+            inherited: Vec::new(),
         }
     }
+}
+
+/// Each worker's listening sockets, indexed by worker id.
+pub(super) type PerWorker = Vec<Vec<WorkerListener>>;
+
+/// Every worker's listening sockets for every listener of `config`, and where each listener
+/// is bound: from `inherited` where it has the listener (binding only what workers it lacks),
+/// else bound here (probing a fixed port first if `probe`).
+pub(super) fn worker_listeners(
+    config: &Config,
+    workers: usize,
+    probe: bool,
+    mut inherited: Vec<InheritedListener>,
+) -> Result<(PerWorker, Vec<(String, SocketAddr)>), EngineError> {
+    let mut per_worker: PerWorker = (0..workers).map(|_| Vec::new()).collect();
+    let mut bound = Vec::new();
+    for (index, l) in config.listeners.iter().enumerate() {
+        let (addr, fds) = match inherited.iter().position(|h| h.index == index) {
+            Some(at) => joined_sockets(l, inherited.swap_remove(at), workers)?,
+            None => listener_sockets(l, workers, probe)?,
+        };
+        for (w, fd) in fds.into_iter().enumerate() {
+            per_worker[w].push(WorkerListener {
+                fd: Some(fd),
+                pool: l.pool,
+                index,
+                accept: Accept::Off,
+                retry_at: 0,
+                closing: false,
+                handed_over: false,
+            });
+        }
+        bound.push((l.name.clone(), addr));
+    }
+    Ok((per_worker, bound))
+}
+
+/// `workers` sockets for `l` from the ones a hand-over brought (at most one per worker; any
+/// more are closed here) and new ones joining their address.
+fn joined_sockets(
+    l: &Listener,
+    inherited: InheritedListener,
+    workers: usize,
+) -> Result<(SocketAddr, Vec<OwnedFd>), EngineError> {
+    let addr = inherited.addr;
+    let mut fds = inherited.fds;
+    fds.truncate(workers);
+    while fds.len() < workers {
+        let fd = socket::listener(addr, l.backlog).map_err(|error| EngineError::Listen {
+            name: l.name.clone(),
+            addr,
+            error,
+        })?;
+        fds.push(fd);
+    }
+    Ok((addr, fds))
 }
 
 /// What trying a bind found (see [`try_bind`]).

@@ -6,7 +6,8 @@
 //! closes the socket, so the port refuses new clients. Clients accepted that way, parked ones
 //! and queued ones are served like any other. Live streams go on until they end or the
 //! drain's deadline passes; then the worker stops as on [`Control::stop`] (every stream left is
-//! reset, reason `shutdown`). Must never close a listening socket with an accept still in
+//! reset, reason `shutdown`). A drain after a hand-over is the same: a socket the new process
+//! took is shared with it, and closing our copy leaves it open for the new process. Must never close a listening socket with an accept still in
 //! flight on it, nor reset a stream before the deadline.
 
 use std::io::ErrorKind;
@@ -27,6 +28,9 @@ pub(super) struct Control {
     pub stop: AtomicBool,
     /// Drain: 0 = no; otherwise the shutdown timeout in milliseconds, plus one.
     pub drain: AtomicU64,
+    /// (listener index, worker) of the sockets a hand-over gave to a new process: set before
+    /// the drain it comes with, read once by each worker when that drain starts.
+    pub handed_over: parking_lot::Mutex<Vec<(usize, usize)>>,
 }
 
 impl Control {
@@ -35,6 +39,11 @@ impl Control {
         let _ = self
             .drain
             .compare_exchange(0, v, Ordering::AcqRel, Ordering::Acquire);
+    }
+
+    /// Stopping, or draining: nothing left to hand over.
+    pub fn is_stopping(&self) -> bool {
+        self.stop.load(Ordering::Acquire) || self.drain_timeout_ms().is_some()
     }
 
     /// The drain's timeout if one was asked for.
@@ -60,6 +69,7 @@ impl Worker {
             return;
         }
         self.drain_until = Some(self.now + timeout);
+        self.mark_handed_over();
         for l in self.listeners.iter_mut() {
             l.closing = true;
             l.cancel_accept(&mut self.ring);
@@ -77,13 +87,19 @@ impl Worker {
                 continue;
             }
             let Some(fd) = l.fd.take() else { continue };
-            let index = l.index;
+            let (index, handed_over) = (l.index, l.handed_over);
+            // A socket handed over is shared with the new process, which accepts on it too;
+            // its backlog is taken all the same. The kernel wakes one accept waiter per client
+            // (io_uring's accept polls are exclusive): a client whose wake-up went to our
+            // accept just before it was cancelled would wait in the queue, unseen by the new
+            // process, until the next client woke it. Closing only drops our copy.
             let taken = self.take_backlog(&fd, li);
             drop(fd);
             tracing::info!(
                 worker = self.id,
                 listener = index,
                 from_backlog = taken,
+                handed_over,
                 "stopped accepting"
             );
         }

@@ -1,5 +1,6 @@
 //! What the control plane hands a running worker besides the policy: listening sockets a
-//! reload added (each worker binds its own, SO_REUSEPORT) and listeners a reload removed.
+//! reload added (each worker binds its own, SO_REUSEPORT), listeners a reload removed, and a
+//! hand-over's request for duplicates of its listening sockets.
 //! One box per worker; the worker checks its flag (one atomic load) every loop turn and takes
 //! its letters under the box's lock only when there are some. Must never be read on the
 //! per-connection path.
@@ -15,6 +16,8 @@ pub(super) enum Mail {
     Listen(WorkerListener),
     /// Stop accepting on listener `index` (config index): take its backlog, close it.
     Close(usize),
+    /// A hand-over: answer with a duplicate of every socket accepted on (see `handover`).
+    Lend(std::sync::mpsc::Sender<super::handover::LendReply>),
 }
 
 #[derive(Default)]

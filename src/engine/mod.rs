@@ -15,6 +15,7 @@ mod conn;
 mod connect;
 mod deadlines;
 mod drain;
+mod handover;
 mod limits;
 mod mailbox;
 mod observe;
@@ -41,6 +42,7 @@ mod tests;
 use std::net::SocketAddr;
 
 pub use bind::{bind_reason, try_bind, BindCheck, StartOptions};
+pub use handover::{EngineHandover, InheritedListener, LendError, LentListener};
 pub use limits::raise_nofile;
 pub use observe::{Observer, WaitSnapshot, WAIT_BUCKETS_US};
 pub use policy::{table_spec, Policy, PoolPolicy};

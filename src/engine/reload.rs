@@ -112,6 +112,7 @@ impl EngineReload {
                 accept: Accept::Off,
                 retry_at: 0,
                 closing: false,
+                handed_over: false,
             };
             self.mailbox.post(worker, Mail::Listen(wl));
         }

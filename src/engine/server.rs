@@ -21,6 +21,7 @@ use crate::config::Config;
 use super::admit::Admission;
 use super::bind::{self, StartOptions};
 use super::drain::Control;
+use super::handover::{Armed, EngineHandover};
 use super::limits;
 use super::mailbox::Mailbox;
 use super::observe::ListenerBook;
@@ -31,7 +32,7 @@ use super::reload::{EngineReload, POOL_HEADROOM};
 use super::stats::{StatsSnapshot, WorkerStats};
 use super::time::Clock;
 use super::uring::{self, Waker};
-use super::worker::{Accept, Worker, WorkerListener, WorkerParts};
+use super::worker::{Worker, WorkerParts};
 use super::EngineError;
 
 type Exit = (usize, Result<(), EngineError>);
@@ -52,6 +53,7 @@ pub struct Server {
     policy: Arc<ArcSwap<Policy>>,
     mailbox: Arc<Mailbox>,
     workers: usize,
+    armed: Arc<Armed>,
     #[cfg(test)]
     pub(super) faults: Vec<Arc<std::sync::atomic::AtomicU8>>,
 }
@@ -78,7 +80,11 @@ impl Server {
         config: &Config,
         options: StartOptions,
     ) -> Result<Server, EngineError> {
-        let StartOptions { clock, probe_ports } = options;
+        let StartOptions {
+            clock,
+            probe_ports,
+            inherited,
+        } = options;
         let registry = Arc::new(Registry::new());
         let table = Arc::new(SharedTable::new(Table::build(
             &table_spec(config),
@@ -90,22 +96,8 @@ impl Server {
         let listener_limits: Vec<u32> =
             config.listeners.iter().map(|l| l.max_connections).collect();
         let admission = Arc::new(Admission::new(max_connections, &listener_limits));
-        let mut per_worker: Vec<Vec<WorkerListener>> = (0..workers).map(|_| Vec::new()).collect();
-        let mut bound = Vec::new();
-        for (index, l) in config.listeners.iter().enumerate() {
-            let (addr, fds) = bind::listener_sockets(l, workers, probe_ports)?;
-            for (w, fd) in fds.into_iter().enumerate() {
-                per_worker[w].push(WorkerListener {
-                    fd: Some(fd),
-                    pool: l.pool,
-                    index,
-                    accept: Accept::Off,
-                    retry_at: 0,
-                    closing: false,
-                });
-            }
-            bound.push((l.name.clone(), addr));
-        }
+        let (per_worker, bound) = bind::worker_listeners(config, workers, probe_ports, inherited)?;
+        let armed = Arc::new(Armed::default());
 
         let queues = QueueShared::new(config.pools.len() + POOL_HEADROOM);
         let control = Arc::new(Control::default());
@@ -126,7 +118,7 @@ impl Server {
                 ready_tx.clone(),
                 exit_tx.clone(),
             );
-            let mailbox_w = mailbox.clone();
+            let (mailbox_w, armed_w) = (mailbox.clone(), armed.clone());
             let (rt, policy, queues, admission, clock) = (
                 rt.clone(),
                 policy.clone(),
@@ -168,6 +160,7 @@ impl Server {
                         mailbox: mailbox_w,
                         stats: ws,
                         clock,
+                        armed: armed_w,
                         #[cfg(test)]
                         fault,
                     };
@@ -203,6 +196,7 @@ impl Server {
             policy,
             mailbox,
             workers,
+            armed,
             #[cfg(test)]
             faults,
         };
@@ -292,6 +286,25 @@ impl Server {
             listeners: self.listeners.clone(),
             max_connections: self.max_connections,
         }
+    }
+
+    /// What handing this process's sockets over to a new one needs of the engine.
+    pub fn handover(&self) -> EngineHandover {
+        EngineHandover {
+            mailbox: self.mailbox.clone(),
+            wakers: self.wakers.clone(),
+            control: self.control.clone(),
+            stopper: self.stopper(),
+        }
+    }
+
+    /// Waits until every worker has its accepts in the kernel (one loop turn each; they are
+    /// woken for it); false if that took longer than `within`.
+    pub fn wait_accepting(&self, within: std::time::Duration) -> bool {
+        for w in &self.wakers {
+            w.wake();
+        }
+        self.armed.wait(self.workers, within)
     }
 
     /// What a config reload needs of the engine (see `reload`).

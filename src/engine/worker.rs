@@ -70,6 +70,8 @@ pub(super) struct WorkerListener {
     /// Being closed (drain, or a reload removed it): never re-armed; closed once its accept
     /// is off and its backlog taken.
     pub closing: bool,
+    /// A new process took this socket (hand-over): closing it drops only our copy (logged).
+    pub handed_over: bool,
 }
 
 impl WorkerListener {
@@ -99,6 +101,8 @@ pub(super) struct WorkerParts {
     pub mailbox: Arc<Mailbox>,
     pub stats: Arc<WorkerStats>,
     pub clock: Clock,
+    /// Told once this worker's accepts are in the kernel (its first loop turn).
+    pub armed: Arc<super::handover::Armed>,
     /// Test hook: a fault (see `engine::tests`) the worker meets at its next loop turn.
     #[cfg(test)]
     pub fault: Arc<std::sync::atomic::AtomicU8>,
@@ -144,6 +148,8 @@ pub(super) struct Worker {
     seq: u64,
     pub(super) accept_repeats: Repeats,
     pub(super) socket_repeats: Repeats,
+    /// Until the first loop turn is done: then told, and dropped.
+    armed: Option<Arc<super::handover::Armed>>,
     #[cfg(test)]
     fault: Arc<std::sync::atomic::AtomicU8>,
 }
@@ -180,6 +186,7 @@ impl Worker {
             seq: 0,
             accept_repeats: Repeats::new(REPEAT_LOG_MS),
             socket_repeats: Repeats::new(REPEAT_LOG_MS),
+            armed: Some(p.armed),
             #[cfg(test)]
             fault: p.fault,
         }
@@ -197,6 +204,9 @@ impl Worker {
             }
             self.tick();
             self.stats.loop_turns.fetch_add(1, Ordering::Relaxed);
+            if let Some(armed) = self.armed.take() {
+                armed.arrive(); // the accepts armed before the first wait are submitted
+            }
             self.adopt_policy();
             self.read_mail();
             for c in completions.drain(..) {
@@ -384,6 +394,7 @@ impl Worker {
                     }
                     self.listeners.push(l);
                 }
+                Mail::Lend(reply) => self.lend(&reply),
                 Mail::Close(index) => {
                     for l in self.listeners.iter_mut().filter(|l| l.index == index) {
                         l.closing = true;

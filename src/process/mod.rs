@@ -1,8 +1,10 @@
 //! The `ringlb run` process around the engine: start-up (descriptor limit, engine, control
-//! plane, health checks, admin API), the signals an operator or init system sends, and the
-//! stop. The engine never sees a signal; this module turns them into engine calls.
+//! plane, health checks, admin API), the signals an operator or init system sends, the
+//! hand-over to a new process (`handover`) and the stop. The engine never sees a signal; this
+//! module turns them into engine calls.
 //! Must never block a worker, and never exit with streams cut that a drain could have saved.
 
+pub mod handover;
 mod layout;
 mod reload;
 mod signals;
@@ -16,7 +18,9 @@ use std::sync::Arc;
 use crate::admin::{self, AdminError};
 use crate::config::Config;
 use crate::control::{ControlError, ControlPlane};
-use crate::engine::{EngineError, Server};
+use crate::engine::{EngineError, Server, StartOptions};
+
+use handover::HandoverError;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ProcessError {
@@ -30,6 +34,10 @@ pub enum ProcessError {
     Signals(std::io::Error),
     #[error("worker failed: {0}")]
     Worker(#[source] EngineError),
+    #[error(transparent)]
+    Handover(#[from] HandoverError),
+    #[error("cannot start the hand-over thread: {0}")]
+    HandoverThread(std::io::Error),
 }
 
 impl ProcessError {
@@ -41,16 +49,57 @@ impl ProcessError {
             _ => false,
         }
     }
+
+    /// The config or what it names is at fault (exit code 2): an address that cannot be
+    /// bound, a hand-over socket that cannot be made, `--take-over` without one.
+    pub fn is_config(&self) -> bool {
+        match self {
+            ProcessError::Handover(e) => e.is_config(),
+            _ => self.is_bind(),
+        }
+    }
+}
+
+/// How `ringlb run` starts.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct RunOptions {
+    /// Take the listening sockets of the ringlb serving `runtime.handover_socket`, which then
+    /// drains (`--take-over`).
+    pub take_over: bool,
+    /// The same if a ringlb serves that socket, else a plain start (`--take-over-if-running`:
+    /// one unit line for a first start, a reboot and an upgrade).
+    pub take_over_if_running: bool,
 }
 
 /// Runs the balancer on `cfg` (read from `path`) until it is stopped by a signal; returns once
 /// every worker has exited.
 pub fn run(cfg: &Config, path: &Path) -> Result<(), ProcessError> {
+    run_with(cfg, path, RunOptions::default())
+}
+
+/// [`run`], taking over from a running process if `options.take_over`.
+pub fn run_with(cfg: &Config, path: &Path, options: RunOptions) -> Result<(), ProcessError> {
     // systemd's default soft limit (1024) would cap ringlb at ~480 streams.
     let nofile = crate::engine::raise_nofile();
     tracing::info!(nofile, "open files limit");
     let signals = signals::install().map_err(ProcessError::Signals)?;
-    let mut server = Server::start(cfg).map_err(ProcessError::Engine)?;
+    let take_over =
+        options.take_over || (options.take_over_if_running && handover::running(cfg, path)?);
+    let (taking, inherited, admin_socket) = if take_over {
+        let (t, inherited, admin) = handover::take(cfg, path)?;
+        (Some(t), inherited, admin)
+    } else {
+        (None, Vec::new(), None)
+    };
+    let mut endpoint = match (&cfg.runtime.handover_socket, &taking) {
+        (Some(at), None) => Some(handover::Endpoint::create(at)?),
+        _ => None,
+    };
+    let start = StartOptions {
+        inherited,
+        ..StartOptions::default()
+    };
+    let mut server = Server::start_with_options(cfg, start).map_err(ProcessError::Engine)?;
     let control = ControlPlane::start()?;
     let _checker = crate::health::Checker::spawn(control.handle(), server.table().clone());
     // The admin state exists without `[admin]` too: reload goes through it.
@@ -58,7 +107,26 @@ pub fn run(cfg: &Config, path: &Path) -> Result<(), ProcessError> {
     let reloader = Arc::new(Reloader::new(path, cfg, state.clone(), server.reloader()));
     let hook = reloader.clone();
     state.set_reload_hook(Box::new(move || hook.reload()));
-    let admin = admin::start(control.handle(), cfg, state.clone())?;
+    let admin = admin::start_on(control.handle(), cfg, state.clone(), admin_socket)?;
+    if let Some(t) = taking {
+        endpoint = t.finish(&server)?;
+    }
+    let admin = Arc::new(parking_lot::Mutex::new(admin));
+    let _giver = match endpoint {
+        Some(e) => Some(
+            handover::serve(
+                e,
+                handover::GiveCtx {
+                    engine: server.handover(),
+                    observer: server.observer(),
+                    reloader: reloader.clone(),
+                    admin: admin.clone(),
+                },
+            )
+            .map_err(ProcessError::HandoverThread)?,
+        ),
+        None => None,
+    };
     let _signals = signals::spawn(
         signals,
         signals::Targets {
@@ -89,6 +157,7 @@ pub fn run(cfg: &Config, path: &Path) -> Result<(), ProcessError> {
         stuck_revived = t.stuck_revived,
         "stopped"
     );
+    drop(_giver);
     drop(admin);
     joined.map_err(ProcessError::Worker)
 }

@@ -118,6 +118,16 @@ impl Reloader {
         Ok(summary)
     }
 
+    /// Name and configured `bind` of listener `index` of the config in force.
+    pub fn listener(&self, index: usize) -> Option<(String, std::net::SocketAddr)> {
+        let guard = self.current.lock();
+        guard
+            .0
+            .listeners
+            .get(index)
+            .map(|l| (l.name.clone(), l.bind))
+    }
+
     /// The shutdown timeout in force (it applies live).
     pub fn shutdown_timeout(&self) -> std::time::Duration {
         self.current.lock().0.runtime.shutdown_timeout

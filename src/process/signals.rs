@@ -1,6 +1,8 @@
 //! Signals, one thread: each one received is logged, then
 //! - SIGTERM, SIGINT: the first drains (stop accepting, let streams end up to
-//!   `runtime.shutdown_timeout`, reset the rest, exit 0); a second stops at once;
+//!   `runtime.shutdown_timeout`, reset the rest, exit 0); a second stops at once. A process
+//!   already draining after a hand-over goes on draining at the first (a `systemctl stop` of
+//!   the old unit is no reason to cut its streams);
 //! - SIGHUP: reloads the config file (see [`Reloader`]);
 //! - SIGUSR1, SIGUSR2: logged and ignored (their default would kill the process and every
 //!   stream with it).

@@ -94,7 +94,7 @@ impl Strategy for Hash {
         let (mut active_sum, mut weight_sum) = (0u64, 0u64);
         for backend in backends {
             if backend.weight != 0 && !ctx.is_down(backend) {
-                active_sum += u64::from(backend.state.active());
+                active_sum += u64::from(backend.state.load());
                 weight_sum += ctx.effective_weight(backend);
             }
         }
@@ -131,7 +131,7 @@ impl Hash {
         if !ctx.is_candidate(backend) {
             return false;
         }
-        let active = backend.state.active();
+        let active = backend.state.load();
         if backend.is_full(active) {
             return false;
         }

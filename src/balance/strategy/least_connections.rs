@@ -43,7 +43,7 @@ fn least_loaded(backends: &[Backend], start: usize, ctx: &PickCtx) -> Option<usi
     for _ in 0..n {
         let backend = &backends[idx];
         if ctx.is_candidate(backend) {
-            let active = backend.state.active();
+            let active = backend.state.load();
             if !backend.is_full(active) {
                 let (active, weight) = (
                     u128::from(active),

@@ -63,7 +63,7 @@ fn lowest_cost(backends: &[Backend], start: usize, ctx: &PickCtx) -> Option<usiz
         if !ctx.is_candidate(backend) {
             continue;
         }
-        let active = backend.state.active();
+        let active = backend.state.load();
         if backend.is_full(active) {
             continue;
         }

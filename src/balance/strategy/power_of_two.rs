@@ -77,7 +77,7 @@ fn candidate(backends: &[Backend], idx: usize, ctx: &PickCtx) -> Option<Candidat
     if !ctx.is_candidate(backend) {
         return None;
     }
-    let active = backend.state.active();
+    let active = backend.state.load();
     if backend.is_full(active) || !ctx.ramp_admits(backend) {
         return None;
     }

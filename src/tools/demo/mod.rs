@@ -139,6 +139,7 @@ pub fn demo_config(opts: &DemoOptions, backends: &[MockBackend]) -> Config {
             access_log: false,
             access_log_interval: std::time::Duration::ZERO,
             shutdown_timeout: crate::config::DEFAULT_SHUTDOWN_TIMEOUT,
+            handover_socket: None,
         },
         listeners: vec![Listener {
             name: "llm".to_string(),
