@@ -336,3 +336,40 @@ fn status_lists_a_listener_a_reload_added_and_drops_one_it_removed() {
     assert_eq!(post_reload(admin).0, 200);
     assert_eq!(status_listeners(admin), vec![("test".into(), first)]);
 }
+
+#[test]
+fn a_reload_moves_a_listener_to_a_new_address_and_its_streams_go_on() {
+    let b0 = id_echo(0);
+    let one = head("p") + &pool("p", &[(b0, 1)]);
+    let p = Proc::run("reload-move", &one, &[]);
+    let admin = admin_addr(&p);
+    let old = p.listener("test");
+    let (mut s, id) = open(old);
+    assert_eq!(id, 0);
+    let moved = one.replacen(
+        "name = \"test\"\nbind = \"127.0.0.1:0\"",
+        "name = \"test\"\nbind = \"127.0.0.2:0\"",
+        1,
+    );
+    assert_ne!(moved, one, "the listener's bind is in the file");
+    std::fs::write(&p.config, &moved).unwrap();
+    let (code, body) = post_reload(admin);
+    assert_eq!(code, 200, "{body}");
+    assert!(!body.contains("needs a restart"), "{body}");
+    let (_, line) = p.wait_line_from(0, &["listening", "listener=test ", "addr=127.0.0.2:"]);
+    let new: SocketAddr = field(&line, "addr").parse().unwrap();
+    assert_eq!(new.ip().to_string(), "127.0.0.2");
+    let (mut on_new, _) = open(new);
+    round_trip(&mut on_new, b"on the new address");
+    let (i, _) = p.wait_line_from(0, &["stopped accepting", "listener=0 "]);
+    p.wait_line_from(i + 1, &["stopped accepting", "listener=0 "]);
+    assert!(
+        matches!(TcpStream::connect(old), Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused),
+        "the old address refuses new clients"
+    );
+    round_trip(&mut s, b"the stream on the old address goes on");
+    assert_eq!(
+        status_listeners(admin),
+        vec![("test".into(), new.to_string())]
+    );
+}

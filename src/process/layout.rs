@@ -45,23 +45,29 @@ pub fn lay_out(old: &Config, new: &Config, closed: &[bool]) -> Layout {
         let name = &new.pools[new_index].name;
         pools.iter().position(|p| &p.name == name)
     };
-    // Each worker bound its own sockets at start: a listener that stays keeps them (a new
-    // `bind` or `backlog` needs a restart); one the file drops is closed in place; one it
-    // adds is bound and appended. Its pool follows the file, by listener name.
+    // Each worker bound its own sockets at start: a listener that stays keeps them; one the
+    // file drops is closed in place; one it adds is bound and appended. One whose `bind` or
+    // `backlog` changed is both: its new sockets are bound (before anything changes, like an
+    // added one) and its old ones close, taking their backlog; its streams go on. Its pool
+    // follows the file, by listener name.
     let is_open = |i: usize| !closed.get(i).copied().unwrap_or(false);
     let mut listeners = old.listeners.clone();
     let (mut added, mut removed, mut limits) = (Vec::new(), Vec::new(), Vec::new());
+    let mut moved: Vec<String> = Vec::new();
     for (i, l) in listeners
         .iter_mut()
         .enumerate()
         .filter(|(i, _)| is_open(*i))
     {
         match new.listeners.iter().find(|n| n.name == l.name) {
+            Some(n) if n.bind != l.bind || n.backlog != l.backlog => {
+                removed.push(i);
+                moved.push(l.name.clone());
+            }
             Some(n) => {
                 if let Some(s) = slot(n.pool) {
                     l.pool = s;
                 }
-                needs_restart.extend(listener_changes(l, n));
                 if n.max_connections != l.max_connections {
                     l.max_connections = n.max_connections;
                     limits.push((i, n.max_connections));
@@ -75,7 +81,7 @@ pub fn lay_out(old: &Config, new: &Config, closed: &[bool]) -> Layout {
             .listeners
             .iter()
             .enumerate()
-            .any(|(i, l)| is_open(i) && l.name == n.name);
+            .any(|(i, l)| is_open(i) && l.name == n.name && !moved.contains(&l.name));
         if !stays {
             let mut l = n.clone();
             l.pool = slot(n.pool).unwrap_or(0);
@@ -153,17 +159,6 @@ fn runtime_changes(old: &Config, new: &Config) -> Vec<String> {
         .filter(|(_, a, b)| a != b)
         .map(|(k, _, _)| format!("runtime.{k}"))
         .collect()
-}
-
-fn listener_changes(old: &Listener, new: &Listener) -> Vec<String> {
-    let mut out = Vec::new();
-    if old.bind != new.bind {
-        out.push(format!("listener {}: bind", old.name));
-    }
-    if old.backlog != new.backlog {
-        out.push(format!("listener {}: backlog", old.name));
-    }
-    out
 }
 
 #[cfg(test)]
@@ -244,5 +239,18 @@ mod tests {
         let again = lay_out(&l.config, &back, &[true, false, false]);
         assert_eq!((again.removed, again.added), (vec![], vec![3]));
         assert!(again.needs_restart.is_empty(), "{:?}", again.needs_restart);
+    }
+
+    #[test]
+    fn a_listener_whose_bind_changes_is_closed_in_place_and_bound_again_after() {
+        let old = cfg(&[("a", &["127.0.0.1:1"])], &[("x", "a"), ("y", "a")], 2);
+        let mut new = old.clone();
+        new.listeners[0].bind = "127.0.0.2:0".parse().unwrap();
+        let l = lay_out(&old, &new, &[]);
+        let names: Vec<&str> = l.config.listeners.iter().map(|l| l.name.as_str()).collect();
+        assert_eq!(names, ["x", "y", "x"]);
+        assert_eq!((l.removed, l.added), (vec![0], vec![2]));
+        assert_eq!(l.config.listeners[2].bind, new.listeners[0].bind);
+        assert!(l.needs_restart.is_empty(), "{:?}", l.needs_restart);
     }
 }
