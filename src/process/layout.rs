@@ -4,7 +4,7 @@
 //! after; settings that cannot change in a running process keep their old values and are
 //! named, so the operator learns they need a restart. Pure functions: no I/O, no clock.
 
-use crate::config::{Config, Listener};
+use crate::config::Config;
 
 /// The config to run after a reload, and what of the new file could not be applied.
 #[derive(Debug)]
