@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
-use ringlb::tools::load::{run, run_blocking, Limit, LoadOptions, Mode, Report};
+use ringlb::tools::load::{run, run_blocking, Limit, LoadOptions, Mode, Report, RequestLogEntry};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio_tungstenite::tungstenite::handshake::server::{ErrorResponse, Request, Response};
@@ -338,6 +338,55 @@ async fn sse_stream_cut_mid_way_is_a_closed_error() {
         "{:?}",
         r.error_samples
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn request_log_has_one_line_per_request_with_backend_and_error() {
+    let addr = sse_server(SseStyle::CutAfter(3)).await;
+    let path = std::env::temp_dir().join(format!("ringlb-load-reqlog-{}", std::process::id()));
+    let mut o = opts(Mode::Sse, addr, 2, Limit::Requests(4));
+    o.max_tokens = 10;
+    o.backend_header = Some("x-backend".into());
+    o.request_log = Some(path.clone());
+    let r = run(o).await.unwrap();
+    let text = std::fs::read_to_string(&path).unwrap();
+    std::fs::remove_file(&path).unwrap();
+    let lines: Vec<RequestLogEntry> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len() as u64, r.requests);
+    for l in &lines {
+        assert!(!l.ok, "{l:?}");
+        assert_eq!((l.error.as_deref(), l.tokens), (Some("closed"), 3), "{l:?}");
+        assert!(
+            l.backend.as_deref().is_some_and(|b| b.starts_with("gpu-")),
+            "{l:?}"
+        );
+        let (start, first) = (l.start.unwrap(), l.first_byte.unwrap());
+        assert!(
+            start <= first && first <= l.first_token.unwrap() && l.first_token.unwrap() <= l.end
+        );
+    }
+
+    let refused = {
+        let (listener, addr) = listen().await;
+        drop(listener);
+        addr
+    };
+    let path = std::env::temp_dir().join(format!("ringlb-load-reqlog-c-{}", std::process::id()));
+    let mut o = opts(Mode::Sse, refused, 1, Limit::Requests(2));
+    o.request_log = Some(path.clone());
+    let r = run(o).await.unwrap();
+    let text = std::fs::read_to_string(&path).unwrap();
+    std::fs::remove_file(&path).unwrap();
+    assert_eq!((r.errors.connect, text.lines().count()), (2, 2));
+    let first: RequestLogEntry = serde_json::from_str(text.lines().next().unwrap()).unwrap();
+    assert_eq!(
+        (first.error.as_deref(), first.backend),
+        (Some("connect"), None)
+    );
+    assert!(first.start.is_some());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -63,6 +63,10 @@ pub struct LoadArgs {
     /// Also write the report as JSON to this file.
     #[arg(long)]
     pub json: Option<PathBuf>,
+    /// Also write one JSON line per finished request (Unix times, outcome, error kind,
+    /// backend header) to this file.
+    #[arg(long, value_name = "FILE")]
+    pub request_log: Option<PathBuf>,
     /// No progress bar.
     #[arg(long, short = 'q')]
     pub quiet: bool,
@@ -89,6 +93,7 @@ impl LoadArgs {
         opts.timeout = self.timeout;
         opts.backend_header = self.backend_header.clone();
         opts.progress = !self.quiet;
+        opts.request_log = self.request_log.clone();
         opts.validate().map_err(|e| usage_error(&e.to_string()))?;
         Ok(opts)
     }

@@ -32,6 +32,12 @@ pub enum LoadError {
         #[source]
         source: std::io::Error,
     },
+    #[error("cannot write the request log {path}: {source}")]
+    WriteRequestLog {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("cannot serialize the report: {0}")]
     Serialize(#[from] serde_json::Error),
 }

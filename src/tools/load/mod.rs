@@ -19,6 +19,7 @@ mod idle;
 mod options;
 mod progress;
 mod report;
+mod request_log;
 mod runner;
 mod schedule;
 mod sse;
@@ -37,6 +38,7 @@ pub use options::{
     DEFAULT_MESSAGE_SIZE, DEFAULT_PROMPT, DEFAULT_SSE_PATH, DEFAULT_TIMEOUT, DEFAULT_WS_PATH,
 };
 pub use report::{ErrorSample, Report};
+pub use request_log::RequestLogEntry;
 
 /// Runs the load described by `opts` to its end.
 pub async fn run(opts: LoadOptions) -> Result<Report, LoadError> {

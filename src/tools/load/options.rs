@@ -1,6 +1,7 @@
 //! The plain options of one load run ([`LoadOptions`]), shared by the CLI, the tests and the
 //! benchmarks, and their validation. Must never need the CLI to be built: tests fill it directly.
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
@@ -101,6 +102,8 @@ pub struct LoadOptions {
     pub backend_header: Option<String>,
     /// Draw a progress bar on stderr (only when stderr is a terminal).
     pub progress: bool,
+    /// Write one JSON line per finished request here (see `RequestLogEntry`).
+    pub request_log: Option<PathBuf>,
 }
 
 impl LoadOptions {
@@ -120,6 +123,7 @@ impl LoadOptions {
             timeout: DEFAULT_TIMEOUT,
             backend_header: None,
             progress: false,
+            request_log: None,
         }
     }
 

@@ -17,6 +17,7 @@ use super::idle;
 use super::options::{LoadOptions, Mode};
 use super::progress::Progress;
 use super::report::Report;
+use super::request_log::RequestLog;
 use super::schedule::{Backoff, Schedule};
 use super::sse::Sse;
 use super::stats::{Sample, Stats};
@@ -61,7 +62,11 @@ where
 {
     opts.validate()?;
     let addr = resolve(&opts.target).await?;
-    let stats = Arc::new(Stats::new(opts.backend_header.is_some())?);
+    let mut stats = Stats::new(opts.backend_header.is_some())?;
+    if let Some(path) = &opts.request_log {
+        stats.log_requests_to(RequestLog::create(path)?);
+    }
+    let stats = Arc::new(stats);
     let (stop_tx, stop_rx) = watch::channel(false);
     let started = Instant::now();
     let ctx = Arc::new(Ctx {
@@ -85,6 +90,7 @@ where
     let elapsed = started.elapsed();
     progress.finish().await;
     outcome?;
+    stats.finish_request_log()?;
     Ok(stats.with_recorder(|rec| Report::build(&opts, rec, elapsed, stats.cancelled())))
 }
 
@@ -214,7 +220,11 @@ async fn one_request<P: Protocol>(
                     slot.insert(conn)
                 }
                 Err(err) => {
-                    stats.record_error(&err, Sample::default());
+                    let sample = Sample {
+                        started: Some(intended.unwrap_or(began)),
+                        ..Sample::default()
+                    };
+                    stats.record_error(&err, sample);
                     return false;
                 }
             }
@@ -225,7 +235,10 @@ async fn one_request<P: Protocol>(
         stats.record_queue(sent.saturating_duration_since(at));
     }
     let start = intended.unwrap_or(sent);
-    let mut sample = Sample::default();
+    let mut sample = Sample {
+        started: Some(start),
+        ..Sample::default()
+    };
     let result = tokio::time::timeout(timeout, proto.request(conn, &mut sample)).await;
     let end = Instant::now();
     match result {

@@ -10,6 +10,7 @@ use parking_lot::Mutex;
 
 use super::error::{ErrorCounts, ErrorKind, RequestError};
 use super::histo::Histo;
+use super::request_log::RequestLog;
 
 /// Distinct error messages kept for the report: enough to show every different failure of a
 /// typical run, few enough that a run failing in a thousand ways prints a readable summary.
@@ -23,6 +24,8 @@ pub const NO_BACKEND: &str = "(none)";
 /// reports the bytes and tokens it received.
 #[derive(Debug, Default)]
 pub struct Sample {
+    /// When the request began (its intended start in open loop), for the request log.
+    pub started: Option<Instant>,
     pub first_byte: Option<Instant>,
     pub first_token: Option<Instant>,
     pub bytes_in: u64,
@@ -67,6 +70,7 @@ pub struct Recorder {
 pub struct Stats {
     rec: Mutex<Recorder>,
     count_backends: bool,
+    request_log: Option<RequestLog>,
     pub done: AtomicU64,
     pub failed: AtomicU64,
     pub tokens: AtomicU64,
@@ -94,11 +98,22 @@ impl Stats {
         Ok(Stats {
             rec: Mutex::new(rec),
             count_backends,
+            request_log: None,
             done: AtomicU64::new(0),
             failed: AtomicU64::new(0),
             tokens: AtomicU64::new(0),
             cancelled: AtomicU64::new(0),
         })
+    }
+
+    /// Writes a line per finished request to `log` from now on (`--request-log`).
+    pub fn log_requests_to(&mut self, log: RequestLog) {
+        self.request_log = Some(log);
+    }
+
+    /// Flushes the request log, if there is one.
+    pub fn finish_request_log(&self) -> Result<(), super::error::LoadError> {
+        self.request_log.as_ref().map_or(Ok(()), RequestLog::finish)
     }
 
     /// A connection was established after `took`.
@@ -117,6 +132,9 @@ impl Stats {
     pub fn record_ok(&self, start: Instant, end: Instant, sample: Sample) {
         self.done.fetch_add(1, Ordering::Relaxed);
         self.tokens.fetch_add(sample.tokens, Ordering::Relaxed);
+        if let Some(log) = &self.request_log {
+            log.record(&sample, end, None);
+        }
         let mut rec = self.rec.lock();
         rec.ok += 1;
         rec.request.record(end.saturating_duration_since(start));
@@ -149,6 +167,9 @@ impl Stats {
         self.done.fetch_add(1, Ordering::Relaxed);
         self.failed.fetch_add(1, Ordering::Relaxed);
         self.tokens.fetch_add(sample.tokens, Ordering::Relaxed);
+        if let Some(log) = &self.request_log {
+            log.record(&sample, Instant::now(), Some(err));
+        }
         let mut rec = self.rec.lock();
         rec.errors.add(err.kind);
         if early_close {
