@@ -11,6 +11,8 @@
 //! - [`health`]: active health checks, run on the control plane, published to the table;
 //! - [`process`]: the `ringlb run` process: start-up, signals (drain, reload), the hand-over
 //!   to a new process (binary upgrade), the stop;
+//! - [`route`]: content routing at L4: the parsers and rules that pick a connection's pool
+//!   from its first bytes (PROXY, TLS ClientHello, HTTP head, JSON `model`);
 //! - [`tools`]: everything that is not the balancer itself — the mock fleet, the demo, the load
 //!   tool and the bench report; `engine` and `balance` never depend on it.
 //!
@@ -27,4 +29,5 @@ pub mod control;
 pub mod engine;
 pub mod health;
 pub mod process;
+pub mod route;
 pub mod tools;

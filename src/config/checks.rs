@@ -9,6 +9,7 @@ use super::duration::{format_duration, parse_duration};
 use super::error::{ConfigError, Locator};
 use super::limits::MAX_TIMEOUT;
 use super::raw::RawDuration;
+use super::size::{format_size, parse_size, RawSize};
 use std::net::SocketAddr;
 use std::ops::Range;
 use std::time::Duration;
@@ -217,5 +218,41 @@ impl Checker<'_> {
             ));
         }
         Ok(d)
+    }
+
+    /// A byte size (an integer, or a string such as "16KiB") within `lo..=hi`, or `default`
+    /// when absent.
+    pub fn size(
+        &self,
+        value: &Option<Spanned<RawSize>>,
+        ctx: &str,
+        key: &str,
+        (lo, hi): (u64, u64),
+        default: u64,
+    ) -> Result<u64, ConfigError> {
+        let Some(value) = value else {
+            return Ok(default);
+        };
+        let shown = match value.get_ref() {
+            RawSize::Int(n) => self.loc.shown(value.span().start, *n),
+            RawSize::Text(t) => format!("{t:?}"),
+        };
+        let n = parse_size(value.get_ref()).map_err(|why| {
+            self.err(
+                &value.span(),
+                format!("{ctx}: `{key}` = {shown} is not a valid size: {why}"),
+            )
+        })?;
+        if n < lo || n > hi {
+            return Err(self.err(
+                &value.span(),
+                format!(
+                    "{ctx}: `{key}` must be from {} to {}, got {shown}",
+                    format_size(lo),
+                    format_size(hi)
+                ),
+            ));
+        }
+        Ok(n)
     }
 }

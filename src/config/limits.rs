@@ -116,3 +116,22 @@ pub const DEFAULT_SLOW_START: Duration = Duration::ZERO;
 
 /// No jitter unless asked: with `max_connection_age` off it has nothing to spread.
 pub const DEFAULT_MAX_CONNECTION_AGE_JITTER: Duration = Duration::ZERO;
+
+/// `peek_timeout`, `peek_max`, `peek_body_max`: defaults of the peek (reasons in
+/// `crate::route::rules`, where the engine-facing defaults live).
+pub const DEFAULT_PEEK_TIMEOUT: Duration = crate::route::DEFAULT_PEEK_TIMEOUT;
+pub const DEFAULT_PEEK_MAX: u64 = crate::route::DEFAULT_PEEK_MAX as u64;
+pub const DEFAULT_PEEK_BODY_MAX: u64 = crate::route::DEFAULT_PEEK_BODY_MAX as u64;
+/// 1 KiB: less cannot hold a PROXY v2 header and a ClientHello, nor most request heads.
+pub const MIN_PEEK_MAX: u64 = 1024;
+/// 1 MiB of head is no request a client sends; more is a typo or an attack surface.
+pub const MAX_PEEK_MAX: u64 = 1 << 20;
+/// 16 MiB of body read per connection before deciding is already a lot of memory per client.
+pub const MAX_PEEK_BODY_MAX: u64 = 16 << 20;
+/// 64 MiB per worker: 256 connections peeking at a full default body (256 KiB) at once, or
+/// 4096 at a full 16 KiB head; beyond it, new connections wait their turn to peek.
+pub const DEFAULT_PEEK_MEMORY_MAX: u64 = 64 << 20;
+/// 16 GiB per worker is more memory than such a host gives its balancer; more is a typo.
+pub const MAX_PEEK_MEMORY_MAX: u64 = 16 << 30;
+/// A `json:<key>` session key longer than this is a typo (the scanner keeps one key's bytes).
+pub const MAX_SESSION_KEY_LEN: usize = 256;

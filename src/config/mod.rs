@@ -20,6 +20,9 @@ mod limits;
 mod overflow;
 mod pools;
 mod raw;
+mod route_matchers;
+mod routes;
+mod size;
 mod summary;
 mod tuning;
 mod validate;
@@ -37,10 +40,13 @@ pub use health::{
     MAX_PASSIVE_FAILURES, MAX_RISE_FALL, MIN_CHECK_INTERVAL,
 };
 pub use limits::*;
+pub use size::format_size;
 
+use crate::route::{ProxyVersion, Routes, SessionKey};
 use std::fmt;
 use std::net::SocketAddr;
 use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// A complete, validated configuration.
@@ -51,6 +57,12 @@ pub struct Config {
     pub pools: Vec<Pool>,
     /// The admin API (`[admin]`); None = off.
     pub admin: Option<Admin>,
+    /// The content-routing table of each listener, by index: `routes[i]` is
+    /// `listeners[i]`'s (its rules, peek limits and the session keys of the pools it reaches;
+    /// pool indexes into `pools`). Kept beside `listeners` rather than in [`Listener`] so
+    /// that code building listeners by hand is unchanged; read it with
+    /// [`Config::listener_routes`], which also covers a config built with fewer entries.
+    pub routes: Vec<Arc<Routes>>,
     /// BLAKE3 of the config file's bytes, its first 48 bits (exact in a metric's float) as 12
     /// hex digits: tells which config a running process has. Empty for configs built in code.
     pub digest: String,
@@ -95,6 +107,10 @@ pub struct Runtime {
     /// The unix socket served for a hand-over to a new process (`ringlb run --take-over`);
     /// None = off. Absolute, and short enough for a socket address.
     pub handover_socket: Option<std::path::PathBuf>,
+    /// Bytes all peeking connections of one worker may hold together (`peek_memory_max`);
+    /// past it new connections wait their turn to peek. At least every listener's
+    /// `Routes::peek_bytes_max`.
+    pub peek_memory_max: u64,
 }
 
 /// One listening socket (`[[listener]]`).
@@ -125,8 +141,15 @@ pub struct Pool {
     pub retries: u32,
     /// Never empty.
     pub backends: Vec<Backend>,
-    /// What `hash` hashes (any strategy accepts it; only `hash` uses it).
+    /// What `hash` hashes (any strategy accepts it; only `hash` uses it). With a peeked
+    /// `session_key` this is the fallback, `client_ip`, for connections that lack the value.
     pub hash_key: HashKey,
+    /// `hash_key = "header:<name>"` / `"json:<key>"`: the value the peek hashes instead of
+    /// the client address (the engine passes the peek's hash to the pick); None = none.
+    pub session_key: Option<SessionKey>,
+    /// `send_proxy`: the PROXY protocol header sent to this pool's backends before the
+    /// client's bytes; None = none.
+    pub send_proxy: Option<ProxyVersion>,
     /// `hash`: load bound relative to a backend's fair share, in (1.0, 10.0].
     pub hash_balance_factor: f64,
     /// `least_latency`: decay time constant of the latency estimates; > 0.
@@ -221,7 +244,12 @@ impl fmt::Display for Balance {
     }
 }
 
-/// What `balance = "hash"` hashes to place a client.
+/// What `balance = "hash"` hashes to place a client, from the connection's addresses.
+///
+/// The peeked forms `hash_key = "header:<name>"` and `"json:<key>"` are not variants here:
+/// they live in [`Pool::session_key`], and `hash_key` is then `ClientIp`, the fallback for a
+/// connection that lacks the value. The engine maps this enum onto the balance table's own,
+/// exhaustively, and the peek's hash reaches the pick apart from it.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum HashKey {
     /// The client IP: all connections of one host share a backend (and its KV cache).
@@ -251,6 +279,19 @@ impl HashKey {
 impl fmt::Display for HashKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
+    }
+}
+
+impl Config {
+    /// The routing table of listener `index`; a listener without one (a config built in code)
+    /// gets a table that never peeks and sends everything to its pool.
+    pub fn listener_routes(&self, index: usize) -> Arc<Routes> {
+        match self.routes.get(index) {
+            Some(r) => r.clone(),
+            None => Arc::new(Routes::passthrough(
+                self.listeners.get(index).map_or(0, |l| l.pool),
+            )),
+        }
     }
 }
 

@@ -72,6 +72,7 @@ pub(super) fn validate_pool(
     let passive = validate_passive(check, &ctx, p)?;
     let failover = validate_failover(check, &ctx, p)?;
     let health = validate_health(check, &ctx, p.health.as_ref())?;
+    let send_proxy = super::routes::send_proxy(check, &ctx, &p.send_proxy)?;
 
     if p.backend.is_empty() {
         return Err(check.err(
@@ -106,6 +107,8 @@ pub(super) fn validate_pool(
         retries,
         backends,
         hash_key: tuning.hash_key,
+        session_key: tuning.session_key,
+        send_proxy,
         hash_balance_factor: tuning.hash_balance_factor,
         latency_decay: tuning.latency_decay,
         slow_start: tuning.slow_start,

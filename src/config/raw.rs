@@ -7,6 +7,8 @@
 //! its only rejection (`deny_unknown_fields`), because a misspelt key silently ignored would
 //! leave a default in place that the operator thinks they changed.
 
+use super::route_matchers::RawRoute;
+use super::size::RawSize;
 use serde::de::{Deserializer, Visitor};
 use serde::Deserialize;
 use std::fmt;
@@ -43,6 +45,7 @@ pub(super) struct RawRuntime {
     pub access_log_interval: Option<Spanned<RawDuration>>,
     pub shutdown_timeout: Option<Spanned<RawDuration>>,
     pub handover_socket: Option<Spanned<String>>,
+    pub peek_memory_max: Option<Spanned<RawSize>>,
 }
 
 /// One `[[listener]]`.
@@ -54,6 +57,13 @@ pub(super) struct RawListener {
     pub pool: Option<Spanned<String>>,
     pub backlog: Option<Spanned<i64>>,
     pub max_connections: Option<Spanned<i64>>,
+    pub peek_timeout: Option<Spanned<RawDuration>>,
+    pub peek_max: Option<Spanned<RawSize>>,
+    pub peek_body_max: Option<Spanned<RawSize>>,
+    pub accept_proxy: Option<Spanned<bool>>,
+    /// `[[listener.route]]`, in file order.
+    #[serde(default)]
+    pub route: Vec<Spanned<RawRoute>>,
 }
 
 /// One `[[pool]]`.
@@ -82,6 +92,7 @@ pub(super) struct RawPool {
     pub passive_backoff: Option<Spanned<RawDuration>>,
     pub passive_backoff_max: Option<Spanned<RawDuration>>,
     pub passive_early_close: Option<Spanned<bool>>,
+    pub send_proxy: Option<Spanned<String>>,
     pub health: Option<Spanned<RawHealth>>,
     #[serde(default)]
     pub backend: Vec<Spanned<RawBackend>>,

@@ -2,7 +2,9 @@
 //! default filled in. It must never be parsed by programs; its layout may change.
 
 use super::duration::format_duration;
+use super::size::format_size;
 use super::{Balance, Config, Pool};
+use crate::route::ProxyVersion;
 use std::fmt::Write;
 
 impl Config {
@@ -30,13 +32,17 @@ impl Config {
         let _ = writeln!(
             out,
             "runtime: ring_entries {}, buffer_size {} B, buffer_count {}, max_unsent {} B, \
-             max_connections {max}",
-            r.ring_entries, r.buffer_size, r.buffer_count, r.max_unsent
+             max_connections {max}, peek_memory_max {}",
+            r.ring_entries,
+            r.buffer_size,
+            r.buffer_count,
+            r.max_unsent,
+            format_size(r.peek_memory_max)
         );
         if let Some(path) = &r.handover_socket {
             let _ = writeln!(out, "handover socket: {}", path.display());
         }
-        for l in &self.listeners {
+        for (i, l) in self.listeners.iter().enumerate() {
             let pool = self.pools.get(l.pool).map_or("?", |p| p.name.as_str());
             let _ = writeln!(
                 out,
@@ -50,6 +56,7 @@ impl Config {
                     n => format!(", max_connections {n}"),
                 }
             );
+            self.listener_routing(&mut out, i);
         }
         for p in &self.pools {
             let _ = writeln!(
@@ -96,6 +103,38 @@ impl Config {
     }
 }
 
+impl Config {
+    /// Listener `i`'s peek limits and rules, one line each (nothing for a listener that never
+    /// peeks). Rules are numbered as in the file; the first that matches wins.
+    fn listener_routing(&self, out: &mut String, i: usize) {
+        let routes = self.listener_routes(i);
+        if !routes.needs_peek() {
+            return;
+        }
+        let s = routes.settings();
+        let _ = writeln!(
+            out,
+            "  peek: timeout {}, peek_max {}, peek_body_max {}{} (engine wiring pending)",
+            format_duration(s.timeout),
+            format_size(s.max as u64),
+            format_size(s.body_max as u64),
+            if s.accept_proxy { ", accept_proxy" } else { "" }
+        );
+        let name = |p: usize| self.pools.get(p).map_or("?", |p| p.name.as_str());
+        for (n, rule) in routes.rules().iter().enumerate() {
+            let _ = writeln!(
+                out,
+                "  route {}: {rule} -> pool {:?}",
+                n + 1,
+                name(rule.pool)
+            );
+        }
+        if !routes.rules().is_empty() {
+            let _ = writeln!(out, "  otherwise -> pool {:?}", name(routes.default_pool()));
+        }
+    }
+}
+
 /// The active check (or "none") and the passive policy.
 fn pool_health(p: &Pool) -> String {
     let active = match &p.health {
@@ -133,7 +172,10 @@ fn pool_tuning(p: &Pool) -> String {
     let mut parts = Vec::new();
     match p.balance {
         Balance::Hash => {
-            parts.push(format!("hash_key {}", p.hash_key));
+            parts.push(match &p.session_key {
+                None => format!("hash_key {}", p.hash_key),
+                Some(k) => format!("hash_key {k} (peeked; {} when absent)", p.hash_key),
+            });
             parts.push(format!("hash_balance_factor {}", p.hash_balance_factor));
         }
         Balance::LeastLatency => parts.push(format!(
@@ -165,5 +207,14 @@ fn pool_tuning(p: &Pool) -> String {
         )),
     }
     parts.push(format!("slow_start {}", off_or(p.slow_start)));
+    if let Some(v) = p.send_proxy {
+        parts.push(format!(
+            "send_proxy {}",
+            match v {
+                ProxyVersion::V1 => "v1",
+                ProxyVersion::V2 => "v2",
+            }
+        ));
+    }
     parts.join(", ")
 }

@@ -1,4 +1,5 @@
 //! The `[[pool]]` keys beyond strategy, timeouts and retries: what tunes a strategy (`hash_key`,
+//! its peeked forms parsed in `routes`,
 //! `hash_balance_factor`, `latency_decay`, `slow_start`) and what the engine applies per pool
 //! (`queue_size`, `queue_timeout`, `max_connection_age`, `max_connection_age_jitter`).
 //!
@@ -13,11 +14,13 @@ use super::format_duration;
 use super::limits::*;
 use super::raw::RawPool;
 use super::HashKey;
+use crate::route::SessionKey;
 use std::time::Duration;
 
 /// The checked values of those keys, defaults applied.
 pub(super) struct PoolTuning {
     pub hash_key: HashKey,
+    pub session_key: Option<SessionKey>,
     pub hash_balance_factor: f64,
     pub latency_decay: Duration,
     pub slow_start: Duration,
@@ -34,22 +37,9 @@ pub(super) fn validate_tuning(
     ctx: &str,
     p: &RawPool,
 ) -> Result<PoolTuning, ConfigError> {
-    let hash_key = match &p.hash_key {
-        None => HashKey::default(),
-        Some(value) => HashKey::from_name(value.get_ref()).ok_or_else(|| {
-            let allowed: Vec<String> = HashKey::ALL
-                .iter()
-                .map(|k| format!("{:?}", k.as_str()))
-                .collect();
-            check.err(
-                &value.span(),
-                format!(
-                    "{ctx}: unknown `hash_key` {:?}; allowed: {}",
-                    value.get_ref(),
-                    allowed.join(", ")
-                ),
-            )
-        })?,
+    let (hash_key, session_key) = match &p.hash_key {
+        None => (HashKey::default(), None),
+        Some(value) => super::routes::hash_key(check, ctx, value)?,
     };
     let hash_balance_factor = check.float_above(
         &p.hash_balance_factor,
@@ -146,6 +136,7 @@ pub(super) fn validate_tuning(
     }
     Ok(PoolTuning {
         hash_key,
+        session_key,
         hash_balance_factor,
         latency_decay,
         slow_start,

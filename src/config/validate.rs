@@ -12,10 +12,14 @@ use super::handover::validate_handover_socket;
 use super::limits::*;
 use super::pools::validate_pool;
 use super::raw::{RawConfig, RawListener, RawRuntime};
+use super::routes::{known_pools, validate_routes};
+use super::size::format_size;
 use super::{Config, Listener, Pool, Runtime};
+use crate::route::Routes;
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::ops::Range;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// Checks `raw` (parsed from the text `loc` refers to) and builds the typed config.
@@ -42,6 +46,7 @@ pub(super) fn validate(raw: &RawConfig, loc: &Locator) -> Result<Config, ConfigE
     }
 
     let mut listeners: Vec<Listener> = Vec::with_capacity(raw.listener.len());
+    let mut routes = Vec::with_capacity(raw.listener.len());
     let mut names: HashMap<String, Range<usize>> = HashMap::new();
     let mut binds: Vec<(SocketAddr, String, Range<usize>)> = Vec::new();
     for (i, raw_listener) in raw.listener.iter().enumerate() {
@@ -81,19 +86,12 @@ pub(super) fn validate(raw: &RawConfig, loc: &Locator) -> Result<Config, ConfigE
         let pool = match pool_index.get(pool_value.get_ref()) {
             Some((index, _)) => *index,
             None => {
-                let mut known: Vec<String> =
-                    pools.iter().map(|p| format!("{:?}", p.name)).collect();
-                known.sort();
-                let known = if known.is_empty() {
-                    "no [[pool]] is defined".to_string()
-                } else {
-                    format!("defined pools: {}", known.join(", "))
-                };
                 return Err(check.err(
                     &pool_value.span(),
                     format!(
-                        "{ctx}: `pool` names unknown pool {:?}; {known}",
-                        pool_value.get_ref()
+                        "{ctx}: `pool` names unknown pool {:?}; {}",
+                        pool_value.get_ref(),
+                        known_pools(&pools)
                     ),
                 ));
             }
@@ -113,6 +111,15 @@ pub(super) fn validate(raw: &RawConfig, loc: &Locator) -> Result<Config, ConfigE
             (0, i64::from(MAX_CONNECTIONS_LIMIT)),
             0,
         )?;
+        let listener_routes = validate_routes(&check, &ctx, l, pool, &pool_index, &pools)?;
+        check_peek_memory(
+            &check,
+            raw.runtime.as_ref(),
+            &runtime,
+            &ctx,
+            &listener_routes,
+        )?;
+        routes.push(Arc::new(listener_routes));
         listeners.push(Listener {
             name: name.get_ref().clone(),
             bind,
@@ -138,8 +145,33 @@ pub(super) fn validate(raw: &RawConfig, loc: &Locator) -> Result<Config, ConfigE
         listeners,
         pools,
         admin,
+        routes,
         digest: String::new(),
     })
+}
+
+/// `peek_memory_max` must let at least one connection of listener `ctx` peek in full, or its
+/// connections would wait for a turn that never comes.
+fn check_peek_memory(
+    check: &Checker,
+    raw: Option<&RawRuntime>,
+    runtime: &Runtime,
+    ctx: &str,
+    routes: &Routes,
+) -> Result<(), ConfigError> {
+    let need = routes.peek_bytes_max() as u64;
+    match raw.and_then(|r| r.peek_memory_max.as_ref()) {
+        Some(value) if routes.needs_peek() && runtime.peek_memory_max < need => Err(check.err(
+            &value.span(),
+            format!(
+                "runtime: `peek_memory_max` ({}) is less than one peek of {ctx} needs \
+                 (peek_max + peek_body_max = {}); no connection of it could be routed",
+                format_size(runtime.peek_memory_max),
+                format_size(need)
+            ),
+        )),
+        _ => Ok(()),
+    }
 }
 
 /// Whether two listen addresses would collide: same nonzero port, and the same IP or a
@@ -165,6 +197,7 @@ fn validate_runtime(check: &Checker, raw: Option<&RawRuntime>) -> Result<Runtime
         access_log_interval: None,
         shutdown_timeout: None,
         handover_socket: None,
+        peek_memory_max: None,
     };
     let r = raw.unwrap_or(&empty);
     let ctx = "runtime";
@@ -216,8 +249,16 @@ fn validate_runtime(check: &Checker, raw: Option<&RawRuntime>) -> Result<Runtime
         DEFAULT_SHUTDOWN_TIMEOUT,
     )?;
     let handover_socket = validate_handover_socket(check, &r.handover_socket)?;
+    let peek_memory_max = check.size(
+        &r.peek_memory_max,
+        ctx,
+        "peek_memory_max",
+        (MIN_PEEK_MAX, MAX_PEEK_MEMORY_MAX),
+        DEFAULT_PEEK_MEMORY_MAX,
+    )?;
     Ok(Runtime {
         handover_socket,
+        peek_memory_max,
         max_connections,
         access_log: r.access_log.unwrap_or(true),
         access_log_interval,

@@ -5,6 +5,7 @@
 //! named, so the operator learns they need a restart. Pure functions: no I/O, no clock.
 
 use crate::config::Config;
+use std::sync::Arc;
 
 /// The config to run after a reload, and what of the new file could not be applied.
 #[derive(Debug)]
@@ -89,6 +90,22 @@ pub fn lay_out(old: &Config, new: &Config, closed: &[bool]) -> Layout {
             listeners.push(l);
         }
     }
+    // Each listener's routing table follows the file like its pool, its pool indexes moved
+    // to the slots above; a removed listener keeps the table it had.
+    let routes = listeners
+        .iter()
+        .enumerate()
+        .map(|(i, l)| {
+            let in_new = new.listeners.iter().position(|n| n.name == l.name);
+            match in_new {
+                Some(n) if is_open(i) || i >= old.listeners.len() => {
+                    let remapped = new.listener_routes(n).with_pools(|p| slot(p).unwrap_or(p));
+                    Arc::new(remapped)
+                }
+                _ => old.listener_routes(i),
+            }
+        })
+        .collect();
     let admin_same = match (&old.admin, &new.admin) {
         (None, None) => true,
         (Some(a), Some(b)) => {
@@ -104,12 +121,15 @@ pub fn lay_out(old: &Config, new: &Config, closed: &[bool]) -> Layout {
     runtime.access_log = new.runtime.access_log;
     runtime.access_log_interval = new.runtime.access_log_interval;
     runtime.shutdown_timeout = new.runtime.shutdown_timeout;
+    // A budget checked when a connection starts to peek: it can follow the file.
+    runtime.peek_memory_max = new.runtime.peek_memory_max;
     Layout {
         config: Config {
             runtime,
             listeners,
             pools,
             admin: old.admin.clone(),
+            routes,
             digest: new.digest.clone(),
         },
         needs_restart,
@@ -252,5 +272,37 @@ mod tests {
         assert_eq!((l.removed, l.added), (vec![0], vec![2]));
         assert_eq!(l.config.listeners[2].bind, new.listeners[0].bind);
         assert!(l.needs_restart.is_empty(), "{:?}", l.needs_restart);
+    }
+
+    #[test]
+    fn routing_tables_follow_their_listener_with_pools_at_their_slots() {
+        let text = |pools: &[&str], route_pool: &str| {
+            let mut t = format!(
+                "[[listener]]\nname = \"x\"\nbind = \"127.0.0.1:0\"\npool = \"{}\"\n\
+                 [[listener.route]]\npath_prefix = \"/v1/embeddings\"\npool = \"{route_pool}\"\n",
+                pools[0]
+            );
+            for (i, name) in pools.iter().enumerate() {
+                t += &format!(
+                    "[[pool]]\nname = \"{name}\"\n[[pool.backend]]\naddr = \"127.0.0.1:{}\"\n",
+                    i + 1
+                );
+            }
+            crate::config::parse(&t, "t.toml").unwrap()
+        };
+        let old = text(&["a", "b"], "b");
+        assert_eq!(old.listener_routes(0).rules()[0].pool, 1);
+        // The new file puts "embed" first and drops "b": embed is appended at slot 2.
+        let new = text(&["embed", "a"], "embed");
+        let l = lay_out(&old, &new, &[]);
+        let routes = l.config.listener_routes(0);
+        assert_eq!(
+            routes.default_pool(),
+            2,
+            "the listener's pool is embed, at slot 2"
+        );
+        assert_eq!(routes.rules()[0].pool, 2);
+        assert_eq!(l.config.pools[2].name, "embed");
+        assert_eq!(l.config.routes.len(), l.config.listeners.len());
     }
 }

@@ -140,6 +140,7 @@ pub fn demo_config(opts: &DemoOptions, backends: &[MockBackend]) -> Config {
             access_log_interval: std::time::Duration::ZERO,
             shutdown_timeout: crate::config::DEFAULT_SHUTDOWN_TIMEOUT,
             handover_socket: None,
+            peek_memory_max: crate::config::DEFAULT_PEEK_MEMORY_MAX,
         },
         listeners: vec![Listener {
             name: "llm".to_string(),
@@ -165,6 +166,8 @@ pub fn demo_config(opts: &DemoOptions, backends: &[MockBackend]) -> Config {
                 })
                 .collect(),
             hash_key: crate::config::HashKey::ClientIp,
+            session_key: None,
+            send_proxy: None,
             hash_balance_factor: crate::config::DEFAULT_HASH_BALANCE_FACTOR,
             latency_decay: crate::config::DEFAULT_LATENCY_DECAY,
             slow_start: crate::config::DEFAULT_SLOW_START,
@@ -179,6 +182,8 @@ pub fn demo_config(opts: &DemoOptions, backends: &[MockBackend]) -> Config {
             failover: crate::config::Failover::default(),
         }],
         admin: None,
+        // The demo's one listener never peeks.
+        routes: vec![std::sync::Arc::new(crate::route::Routes::passthrough(0))],
         digest: String::new(),
     }
 }
