@@ -1,5 +1,7 @@
-//! A client accepted while no backend socket can be opened (EMFILE) must be closed,
-//! not left in the slab forever. Own test binary: it changes RLIMIT_NOFILE process-wide.
+//! A client accepted while no backend socket can be opened (EMFILE) waits for a descriptor
+//! (up to its pool's connect timeout) and is served once one frees; it is never left in the
+//! slab forever. Own test binary: it changes RLIMIT_NOFILE process-wide (so its tests run one
+//! after the other, under a lock).
 mod common;
 
 use std::io::{ErrorKind, Read};
@@ -33,21 +35,50 @@ fn set_nofile(soft: u64) -> u64 {
     old
 }
 
+static LIMIT: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+/// The lowest free descriptor after the next one: with the limit at it + 1, the test's next
+/// socket and ringlb's accept still fit, and the backend socket() after them fails.
+fn limit_for_one_accept() -> u64 {
+    let probe = std::fs::File::open("/dev/null").unwrap();
+    let probe2 = std::fs::File::open("/dev/null").unwrap();
+    let b = probe2.as_raw_fd() as u64;
+    drop((probe, probe2));
+    b + 1
+}
+
+#[test]
+fn a_client_that_found_no_descriptor_for_its_backend_is_served_once_one_frees() {
+    let _one = LIMIT.lock().unwrap_or_else(|e| e.into_inner());
+    let backend = echo_backend();
+    let server = start(CFG, &[backend]);
+    let to = addr(&server);
+    let old = set_nofile(limit_for_one_accept());
+    let s = std::net::TcpStream::connect(to);
+    let end = std::time::Instant::now() + DEADLINE;
+    while server.stats().socket_waits == 0 && std::time::Instant::now() < end {
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    set_nofile(old);
+    let mut s = s.expect("client connect");
+    assert!(
+        server.stats().socket_waits >= 1,
+        "the backend socket never failed"
+    );
+    s.set_read_timeout(Some(DEADLINE)).unwrap();
+    round_trip(&mut s, b"served once a descriptor was free");
+}
+
 #[test]
 fn client_is_closed_when_the_backend_socket_cannot_be_opened() {
+    let _one = LIMIT.lock().unwrap_or_else(|e| e.into_inner());
     // A refusing backend, not an in-process one: an in-process acceptor would itself meet the
     // lowered limit, and a stream parked on it would never end. Should ringlb's backend socket
     // open after all (a lower descriptor came free), the refused connect closes the client too.
     let (_refuser, refused) = refusing_backend();
     let server = start(CFG, &[refused]);
     let to = addr(&server);
-    // The two lowest free descriptors: the test's client socket will get `a`, ringlb's accept
-    // `b`; with the limit at b + 1 the backend socket() fails with EMFILE.
-    let probe = std::fs::File::open("/dev/null").unwrap();
-    let probe2 = std::fs::File::open("/dev/null").unwrap();
-    let b = probe2.as_raw_fd() as u64;
-    drop((probe, probe2));
-    let old = set_nofile(b + 1);
+    let old = set_nofile(limit_for_one_accept());
     let s = std::net::TcpStream::connect(to);
     // Wait until ringlb has accepted (and failed to open the backend socket).
     let accepted = (|| {

@@ -124,6 +124,11 @@ worker_rows! {
     Counter "ringlb_worker_connect_retries_total" retries "Connects retried on another backend.";
     Counter "ringlb_worker_replays_total" replays "Streams whose backend failed before its first byte, replayed to another backend.";
     Counter "ringlb_worker_first_byte_timeouts_total" first_byte_timeouts "Streams whose backend sent nothing within first_byte_timeout.";
+    Counter "ringlb_worker_peek_timeouts_total" peek_timeouts "Clients closed because they sent too little to route within peek_timeout.";
+    Counter "ringlb_worker_peek_rejects_total" peek_rejects "Clients closed by the peek: peek_max passed undecided, a bad PROXY header, or a close before any byte.";
+    Counter "ringlb_worker_peek_body_capped_total" peek_body_capped "Request bodies scanned to peek_body_max without the JSON members sought (default pool).";
+    Counter "ringlb_worker_peek_waits_total" peek_waits "Clients that waited for peek memory (peek_memory_max) before being read.";
+    Counter "ringlb_worker_socket_waits_total" socket_waits "Backend sockets not opened for lack of descriptors; the client waited and was dispatched again.";
     Counter "ringlb_worker_no_backend_total" no_backend "Clients closed because no backend could take them.";
     Counter "ringlb_worker_idle_timeouts_total" idle_timeouts "Streams closed after idle_timeout.";
     Counter "ringlb_worker_half_close_timeouts_total" half_close_timeouts "Half-closed streams closed after half_close_timeout.";

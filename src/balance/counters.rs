@@ -30,6 +30,10 @@ pub enum CloseReason {
     ConnectFailed,
     /// The backend sent nothing within the pool's `first_byte_timeout` of the request.
     FirstByteTimeout,
+    /// The client sent too little to route within its listener's `peek_timeout`.
+    PeekTimeout,
+    /// The peek refused the client: `peek_max` passed undecided, or a bad PROXY header.
+    PeekRejected,
     QueueTimeout,
     QueueFull,
     /// Every backend of the pool was down or drained.
@@ -42,7 +46,7 @@ pub enum CloseReason {
 }
 
 impl CloseReason {
-    pub const ALL: [CloseReason; 17] = [
+    pub const ALL: [CloseReason; 19] = [
         CloseReason::ClientFin,
         CloseReason::BackendFin,
         CloseReason::ClientReset,
@@ -55,6 +59,8 @@ impl CloseReason {
         CloseReason::HealthDown,
         CloseReason::ConnectFailed,
         CloseReason::FirstByteTimeout,
+        CloseReason::PeekTimeout,
+        CloseReason::PeekRejected,
         CloseReason::QueueTimeout,
         CloseReason::QueueFull,
         CloseReason::NoBackend,
@@ -76,6 +82,8 @@ impl CloseReason {
             CloseReason::HealthDown => "health_down",
             CloseReason::ConnectFailed => "connect_failed",
             CloseReason::FirstByteTimeout => "first_byte_timeout",
+            CloseReason::PeekTimeout => "peek_timeout",
+            CloseReason::PeekRejected => "peek_rejected",
             CloseReason::QueueTimeout => "queue_timeout",
             CloseReason::QueueFull => "queue_full",
             CloseReason::NoBackend => "no_backend",

@@ -128,10 +128,14 @@ impl PoolTable {
         &self,
         exclude: &[usize],
         client: Option<SocketAddr>,
+        session: Option<u64>,
         now_ms: u64,
     ) -> Result<Pick, NoPick> {
-        let key = match client {
-            Some(addr) if self.needs_client_addr() => Some(hash_client(addr, self.spec.hash_key)),
+        let key = match (session, client) {
+            (Some(key), _) if self.needs_client_addr() => Some(key),
+            (_, Some(addr)) if self.needs_client_addr() => {
+                Some(hash_client(addr, self.spec.hash_key))
+            }
             _ => None,
         };
         let ctx = PickCtx {

@@ -22,6 +22,9 @@ pub struct PickRequest<'a> {
     /// The client's address, used by `hash` (`PoolTable::needs_client_addr`); without it
     /// `hash` places the client at random. Other strategies ignore it.
     pub client: Option<SocketAddr>,
+    /// A session key's hash from the client's first bytes (`hash_key = "header:..."` or
+    /// `"json:..."`): `hash` places the client by it instead of by its address.
+    pub session: Option<u64>,
     /// The time of the pick, in `clock::now_ms()` milliseconds.
     pub now_ms: u64,
 }
@@ -33,6 +36,7 @@ impl<'a> PickRequest<'a> {
             pool,
             exclude: &[],
             client: None,
+            session: None,
             now_ms,
         }
     }
@@ -45,6 +49,11 @@ impl<'a> PickRequest<'a> {
     /// The same request, for a client at `client`.
     pub fn for_client(self, client: Option<SocketAddr>) -> Self {
         Self { client, ..self }
+    }
+
+    /// The same request, for a session whose key hashes to `session` (None: by address).
+    pub fn for_session(self, session: Option<u64>) -> Self {
+        Self { session, ..self }
     }
 }
 

@@ -119,6 +119,7 @@ impl Table {
         self.pools.get(req.pool).ok_or(NoPick::Unavailable)?.pick(
             req.exclude,
             req.client,
+            req.session,
             req.now_ms,
         )
     }

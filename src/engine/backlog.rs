@@ -127,6 +127,28 @@ impl Worker {
         Ok(())
     }
 
+    /// Queues `bytes` (at most one spill block) ahead of everything queued for `dst`: a PROXY
+    /// header, before the client's first bytes. Only while no send to `dst` is in flight.
+    pub(super) fn prepend_bytes(&mut self, key: usize, dst: Side, bytes: &[u8]) -> io::Result<()> {
+        let len = u32::try_from(bytes.len())
+            .ok()
+            .filter(|&n| n <= SPILL_BLOCK)
+            .ok_or_else(|| io::Error::other("prefix larger than a spill block"))?;
+        let id = self.ring.spill_mut().take()?;
+        if !self.ring.copy_into_spill(bytes, id, 0) {
+            self.ring.spill_mut().give(id);
+            return Err(io::Error::other("spill copy out of bounds"));
+        }
+        let h = &mut self.conns[key].halves[dst.idx()];
+        h.outq.push_front(Chunk {
+            mem: Mem::Spill(id),
+            offset: 0,
+            len,
+        });
+        h.outq_bytes += len;
+        Ok(())
+    }
+
     /// The spill block at the end of `dst`'s queue with room left, and where its free room
     /// starts; a new (empty) block is queued when the tail has none.
     fn spill_tail(&mut self, key: usize, dst: Side) -> io::Result<(u32, u32)> {

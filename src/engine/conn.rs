@@ -35,6 +35,9 @@ pub enum Phase {
     /// Every backend of the pool is full: waiting in the pool's queue, its client watched for a
     /// hang-up.
     Queued,
+    /// Reading the client's first bytes to pick its pool (a listener with routing rules, a
+    /// PROXY header or a session key); nothing is connected yet.
+    Peeking,
     /// Waiting for the backend connect to complete.
     Connecting,
     Relaying,
@@ -240,6 +243,8 @@ pub struct Conn {
     /// fit or the backend answered.
     #[allow(clippy::box_collection)] // 8 bytes in every connection slot instead of 24
     pub replay: Option<Box<Vec<u8>>>,
+    /// The client's first bytes and the routing decision in progress, while peeking.
+    pub peek: Option<Box<super::peek::PeekState>>,
     /// The pool's `first_byte_timeout` when the stream started (0 = off), in ms.
     pub first_byte_timeout_ms: u32,
     /// The client's address, kept only for pools that hash on it.
@@ -279,6 +284,7 @@ impl Conn {
             first_request_us: 0,
             first_byte_seen: false,
             replay: None,
+            peek: None,
             first_byte_timeout_ms: 0,
             client_addr: None,
             age_soft: 0,

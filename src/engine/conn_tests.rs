@@ -144,9 +144,9 @@ fn nothing_is_due_outside_relaying() {
 /// An idle relayed connection costs its slab entry (plus a timer entry and a generation):
 /// keep it far below the 1 KiB per idle connection target. (320 until the access log's
 /// counters, connection id, close reason and the idle timer's acknowledgement sample; 352
-/// until the replay copy and the first-byte timeout.)
+/// until the replay copy and the first-byte timeout; 360 until the peek state.)
 #[test]
 fn a_connection_slot_stays_small() {
     let entry = std::mem::size_of::<Conn>();
-    assert!(entry <= 360, "Conn grew to {entry} bytes");
+    assert!(entry <= 368, "Conn grew to {entry} bytes");
 }

@@ -19,52 +19,83 @@ use super::socket;
 use super::token::{self, Op, Side};
 use super::worker::Worker;
 
+/// How soon a client that found no descriptor for its backend socket tries again.
+const SOCKET_RETRY_MS: u64 = 100;
+
 impl Worker {
-    /// A client was accepted on worker listener `listener` of `pool`: pick a backend and start
+    /// A client was accepted on worker listener `listener` of `pool`: read its first bytes
+    /// first if the listener routes by them (see `peek`), else pick a backend and start
     /// connecting, or queue the client if every backend is full. (The client socket inherited
     /// TCP_NODELAY and SO_KEEPALIVE from the listener.)
     pub(super) fn start_client(&mut self, client: OwnedFd, pool: usize, listener: u16) {
-        let Some(policy) = self.policy.pools.get(pool).copied() else {
-            tracing::error!(pool, "listener points at a pool the policy does not have");
-            self.admission_released(listener as usize);
-            return;
-        };
-        let client_addr = if policy.needs_client_addr || self.policy.access_log {
-            SockRef::from(&client)
-                .peer_addr()
-                .ok()
-                .and_then(|a| a.as_socket())
-        } else {
-            None
-        };
-        let picked = self
-            .table
-            .load()
-            .pick(&PickRequest::new(pool, self.now).for_client(client_addr));
+        let routes = self
+            .listeners
+            .get(usize::from(listener))
+            .and_then(|l| self.policy.listener_routes.get(l.index))
+            .filter(|r| r.needs_peek())
+            .cloned();
         let key = self.conns.vacant_key();
         let gen = self.next_gen(key);
         let mut conn = Conn::new(gen, client, pool, listener, self.now);
         conn.seq = self.next_seq();
+        let wants_addr = routes.is_some()
+            || self.policy.access_log
+            || self
+                .policy
+                .pools
+                .get(pool)
+                .is_some_and(|p| p.needs_client_addr);
+        if wants_addr {
+            let fd = &conn.halves[Side::Client.idx()].fd;
+            conn.client_addr = fd
+                .as_ref()
+                .and_then(|fd| SockRef::from(fd).peer_addr().ok())
+                .and_then(|a| a.as_socket())
+                .map(Box::new);
+        }
+        self.conns.insert(conn);
+        match routes {
+            Some(routes) => self.start_peeking(key, routes),
+            None => self.dispatch(key, None),
+        }
+    }
+
+    /// Picks a backend of the client's pool (`conn.pool`) and starts connecting; or queues
+    /// the client if every backend is full; or closes it. `session` places the client for
+    /// `hash` instead of its address (a session key found by the peek).
+    pub(super) fn dispatch(&mut self, key: usize, session: Option<u64>) {
+        let pool = self.conns[key].pool;
+        let Some(policy) = self.policy.pools.get(pool).copied() else {
+            tracing::error!(
+                pool,
+                "a listener or rule points at a pool the policy does not have"
+            );
+            self.close(key, CloseReason::Error);
+            self.free_if_done(key);
+            return;
+        };
+        let conn = &mut self.conns[key];
+        conn.phase = Phase::Connecting;
         conn.idle_timeout_ms = policy.idle_timeout_ms;
         conn.half_close_timeout_ms = policy.half_close_timeout_ms;
         conn.connect_timeout_ms = policy.connect_timeout_ms;
         conn.first_byte_timeout_ms =
             u32::try_from(policy.first_byte_timeout_ms).unwrap_or(u32::MAX);
-        conn.client_addr = client_addr.map(Box::new);
-        match picked {
-            Ok(pick) => {
-                self.conns.insert(conn);
-                self.connect_to(key, pick);
-            }
+        let client = conn.client_addr.as_deref().copied();
+        let request = PickRequest::new(pool, self.now)
+            .for_client(client)
+            .for_session(session);
+        match self.table.load().pick(&request) {
+            Ok(pick) => self.connect_to(key, pick),
             Err(why)
                 if (why == NoPick::AllFull || policy.queue_when_all_down)
                     && self.queues_shared.try_join(pool, policy.queue_size) =>
             {
+                let conn = &mut self.conns[key];
                 conn.phase = Phase::Queued;
                 conn.started_us = self.now_us;
-                let fd = conn.halves[Side::Client.idx()].raw();
+                let (fd, gen) = (conn.halves[Side::Client.idx()].raw(), conn.gen);
                 conn.ops += 1;
-                self.conns.insert(conn);
                 if let Some(fd) = fd {
                     self.ring
                         .poll_hangup(fd, token::encode(Op::Poll, key as u32, gen));
@@ -79,16 +110,14 @@ impl Worker {
                     NoPick::Unavailable => (&self.stats.no_backend, CloseReason::NoBackend),
                 };
                 counter.fetch_add(1, Ordering::Relaxed);
-                conn.reason = Some(reason);
                 tracing::debug!(
-                    conn = %self.conn_id(&conn),
+                    conn = %self.conn_id(&self.conns[key]),
                     pool,
                     ?why,
                     "no backend can take the client; closing it"
                 );
-                self.record_end(&conn);
-                drop(conn);
-                self.admission_released(listener as usize);
+                self.close(key, reason);
+                self.free_if_done(key);
             }
         }
     }
@@ -150,13 +179,26 @@ impl Worker {
         let sock = match socket::backend_socket(pick.addr) {
             Ok(s) => s,
             Err(e) => {
-                // A local failure (out of descriptors): no other backend would do better.
+                // A local failure: no other backend would do better. Out of descriptors is
+                // usually brief (streams end, the accept backoff holds new clients): the
+                // client waits and is dispatched again, up to its pool's connect timeout
+                // from when it was accepted; anything else closes it.
+                let conn = &self.conns[key];
+                let fds = matches!(e.raw_os_error(), Some(libc::EMFILE | libc::ENFILE));
+                let waits = fds && self.now < conn.born + conn.connect_timeout_ms;
                 if let Some(more) = self.socket_repeats.hit(self.now) {
                     tracing::warn!(
                         error = %e,
                         more_since_last_line = more,
-                        "cannot open a backend socket; closing client (repeats counted)"
+                        waits,
+                        "cannot open a backend socket (repeats counted)"
                     );
+                }
+                if waits {
+                    drop(pick);
+                    self.stats.socket_waits.fetch_add(1, Ordering::Relaxed);
+                    self.set_deadline(key, self.now + SOCKET_RETRY_MS);
+                    return;
                 }
                 self.close(key, CloseReason::Error);
                 // Reached from accept too, where no completion would free the slot later.
@@ -196,6 +238,10 @@ impl Worker {
             }
             conn.phase = Phase::Relaying;
             conn.last_active = self.now;
+            if !self.send_proxy_header(key) {
+                self.close(key, CloseReason::Error);
+                return;
+            }
             self.start_relaying_deadlines(key);
             self.drive(key);
             return;
@@ -225,8 +271,13 @@ impl Worker {
     }
 
     /// The connect deadline passed: cancel the connect; its completion runs the failure path.
+    /// A client waiting for a descriptor (no backend socket yet) is dispatched again instead.
     pub(super) fn connect_timed_out(&mut self, key: usize) {
         let conn = &mut self.conns[key];
+        if conn.halves[Side::Backend.idx()].fd.is_none() && conn.ops == 0 {
+            self.dispatch(key, None);
+            return;
+        }
         conn.connect_timed_out = true;
         let target = token::encode(Op::Connect, key as u32, conn.gen);
         self.ring.cancel(target, token::encode(Op::Cancel, 0, 0));

@@ -29,6 +29,7 @@ impl Worker {
                 continue;
             }
             match conn.phase {
+                Phase::Peeking => self.peek_timed_out(key),
                 Phase::Connecting => self.connect_timed_out(key),
                 Phase::Queued => self.queue_timed_out(key),
                 Phase::Relaying => self.relaying_deadline(key),

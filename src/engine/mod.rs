@@ -19,6 +19,7 @@ mod handover;
 mod limits;
 mod mailbox;
 mod observe;
+mod peek;
 mod policy;
 mod queue;
 mod ratelimit;

@@ -6,7 +6,10 @@
 //! the balance table (which is for picking) nor change under a live connection's feet.
 
 use crate::balance::{BackendSpec, HealthPolicy, PoolSpec, StrategyKind, TableSpec};
+use std::sync::Arc;
+
 use crate::config::{Balance, Config, HashKey};
+use crate::route::{ProxyVersion, Routes};
 
 /// The engine's view of one pool.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -28,6 +31,8 @@ pub struct PoolPolicy {
     pub replay_buffer: u32,
     /// No backend byte this long after the first request byte: a failure; 0 = off.
     pub first_byte_timeout_ms: u64,
+    /// A PROXY protocol header goes to the backend ahead of the client's bytes.
+    pub send_proxy: Option<ProxyVersion>,
 }
 
 /// The engine's view of the whole config.
@@ -40,6 +45,11 @@ pub struct Policy {
     pub listener_names: Vec<String>,
     /// The pool of each listener, by the listener's index at start.
     pub listener_pools: Vec<usize>,
+    /// The routing table of each listener, by the same index (one that needs no peek routes
+    /// everything to the listener's pool).
+    pub listener_routes: Vec<Arc<Routes>>,
+    /// Bytes the connections a worker is peeking at may hold together.
+    pub peek_memory_max: u64,
     pub access_log: bool,
     /// A progress line per open stream this often; 0 = none.
     pub access_log_interval_ms: u64,
@@ -65,15 +75,21 @@ impl Policy {
                     queue_when_all_down: p.queue_when_all_down,
                     max_age_ms: p.max_connection_age.map(ms),
                     max_age_jitter_ms: ms(p.max_connection_age_jitter),
-                    needs_client_addr: p.balance == Balance::Hash,
+                    // `send_proxy` tells the backend the client's address.
+                    needs_client_addr: p.balance == Balance::Hash || p.send_proxy.is_some(),
                     replay_buffer: p.failover.replay_buffer,
                     first_byte_timeout_ms: ms(p.failover.first_byte_timeout),
+                    send_proxy: p.send_proxy,
                 })
                 .collect(),
             max_unsent: config.runtime.max_unsent,
             pool_names: config.pools.iter().map(|p| p.name.clone()).collect(),
             listener_names: config.listeners.iter().map(|l| l.name.clone()).collect(),
             listener_pools: config.listeners.iter().map(|l| l.pool).collect(),
+            listener_routes: (0..config.listeners.len())
+                .map(|i| config.listener_routes(i))
+                .collect(),
+            peek_memory_max: config.runtime.peek_memory_max,
             access_log: config.runtime.access_log,
             access_log_interval_ms: ms(config.runtime.access_log_interval),
         }

@@ -38,6 +38,10 @@ impl Worker {
         let Some(conn) = self.conns.get(key) else {
             return;
         };
+        if conn.phase == Phase::Peeking {
+            self.arm_peek(key);
+            return;
+        }
         if conn.phase != Phase::Relaying {
             return;
         }
@@ -144,6 +148,10 @@ impl Worker {
     }
 
     pub(super) fn on_recv(&mut self, key: usize, side: Side, c: Completion) {
+        if self.conns[key].phase == Phase::Peeking {
+            self.on_peek_recv(key, c);
+            return;
+        }
         let more = c.more();
         let conn = &mut self.conns[key];
         if !more && conn.half_ref(side).recv != Recv::Eof {
@@ -398,6 +406,7 @@ impl Worker {
         if !done {
             return;
         }
+        self.end_peek(key);
         let mut conn = self.conns.remove(key);
         self.record_end(&conn);
         for h in conn.halves.iter_mut() {

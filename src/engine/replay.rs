@@ -39,12 +39,15 @@ impl Worker {
             .pools
             .get(conn.pool)
             .map_or(0, |p| p.replay_buffer);
-        let client = conn.half_ref(Side::Client);
-        // Bytes received before this recv that are not in the copy: it was dropped (or never
-        // started), and a replay can no longer be whole.
-        let before = client.received - u64::from(len);
-        let held = conn.replay.as_ref().map_or(0, |r| r.len() as u64);
-        if held != before || before + u64::from(len) > u64::from(cap) {
+        // No copy after earlier bytes: it was dropped, and a replay can no longer be whole.
+        // (A copy may hold less than was received: a PROXY header the peek took off.)
+        let before = conn.half_ref(Side::Client).received - u64::from(len);
+        let held = match conn.replay.as_ref() {
+            Some(r) => r.len() as u64,
+            None if before == 0 => 0,
+            None => return,
+        };
+        if held + u64::from(len) > u64::from(cap) {
             self.conns[key].replay = None;
             return;
         }

@@ -16,6 +16,15 @@ pub struct WorkerStats {
     /// Streams moved to another backend after theirs failed before its first byte.
     pub replays: AtomicU64,
     pub first_byte_timeouts: AtomicU64,
+    /// Clients closed at `peek_timeout`, or for another peek failure (peek_max, bad PROXY).
+    pub peek_timeouts: AtomicU64,
+    pub peek_rejects: AtomicU64,
+    /// Bodies scanned to `peek_body_max` without the JSON members sought.
+    pub peek_body_capped: AtomicU64,
+    /// Clients that waited for peek memory before their first read.
+    pub peek_waits: AtomicU64,
+    /// Backend sockets that could not be opened for lack of descriptors, retried.
+    pub socket_waits: AtomicU64,
     /// Clients closed because no backend of their pool could take them.
     pub no_backend: AtomicU64,
     pub idle_timeouts: AtomicU64,
@@ -79,6 +88,11 @@ impl WorkerStats {
             retries: r(&self.retries),
             replays: r(&self.replays),
             first_byte_timeouts: r(&self.first_byte_timeouts),
+            peek_timeouts: r(&self.peek_timeouts),
+            peek_rejects: r(&self.peek_rejects),
+            peek_body_capped: r(&self.peek_body_capped),
+            peek_waits: r(&self.peek_waits),
+            socket_waits: r(&self.socket_waits),
             no_backend: r(&self.no_backend),
             idle_timeouts: r(&self.idle_timeouts),
             queue_timeouts: r(&self.queue_timeouts),
@@ -114,6 +128,11 @@ pub struct StatsSnapshot {
     pub retries: u64,
     pub replays: u64,
     pub first_byte_timeouts: u64,
+    pub peek_timeouts: u64,
+    pub peek_rejects: u64,
+    pub peek_body_capped: u64,
+    pub peek_waits: u64,
+    pub socket_waits: u64,
     pub no_backend: u64,
     pub idle_timeouts: u64,
     pub age_closes: u64,
@@ -153,6 +172,11 @@ impl std::ops::Add for StatsSnapshot {
             retries: self.retries + o.retries,
             replays: self.replays + o.replays,
             first_byte_timeouts: self.first_byte_timeouts + o.first_byte_timeouts,
+            peek_timeouts: self.peek_timeouts + o.peek_timeouts,
+            peek_rejects: self.peek_rejects + o.peek_rejects,
+            peek_body_capped: self.peek_body_capped + o.peek_body_capped,
+            peek_waits: self.peek_waits + o.peek_waits,
+            socket_waits: self.socket_waits + o.socket_waits,
             no_backend: self.no_backend + o.no_backend,
             idle_timeouts: self.idle_timeouts + o.idle_timeouts,
             queue_timeouts: self.queue_timeouts + o.queue_timeouts,

@@ -130,6 +130,9 @@ pub(super) struct Worker {
     gens: Vec<u32>,
     /// Sides whose recv ended for lack of buffers, to re-arm once buffers are back.
     pub(super) starved: Vec<(usize, u32, Side)>,
+    /// Bytes peeking connections hold, and those waiting for peek memory to start (see `peek`).
+    pub(super) peek_bytes: u64,
+    pub(super) peek_waiting: std::collections::VecDeque<(usize, u32)>,
     pub(super) max_unsent: u32,
     /// Accepted past a connection limit (by a race with another worker): admitted first when
     /// room opens, oldest first. (Worker listener index with each.)
@@ -175,6 +178,8 @@ impl Worker {
             admission: p.admission,
             gens: Vec::new(),
             starved: Vec::new(),
+            peek_bytes: 0,
+            peek_waiting: std::collections::VecDeque::new(),
             parked: VecDeque::new(),
             control: p.control,
             mailbox: p.mailbox,
