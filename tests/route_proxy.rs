@@ -199,3 +199,46 @@ fn hash_on_a_session_header_keeps_each_session_on_one_backend() {
     }
     assert!(seen.len() >= 2, "12 sessions all on one backend: {seen:?}");
 }
+
+#[test]
+fn past_peek_memory_max_a_new_client_waits_its_turn_to_be_read() {
+    let text = "[runtime]\nworkers = 1\npeek_memory_max = \"2KiB\"\n\
+                [[listener]]\nname = \"test\"\nbind = \"127.0.0.1:0\"\npool = \"p\"\n\
+                peek_max = \"2KiB\"\npeek_body_max = 0\n\
+                [[listener.route]]\npath_prefix = \"/x\"\npool = \"p\"\n\
+                [[pool]]\nname = \"p\"\n[[pool.backend]]\naddr = \"{B0}\"\n";
+    let lb = start(text, &[echo_backend()]);
+    let to = addr(&lb);
+    // Two clients hold 1,100 bytes each of an unfinished head: the worker's 2 KiB is spent.
+    let head = format!("GET /x HTTP/1.1\r\nHost: x\r\nX-Pad: {}", "p".repeat(1060));
+    let mut held: Vec<TcpStream> = (0..2)
+        .map(|_| {
+            let mut s = connect(to);
+            s.write_all(head.as_bytes()).unwrap();
+            s
+        })
+        .collect();
+    wait_for("both heads held", || {
+        lb.stats().peek_bytes == 2 * head.len() as u64
+    });
+    let req = b"GET /x HTTP/1.1\r\nHost: x\r\n\r\n";
+    let mut b = connect(to);
+    b.write_all(req).unwrap();
+    wait_for("the new client waiting for peek memory", || {
+        lb.stats().peek_waits == 1
+    });
+    assert_eq!(
+        lb.stats().peek_bytes,
+        2 * head.len() as u64,
+        "B was not read"
+    );
+    // One head completes: it is routed, its memory given back, and B is read and served.
+    held[0].write_all(b"\r\n\r\n").unwrap();
+    let mut back = vec![0u8; head.len() + 4];
+    held[0].read_exact(&mut back).unwrap();
+    assert_eq!(&back[..head.len()], head.as_bytes());
+    let mut got = vec![0u8; req.len()];
+    b.read_exact(&mut got).unwrap();
+    assert_eq!(&got, req);
+    held.clear();
+}

@@ -117,6 +117,7 @@ worker_rows! {
     Gauge "ringlb_worker_buffers_in_use" buffers_in_use "Receive buffers held (received, not yet sent or copied).";
     Gauge "ringlb_worker_buffers_warm" buffers_warm "Receive buffers that may be resident.";
     Gauge "ringlb_worker_spill_blocks" spill_blocks "Spill blocks holding bytes for slow or stalled peers.";
+    Gauge "ringlb_worker_peek_bytes" peek_bytes "Bytes held by clients being peeked at for content routing (bounded by peek_memory_max).";
     Counter "ringlb_worker_accepted_total" accepted "Client connections accepted.";
     Counter "ringlb_worker_streams_completed_total" completed "Streams that ended with both directions closed cleanly.";
     Counter "ringlb_worker_resets_total" resets "Streams ended by a reset.";

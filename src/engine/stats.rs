@@ -67,15 +67,24 @@ struct Gauges {
     buffers_in_use: AtomicU64,
     buffers_warm: AtomicU64,
     spill_blocks: AtomicU64,
+    peek_bytes: AtomicU64,
 }
 
 impl WorkerStats {
-    pub(super) fn publish(&self, connections: usize, in_use: u32, warm: u32, spill: u32) {
+    pub(super) fn publish(
+        &self,
+        connections: usize,
+        in_use: u32,
+        warm: u32,
+        spill: u32,
+        peek_bytes: u64,
+    ) {
         let g = &self.gauges;
         g.connections.store(connections as u64, Ordering::Relaxed);
         g.buffers_in_use.store(u64::from(in_use), Ordering::Relaxed);
         g.buffers_warm.store(u64::from(warm), Ordering::Relaxed);
         g.spill_blocks.store(u64::from(spill), Ordering::Relaxed);
+        g.peek_bytes.store(peek_bytes, Ordering::Relaxed);
     }
 
     pub fn snapshot(&self) -> StatsSnapshot {
@@ -113,6 +122,7 @@ impl WorkerStats {
             buffers_in_use: r(&self.gauges.buffers_in_use),
             buffers_warm: r(&self.gauges.buffers_warm),
             spill_blocks: r(&self.gauges.spill_blocks),
+            peek_bytes: r(&self.gauges.peek_bytes),
             admitted: 0,
         }
     }
@@ -157,6 +167,8 @@ pub struct StatsSnapshot {
     pub buffers_warm: u64,
     /// Spill blocks holding bytes for slow or stalled peers.
     pub spill_blocks: u64,
+    /// Bytes held by connections being peeked at (content routing).
+    pub peek_bytes: u64,
     /// Client connections counted against the connection limits right now.
     pub admitted: u64,
 }
@@ -197,6 +209,7 @@ impl std::ops::Add for StatsSnapshot {
             buffers_in_use: self.buffers_in_use + o.buffers_in_use,
             buffers_warm: self.buffers_warm + o.buffers_warm,
             spill_blocks: self.spill_blocks + o.spill_blocks,
+            peek_bytes: self.peek_bytes + o.peek_bytes,
             admitted: self.admitted + o.admitted,
         }
     }

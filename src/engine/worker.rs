@@ -279,6 +279,7 @@ impl Worker {
                 bufs.in_use(),
                 bufs.warm(),
                 self.ring.spill().in_use(),
+                self.peek_bytes,
             );
         }
     }
