@@ -287,9 +287,25 @@ fn a_tls_client_with_a_matching_sni_reaches_the_tls_pool_and_its_handshake_compl
     let _ = client.wait();
 }
 
+/// Raises the soft descriptor limit to `want` (at most the hard limit): 2,000 clients and
+/// their 2,000 accepted sockets live in this one process.
+fn raise_nofile(want: u64) {
+    let mut r = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: plain getrlimit/setrlimit on a local struct.
+    unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut r) };
+    if r.rlim_cur < want {
+        r.rlim_cur = want.min(r.rlim_max);
+        unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &r) };
+    }
+}
+
 #[test]
 fn slow_clients_are_closed_at_peek_timeout_while_others_are_served() {
-    const SLOW: usize = 200;
+    const SLOW: usize = 2000;
+    raise_nofile(4 * SLOW as u64 + 1024);
     let lb = run_with("400ms", id_echo(4));
     let to = addr(&lb);
     let started = Instant::now();
