@@ -206,15 +206,29 @@ async fn serve(
         _ = kill.changed() => Some(End::Killed),
         end = play(&mut stream, index, &ctx, &mut st, &mut claimed, &progress) => end,
     };
-    if matches!(
-        end,
+    // A stall whose reset the kernel dropped is told apart (see `snapshot`).
+    let end = match end {
         Some(End::Cut {
             cause: Cause::Timeout,
-            ..
-        })
-    ) {
-        snapshot::capture(&stream, "backend");
-    }
+            at_ms,
+            detail,
+        }) => Some(match snapshot::capture(&stream, "backend") {
+            Some(drops) => End::Cut {
+                cause: Cause::ResetLost,
+                at_ms,
+                detail: format!(
+                    "{detail}; ringlb's socket is gone and this one dropped {drops} \
+                     segments: its reset was lost in this host's kernel"
+                ),
+            },
+            None => End::Cut {
+                cause: Cause::Timeout,
+                at_ms,
+                detail,
+            },
+        }),
+        other => other,
+    };
     match end {
         // A side that gave up (or was killed, or resets on purpose) aborts: a FIN would tell
         // the other side that its stream ended well.

@@ -19,6 +19,10 @@ pub enum Cause {
     Io,
     /// This side was waiting for the other side's EOF, and its read side failed instead.
     PeerGone,
+    /// No byte moved, and the kernel shows why: ringlb's socket of this hop is gone (closed
+    /// with a reset) while this socket dropped incoming segments. A reset is sent once; this
+    /// host's kernel dropped it (see `snapshot`).
+    ResetLost,
 }
 
 /// How a side ended.

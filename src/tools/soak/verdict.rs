@@ -36,14 +36,18 @@ pub enum CutReason {
     BackendKilledBeforeHeader,
     ClientReset,
     BackendReset,
+    /// A planned reset ringlb passed on, dropped by this host's kernel on the way to the
+    /// other side (see `Cause::ResetLost`): counted apart.
+    ResetLostInKernel,
 }
 
 impl CutReason {
-    pub const ALL: [CutReason; 4] = [
+    pub const ALL: [CutReason; 5] = [
         CutReason::BackendKilled,
         CutReason::BackendKilledBeforeHeader,
         CutReason::ClientReset,
         CutReason::BackendReset,
+        CutReason::ResetLostInKernel,
     ];
 
     pub fn name(self) -> &'static str {
@@ -52,6 +56,7 @@ impl CutReason {
             CutReason::BackendKilledBeforeHeader => "backend killed before it read the header",
             CutReason::ClientReset => "client reset on purpose",
             CutReason::BackendReset => "backend reset on purpose",
+            CutReason::ResetLostInKernel => "reset passed on, then dropped by this host's kernel",
         }
     }
 }
@@ -269,6 +274,15 @@ pub fn judge(rec: &StreamRecord, kills: &[KillMark]) -> Judged {
         Some(End::Cut { .. }) => Some(true),
         _ => None,
     };
+    let lost = |s: Option<&SideOutcome>| {
+        matches!(
+            s.map(|s| &s.end),
+            Some(End::Cut {
+                cause: Cause::ResetLost,
+                ..
+            })
+        )
+    };
     let cut = if killed {
         Some(CutReason::BackendKilled)
     } else if unclaimed_kill {
@@ -293,6 +307,7 @@ pub fn judge(rec: &StreamRecord, kills: &[KillMark]) -> Judged {
             Kind::ClientReset => {
                 let ours = client.end == End::ResetByUs;
                 match (ours, reset_seen(backend)) {
+                    (true, Some(true)) if lost(backend) => Some(CutReason::ResetLostInKernel),
                     (true, Some(true)) => Some(CutReason::ClientReset),
                     (true, Some(false)) => {
                         failures.push(fail(
@@ -317,6 +332,7 @@ pub fn judge(rec: &StreamRecord, kills: &[KillMark]) -> Judged {
             _ => {
                 let ours = backend.is_some_and(|b| b.end == End::ResetByUs);
                 match (ours, reset_seen(Some(client))) {
+                    (true, Some(true)) if lost(Some(client)) => Some(CutReason::ResetLostInKernel),
                     (true, Some(true)) => Some(CutReason::BackendReset),
                     (true, Some(false)) => {
                         failures.push(fail(

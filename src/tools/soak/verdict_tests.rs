@@ -248,8 +248,21 @@ fn a_backend_reset_must_reach_the_client_as_a_reset() {
     c.read_eof = true;
     c.end = End::Completed;
     assert_eq!(
-        failed_check(&judge(&record(h, c, Some(b)), &[])),
+        failed_check(&judge(&record(h, c.clone(), Some(b.clone())), &[])),
         StreamCheck::ResetPropagation
+    );
+    // A timeout is a lost propagation; one whose reset the kernel shows it dropped is
+    // counted apart.
+    c.read_eof = false;
+    c.end = cut(Cause::Timeout, 1);
+    assert_eq!(
+        failed_check(&judge(&record(h, c.clone(), Some(b.clone())), &[])),
+        StreamCheck::ResetPropagation
+    );
+    c.end = cut(Cause::ResetLost, 1);
+    assert_eq!(
+        judge(&record(h, c, Some(b)), &[]).verdict,
+        Verdict::Cut(CutReason::ResetLostInKernel)
     );
 }
 
