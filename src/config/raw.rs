@@ -43,6 +43,7 @@ pub(super) struct RawRuntime {
     pub access_log_interval: Option<Spanned<RawDuration>>,
     pub shutdown_timeout: Option<Spanned<RawDuration>>,
     pub handover_socket: Option<Spanned<String>>,
+    pub io: Option<Spanned<String>>,
 }
 
 /// One `[[listener]]`.

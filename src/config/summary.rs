@@ -29,9 +29,9 @@ impl Config {
         };
         let _ = writeln!(
             out,
-            "runtime: ring_entries {}, buffer_size {} B, buffer_count {}, max_unsent {} B, \
+            "runtime: io {}, ring_entries {}, buffer_size {} B, buffer_count {}, max_unsent {} B, \
              max_connections {max}",
-            r.ring_entries, r.buffer_size, r.buffer_count, r.max_unsent
+            r.io, r.ring_entries, r.buffer_size, r.buffer_count, r.max_unsent
         );
         if let Some(path) = &r.handover_socket {
             let _ = writeln!(out, "handover socket: {}", path.display());

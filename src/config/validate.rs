@@ -9,6 +9,7 @@ use super::admin::validate_admin;
 use super::checks::Checker;
 use super::error::{ConfigError, Locator};
 use super::handover::validate_handover_socket;
+use super::io::validate_io;
 use super::limits::*;
 use super::pools::validate_pool;
 use super::raw::{RawConfig, RawListener, RawRuntime};
@@ -165,6 +166,7 @@ fn validate_runtime(check: &Checker, raw: Option<&RawRuntime>) -> Result<Runtime
         access_log_interval: None,
         shutdown_timeout: None,
         handover_socket: None,
+        io: None,
     };
     let r = raw.unwrap_or(&empty);
     let ctx = "runtime";
@@ -216,7 +218,9 @@ fn validate_runtime(check: &Checker, raw: Option<&RawRuntime>) -> Result<Runtime
         DEFAULT_SHUTDOWN_TIMEOUT,
     )?;
     let handover_socket = validate_handover_socket(check, &r.handover_socket)?;
+    let io = validate_io(check, &r.io)?;
     Ok(Runtime {
+        io,
         handover_socket,
         max_connections,
         access_log: r.access_log.unwrap_or(true),
