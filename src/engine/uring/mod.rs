@@ -102,9 +102,9 @@ impl Ring {
         error::probe_ops(&uring)?;
         let bufs = BufRing::new(buffer_count, buffer_size, 0)?;
         bufs.register(&uring)?;
-        let waker = Waker::new().map_err(|source| UringError::Setup {
+        let waker = Waker::new().map_err(|error| UringError::Setup {
             what: "eventfd",
-            source,
+            error,
         })?;
         Ok(Ring {
             uring,
