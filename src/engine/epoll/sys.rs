@@ -69,6 +69,23 @@ pub fn wait(epfd: RawFd, events: &mut Vec<libc::epoll_event>, timeout_ms: i32) -
     Ok(())
 }
 
+/// Sets O_NONBLOCK on `fd` if it lacks it (a listener: accept4 has no per-call flag for it).
+pub fn ensure_nonblocking(fd: RawFd) -> Result<(), i32> {
+    // SAFETY: fcntl(F_GETFL/F_SETFL) on a descriptor number; no memory is passed.
+    let flags = unsafe { libc::fcntl(fd, libc::F_GETFL) };
+    if flags < 0 {
+        return Err(errno());
+    }
+    if flags & libc::O_NONBLOCK != 0 {
+        return Ok(());
+    }
+    // SAFETY: as above.
+    if unsafe { libc::fcntl(fd, libc::F_SETFL, flags | libc::O_NONBLOCK) } < 0 {
+        return Err(errno());
+    }
+    Ok(())
+}
+
 /// accept4(2): a new non-blocking, close-on-exec client socket.
 pub fn accept(fd: RawFd) -> Result<RawFd, i32> {
     let flags = libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC;
@@ -86,7 +103,8 @@ pub fn recv_into(fd: RawFd, bufs: &BufRing, bid: u16) -> Result<usize, i32> {
     // SAFETY: `bid` is the ring's next free buffer (`next_free`): in the ring, so handed to no
     // one, and the driver is the only writer of ring buffers (it plays the kernel's part);
     // the range is the buffer's `buffer_size` bytes inside the data mapping.
-    let rc = unsafe { libc::recv(fd, ptr.cast(), bufs.buffer_size() as usize, 0) };
+    let len = bufs.buffer_size() as usize;
+    let rc = unsafe { libc::recv(fd, ptr.cast(), len, libc::MSG_DONTWAIT) };
     count(rc)
 }
 
