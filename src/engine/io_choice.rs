@@ -81,9 +81,28 @@ impl fmt::Display for IoChoice {
 /// size (then closes it); an error only for a `RINGLB_IO` value that means nothing.
 pub fn choose(rt: &Runtime) -> Result<IoChoice, EngineError> {
     let env = std::env::var(IO_ENV).ok();
-    choose_with(rt.io, env.as_deref(), || {
-        uring::Ring::new(rt.ring_entries, rt.buffer_count, rt.buffer_size).map(drop)
-    })
+    let (entries, count, size) = (rt.ring_entries, rt.buffer_count, rt.buffer_size);
+    choose_with(rt.io, env.as_deref(), || probe(entries, count, size))
+}
+
+/// Sets up (and closes) one ring as a worker would, on a thread of its own: a ring's teardown
+/// may queue work to the thread that made it, which interrupts that thread's next blocking
+/// call with a timeout (EINTR), and the caller's thread must not pay for the probe.
+fn probe(entries: u32, count: u32, size: u32) -> Result<(), UringError> {
+    let prober = std::thread::Builder::new()
+        .name("ringlb-io-probe".into())
+        .spawn(move || uring::Ring::new(entries, count, size).map(drop));
+    match prober.map(|t| t.join()) {
+        Ok(Ok(result)) => result,
+        Ok(Err(_)) => Err(UringError::Setup {
+            what: "probe",
+            error: std::io::Error::other("the probe thread panicked"),
+        }),
+        Err(error) => Err(UringError::Setup {
+            what: "probe thread",
+            error,
+        }),
+    }
 }
 
 /// [`choose`] with the override's value and the probe given (tests).

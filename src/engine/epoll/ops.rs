@@ -44,6 +44,12 @@ pub(super) enum Kind {
 }
 
 impl Kind {
+    /// Worth a call before anything is known of the socket: a single recv (bulk: bytes are
+    /// most likely waiting), an accept (clients may wait in the backlog), a spill send.
+    pub fn tried_first(self) -> bool {
+        matches!(self, Kind::RecvOne | Kind::Accept | Kind::SendSpill { .. })
+    }
+
     /// What the socket is registered for while this op waits (HUP and ERR always come).
     pub fn interest(self) -> u32 {
         match self {
@@ -147,7 +153,12 @@ impl Ring {
                 if !st.writable {
                     return false;
                 }
-                let err = sys::so_error(fd);
+                // Writable without an error: connected. Only a failure needs SO_ERROR's reason.
+                let err = if st.seen & (ERR | HUP) != 0 {
+                    sys::so_error(fd)
+                } else {
+                    0
+                };
                 self.post(op.ud, -err, 0);
                 true
             }

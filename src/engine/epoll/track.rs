@@ -42,7 +42,11 @@ impl Ring {
     pub(super) fn submit(&mut self, fd: RawFd, op: Pending) {
         let fresh = !self.fds.contains_key(&fd);
         let mut st = self.fds.remove(&fd).unwrap_or_else(FdState::fresh);
-        if self.try_op(fd, &mut st, op) {
+        // On a socket nothing is known of, only ops that usually succeed at once are tried
+        // first; the others are registered, which reports at once what the socket is ready for
+        // (no EAGAIN paid on a fresh backend socket or a just-read eventfd).
+        let try_now = !fresh || op.kind.tried_first();
+        if try_now && self.try_op(fd, &mut st, op) {
             return self.settle(fd, st, None);
         }
         let interest = if fresh {
