@@ -173,4 +173,19 @@ mod tests {
             Err(EngineError::IoOverride(v)) if v == "uring"
         ));
     }
+
+    /// Regression: a probe made on the caller's thread interrupted that thread's next read
+    /// with a timeout (EINTR) when its ring was torn down.
+    #[test]
+    fn the_probe_leaves_the_calling_threads_blocking_calls_alone() {
+        use std::io::Read;
+        let probed = choose_with(IoMode::Auto, None, || probe(64, 16, 4096)).unwrap();
+        assert!(probed.driver == IoDriver::IoUring || probed.fallback);
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let mut s = std::net::TcpStream::connect(l.local_addr().unwrap()).unwrap();
+        s.set_read_timeout(Some(std::time::Duration::from_millis(50)))
+            .unwrap();
+        let e = s.read(&mut [0u8; 8]).unwrap_err();
+        assert_eq!(e.kind(), std::io::ErrorKind::WouldBlock, "{e}");
+    }
 }
