@@ -16,7 +16,9 @@ bench_pools() {
 
 # The listen port of pool $2 on proxy $1.
 bench_listen_port() {
-    local var="P_${1^^}_${2^^}"
+    # ringlb-epoll is the same ringlb config on the epoll driver: the same ports.
+    local target=${1%-epoll}
+    local var="P_${target^^}_${2^^}"
     echo "${!var}"
 }
 

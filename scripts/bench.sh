@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# ringlb against HAProxy and NGINX, plus a direct-to-backend baseline, in one run.
+# ringlb (on io_uring, and on its epoll driver as target ringlb-epoll) against HAProxy and
+# NGINX, plus a direct-to-backend baseline, in one run.
 #
 # Builds release, starts the backends once, then for every workload runs each target in
 # interleaved rounds (direct ringlb haproxy nginx, direct ringlb haproxy nginx, ...), each run on
@@ -26,7 +27,7 @@ source "$ROOT/scripts/bench-workloads.sh"
 ROUNDS=${ROUNDS:-3}
 DURATION=${DURATION:-5}
 WORKLOADS=${WORKLOADS:-"bulk connrate small idle fleet"}
-TARGETS=${TARGETS:-"direct ringlb haproxy nginx"}
+TARGETS=${TARGETS:-"direct ringlb ringlb-epoll haproxy nginx"}
 BULK_CONNS=8
 # Tail latency needs more samples than a throughput figure: 10 s at 2000/s gives 200 above p99.
 SMALL_DURATION=${SMALL_DURATION:-10}
@@ -131,7 +132,11 @@ start_proxy() {
     PROXY_PID=""
     case $target in
     direct) return 0 ;;
-    ringlb) bench_spawn ringlb "$LOGS/ringlb.log" "$BIN/ringlb" --log warn run -c "$WORK/ringlb.toml" ;;
+    # The same config on both drivers; the start line (logged at info) says which one runs.
+    ringlb) bench_spawn ringlb "$LOGS/ringlb.log" env NO_COLOR=1 RINGLB_IO=io_uring "$BIN/ringlb" \
+        --log warn,ringlb::engine::server=info run -c "$WORK/ringlb.toml" ;;
+    ringlb-epoll) bench_spawn ringlb-epoll "$LOGS/ringlb-epoll.log" env NO_COLOR=1 RINGLB_IO=epoll "$BIN/ringlb" \
+        --log warn,ringlb::engine::server=info run -c "$WORK/ringlb.toml" ;;
     haproxy) bench_spawn haproxy "$LOGS/haproxy.log" haproxy -db -f "$WORK/haproxy.cfg" ;;
     nginx) bench_spawn nginx "$LOGS/nginx.log" nginx -p "$WORK/nginx-proxy" -c "$WORK/nginx-proxy/nginx.conf" ;;
     esac
@@ -140,6 +145,12 @@ start_proxy() {
         bench_wait_port "$(bench_listen_port "$target" "$w")" "$PROXY_PID" ||
             bench_die "$target did not start: $(tail -5 "$LOGS/$target.log")"
     done
+    if [[ $target == ringlb* ]]; then
+        local want=io_uring
+        [[ $target == ringlb-epoll ]] && want=epoll
+        grep -q "io=$want" "$LOGS/$target.log" ||
+            bench_die "$target does not run on $want: $(grep 'ringlb started' "$LOGS/$target.log")"
+    fi
     local i
     # NGINX listens in the master before it forks the worker, whose CPU and RSS are the ones
     # that grow: wait for it.

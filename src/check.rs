@@ -5,11 +5,14 @@
 //! error at the `bind` value, exit 2 like any other. An address held by a SO_REUSEPORT socket
 //! of this user (a running ringlb, which `check` is the dry run of a reload for) is not an
 //! error, only a warning: `run` would refuse it, a reload of that process would not.
+//!
+//! With the binds it also says which I/O driver `run` would use on this host and why
+//! (`runtime.io`, the `RINGLB_IO` override, or for `auto` a probe of io_uring).
 
 use std::path::Path;
 
 use crate::config::{self, Config, ConfigError};
-use crate::engine::{bind_reason, try_bind, BindCheck};
+use crate::engine::{bind_reason, choose_io, try_bind, BindCheck, IoChoice};
 
 /// A config that loaded and whose every bind can be opened.
 #[derive(Debug)]
@@ -17,6 +20,22 @@ pub struct Checked {
     pub config: Config,
     /// One line each, for the operator (without a "warning: " prefix).
     pub warnings: Vec<String>,
+    /// The I/O driver `run` would use here, and why (None with the binds not checked: a
+    /// config meant for another host).
+    pub io: Option<IoChoice>,
+}
+
+impl Checked {
+    /// The `io:` line of the summary.
+    pub fn io_line(&self) -> String {
+        match &self.io {
+            Some(choice) => format!("io: {choice}"),
+            None => format!(
+                "io: runtime.io = {:?} (not probed: --no-bind)",
+                self.config.runtime.io.as_str()
+            ),
+        }
+    }
 }
 
 /// Loads the config at `path` and, with `binds`, tries every bind it names.
@@ -34,5 +53,20 @@ pub fn check(path: &Path, binds: bool) -> Result<Checked, ConfigError> {
             Err(e) => return Err(site.error(&bind_reason(site.addr, &e))),
         }
     }
-    Ok(Checked { config, warnings })
+    let io = if binds {
+        match choose_io(&config.runtime) {
+            Ok(choice) => Some(choice),
+            Err(e) => {
+                warnings.push(e.to_string());
+                None
+            }
+        }
+    } else {
+        None
+    };
+    Ok(Checked {
+        config,
+        warnings,
+        io,
+    })
 }

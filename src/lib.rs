@@ -1,7 +1,9 @@
-//! ringlb: a Layer-4 TCP/WebSocket connection balancer for GPU inference fleets, on io_uring.
+//! ringlb: a Layer-4 TCP/WebSocket connection balancer for GPU inference fleets, on io_uring
+//! (or epoll where io_uring is blocked).
 //!
 //! The tree follows the architecture:
-//! - [`engine`]: thread-per-core workers, each with one io_uring ring, relaying bytes unchanged;
+//! - [`engine`]: thread-per-core workers, each with one I/O driver (io_uring, or epoll),
+//!   relaying bytes unchanged;
 //! - [`balance`]: the backend table shared by all workers, and one file per strategy;
 //! - [`config`]: the TOML config, parsed into typed, validated values;
 //! - [`check`]: `ringlb check`: the config, then every address it names, tried once;
@@ -16,7 +18,8 @@
 //! - [`tools`]: everything that is not the balancer itself — the mock fleet, the demo, the load
 //!   tool and the bench report; `engine` and `balance` never depend on it.
 //!
-//! `unsafe` is denied everywhere except the ring and buffer layer (`engine::uring`) and the
+//! `unsafe` is denied everywhere except the I/O drivers and their buffer layer (`engine::uring`,
+//! `engine::epoll`) and the
 //! one adoption of a descriptor received over SCM_RIGHTS (`process::handover::wire`).
 #![deny(unsafe_code)]
 

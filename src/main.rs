@@ -22,7 +22,7 @@ const EXIT_CONFIG: u8 = 2;
 #[command(
     name = "ringlb",
     version,
-    about = "Layer-4 TCP/WebSocket balancer for GPU inference fleets, on io_uring"
+    about = "Layer-4 TCP/WebSocket balancer for GPU inference fleets, on io_uring (or epoll)"
 )]
 struct Cli {
     /// Log filter (tracing env-filter syntax); RUST_LOG overrides it.
@@ -136,7 +136,8 @@ fn main() -> ExitCode {
                     eprintln!("warning: {w}");
                 }
                 println!("{}: ok", config.display());
-                println!("{}", checked.config.summary());
+                print!("{}", checked.config.summary());
+                println!("{}", checked.io_line());
                 ExitCode::SUCCESS
             }
             Err(e) => {

@@ -95,6 +95,19 @@ fn post(r: &Running, path: &str, body: &str) -> Reply {
     http(r.admin.addr(), "POST", path, None, body)
 }
 
+/// The driver this run's engine uses: epoll when the suite runs with RINGLB_IO=epoll (or the
+/// host has no io_uring), else io_uring.
+fn expected_driver() -> &'static str {
+    let cfg = ringlb::config::parse(
+        "[[listener]]\nname = \"l\"\nbind = \"127.0.0.1:0\"\npool = \"p\"\n\
+         [[pool]]\nname = \"p\"\n[[pool.backend]]\naddr = \"127.0.0.1:9\"\n",
+        "probe.toml",
+    )
+    .expect("config");
+    let choice = ringlb::engine::choose_io(&cfg.runtime).expect("an I/O driver");
+    choice.driver.as_str()
+}
+
 fn status_json(r: &Running) -> serde_json::Value {
     let reply = get(r, "/status");
     assert_eq!(reply.status, 200, "{}", reply.body);
@@ -170,6 +183,7 @@ fn values(s: &Scrape, metric: &str) -> Vec<(HashMap<String, String>, f64)> {
             };
             let labels = [
                 "pool", "backend", "worker", "state", "version", "listener", "reason", "kind",
+                "driver",
             ]
             .iter()
             .filter_map(|k| x.labels.get(k).map(|v| (k.to_string(), v.to_string())))
@@ -330,6 +344,12 @@ fn metrics_and_status_match_the_traffic() {
         .map(|s| matches!(s.value, Value::Counter(_)))
         .collect();
     assert!(types.iter().all(|c| *c), "completed is a counter");
+    let io = values(&m, "ringlb_io_driver");
+    assert_eq!(io.len(), 1);
+    assert_eq!(
+        io[0].0.get("driver").map(String::as_str),
+        Some(expected_driver())
+    );
     let version = values(&m, "ringlb_build_info");
     assert_eq!(
         version[0].0.get("version").map(String::as_str),
@@ -351,6 +371,11 @@ fn metrics_and_status_match_the_traffic() {
     assert_eq!(sum(&m, "ringlb_config_hash"), hash);
     assert_eq!(s["totals"]["completed"], 5);
     assert_eq!(s["workers"].as_array().unwrap().len(), 2);
+    assert_eq!(s["io"]["driver"], expected_driver());
+    assert!(
+        s["io"]["reason"].as_str().is_some_and(|r| !r.is_empty()),
+        "{s}"
+    );
     assert_eq!(s["listeners"][0]["name"], "test");
     assert_eq!(s["listeners"][0]["pool"], "p");
     let pool = &s["pools"][0];

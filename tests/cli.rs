@@ -74,7 +74,15 @@ fn check_prints_a_summary() {
     let f = write_config(GOOD);
     let out = bin().arg("check").arg("-c").arg(&f.0).output().unwrap();
     assert_eq!(out.status.code(), Some(0));
-    assert!(String::from_utf8_lossy(&out.stdout).contains("127.0.0.1:9001"));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("127.0.0.1:9001"));
+    // Which driver `run` would use here, and why (this host has io_uring, or the test runs
+    // with RINGLB_IO=epoll).
+    let io = stdout.lines().last().unwrap_or_default();
+    assert!(
+        io.starts_with("io: io_uring (") || io.starts_with("io: epoll ("),
+        "{stdout}"
+    );
 }
 
 #[test]

@@ -196,6 +196,12 @@ fn process(e: &mut Exposition, s: &Sample) {
         &[("version", env!("CARGO_PKG_VERSION"))],
         1.0,
     );
+    e.family(
+        "ringlb_io_driver",
+        "Always 1; the I/O driver the workers run on (io_uring or epoll) in a label.",
+        Kind::Gauge,
+    );
+    e.sample("ringlb_io_driver", &[("driver", s.io.driver.as_str())], 1.0);
     let hash = u64::from_str_radix(&s.config.digest, 16).unwrap_or(0);
     e.family(
         "ringlb_config_hash",

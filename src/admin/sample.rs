@@ -26,6 +26,8 @@ pub(super) struct Sample {
     pub started_unix_s: f64,
     /// (name, bound address, pool name) per listener.
     pub listeners: Vec<(String, String, String)>,
+    /// The I/O driver the workers run on, and why.
+    pub io: crate::engine::IoChoice,
 }
 
 pub(super) struct PoolSample {
@@ -114,6 +116,7 @@ impl Sample {
             reload_failures,
             started_unix_s: state.started_unix_s(),
             listeners,
+            io: observer.io().clone(),
             config,
         }
     }

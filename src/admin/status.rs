@@ -1,7 +1,7 @@
 //! `GET /status`: the same [`Sample`] as `/metrics`, as JSON for scripts and the status page.
 //!
 //! Shape: `{version, config_digest, uptime_s, admitted, max_connections, reloads,
-//! reload_failures, listeners: [{name, addr, pool}], pools: [{name, balance, queue_size,
+//! reload_failures, io: {driver, reason}, listeners: [{name, addr, pool}], pools: [{name, balance, queue_size,
 //! queue_length, queue_dispatched, backends: [...]}], workers: [{id, ...counters}], totals}`.
 //! Fields may be added; none is renamed or removed (scripts and the page rely on them).
 
@@ -23,10 +23,18 @@ struct Status<'a> {
     max_connections: u32,
     reloads: u64,
     reload_failures: u64,
+    io: Io<'a>,
     listeners: Vec<Listener<'a>>,
     pools: Vec<Pool<'a>>,
     workers: Vec<Value>,
     totals: Value,
+}
+
+/// The I/O driver: "io_uring" or "epoll", and why (config, override, or the probe's finding).
+#[derive(Serialize)]
+struct Io<'a> {
+    driver: &'static str,
+    reason: &'a str,
 }
 
 #[derive(Serialize)]
@@ -148,6 +156,10 @@ pub(super) fn render(s: &Sample) -> String {
         max_connections: s.max_connections,
         reloads: s.reloads,
         reload_failures: s.reload_failures,
+        io: Io {
+            driver: s.io.driver.as_str(),
+            reason: &s.io.reason,
+        },
         listeners: s
             .listeners
             .iter()

@@ -16,6 +16,7 @@ mod error;
 mod failover;
 mod handover;
 mod health;
+mod io;
 mod limits;
 mod overflow;
 mod pools;
@@ -39,6 +40,7 @@ pub use health::{
     DEFAULT_PASSIVE_BACKOFF, DEFAULT_PASSIVE_BACKOFF_MAX, DEFAULT_PASSIVE_FAILURES, DEFAULT_RISE,
     MAX_PASSIVE_FAILURES, MAX_RISE_FALL, MIN_CHECK_INTERVAL,
 };
+pub use io::IoMode;
 pub use limits::*;
 pub use size::format_size;
 
@@ -82,8 +84,11 @@ pub struct Admin {
 /// Process-wide engine settings (`[runtime]`).
 #[derive(Clone, Debug)]
 pub struct Runtime {
-    /// Worker threads, one io_uring ring each; a configured 0 is resolved to the CPU count.
+    /// Worker threads, one io_uring ring (or epoll instance) each; a configured 0 is resolved
+    /// to the CPU count.
     pub workers: usize,
+    /// Which I/O driver the workers use (`auto`: io_uring where the host allows it).
+    pub io: IoMode,
     /// Pin worker i to CPU i; failure to pin is logged, never fatal.
     pub pin_workers: bool,
     /// Submission queue entries per ring; a power of two.

@@ -46,6 +46,7 @@ pub(super) struct RawRuntime {
     pub shutdown_timeout: Option<Spanned<RawDuration>>,
     pub handover_socket: Option<Spanned<String>>,
     pub peek_memory_max: Option<Spanned<RawSize>>,
+    pub io: Option<Spanned<String>>,
 }
 
 /// One `[[listener]]`.

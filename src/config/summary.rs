@@ -31,8 +31,9 @@ impl Config {
         };
         let _ = writeln!(
             out,
-            "runtime: ring_entries {}, buffer_size {} B, buffer_count {}, max_unsent {} B, \
-             max_connections {max}, peek_memory_max {}",
+            "runtime: io {}, ring_entries {}, buffer_size {} B, buffer_count {}, \
+             max_unsent {} B, max_connections {max}, peek_memory_max {}",
+            r.io,
             r.ring_entries,
             r.buffer_size,
             r.buffer_count,

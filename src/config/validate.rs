@@ -9,6 +9,7 @@ use super::admin::validate_admin;
 use super::checks::Checker;
 use super::error::{ConfigError, Locator};
 use super::handover::validate_handover_socket;
+use super::io::validate_io;
 use super::limits::*;
 use super::pools::validate_pool;
 use super::raw::{RawConfig, RawListener, RawRuntime};
@@ -198,6 +199,7 @@ fn validate_runtime(check: &Checker, raw: Option<&RawRuntime>) -> Result<Runtime
         shutdown_timeout: None,
         handover_socket: None,
         peek_memory_max: None,
+        io: None,
     };
     let r = raw.unwrap_or(&empty);
     let ctx = "runtime";
@@ -256,7 +258,9 @@ fn validate_runtime(check: &Checker, raw: Option<&RawRuntime>) -> Result<Runtime
         (MIN_PEEK_MAX, MAX_PEEK_MEMORY_MAX),
         DEFAULT_PEEK_MEMORY_MAX,
     )?;
+    let io = validate_io(check, &r.io)?;
     Ok(Runtime {
+        io,
         handover_socket,
         peek_memory_max,
         max_connections,

@@ -7,9 +7,9 @@
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::sync::atomic::Ordering;
 
+use super::driver::Completion;
 use super::socket;
 use super::token::{self, Op};
-use super::uring::Completion;
 use super::worker::{Accept, Worker, ACCEPT_RETRY_MS, MAX_PARKED};
 
 impl Worker {

@@ -1,10 +1,11 @@
-//! The data plane: thread-per-core workers, each with one io_uring ring, its own SO_REUSEPORT
+//! The data plane: thread-per-core workers, each with one I/O driver (an io_uring ring, or
+//! epoll where io_uring is blocked: see `driver` and `io_choice`), its own SO_REUSEPORT
 //! listening sockets and a slab of connections, relaying bytes unchanged between clients and
 //! the backends the shared table picks.
 //!
 //! [`Server::start`] sets everything up and returns once every worker's ring is ready (or the
 //! first reason it could not be). The engine must never take a lock on the per-connection path
-//! and never hold `unsafe` outside `uring`.
+//! and never hold `unsafe` outside the drivers (`uring`, `epoll`).
 
 mod accept;
 mod access;
@@ -15,7 +16,10 @@ mod conn;
 mod connect;
 mod deadlines;
 mod drain;
+mod driver;
+mod epoll;
 mod handover;
+mod io_choice;
 mod limits;
 mod mailbox;
 mod observe;
@@ -43,7 +47,9 @@ mod tests;
 use std::net::SocketAddr;
 
 pub use bind::{bind_reason, try_bind, BindCheck, StartOptions};
+pub use epoll::EpollError;
 pub use handover::{EngineHandover, InheritedListener, LendError, LentListener};
+pub use io_choice::{choose as choose_io, IoChoice, IoDriver, IO_ENV};
 pub use limits::raise_nofile;
 pub use observe::{Observer, WaitSnapshot, WAIT_BUCKETS_US};
 pub use policy::{table_spec, Policy, PoolPolicy};
@@ -58,6 +64,10 @@ pub use uring::{UringError, SPILL_BLOCK};
 pub enum EngineError {
     #[error("{0}")]
     Uring(#[from] UringError),
+    #[error("{0}")]
+    Epoll(#[from] EpollError),
+    #[error("{IO_ENV}={0:?} is not an I/O driver: use \"auto\", \"io_uring\" or \"epoll\"")]
+    IoOverride(String),
     /// A listener's address cannot be bound (in use, no permission, not this host's): nothing
     /// was started.
     #[error("listener {name:?}: cannot listen on {addr}: {}", bind_reason(*addr, error))]
@@ -74,6 +84,15 @@ pub enum EngineError {
     WorkerPanicked(usize),
     #[error("worker {0} exited before it was ready")]
     WorkerLost(usize),
+}
+
+impl From<driver::DriverError> for EngineError {
+    fn from(e: driver::DriverError) -> EngineError {
+        match e {
+            driver::DriverError::Uring(e) => EngineError::Uring(e),
+            driver::DriverError::Epoll(e) => EngineError::Epoll(e),
+        }
+    }
 }
 
 impl EngineError {

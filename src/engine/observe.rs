@@ -113,9 +113,15 @@ pub struct Observer {
     pub(super) admission: Arc<Admission>,
     pub(super) listeners: Arc<ListenerBook>,
     pub(super) max_connections: u32,
+    pub(super) io: Arc<super::IoChoice>,
 }
 
 impl Observer {
+    /// The I/O driver the workers run on, and why.
+    pub fn io(&self) -> &super::IoChoice {
+        &self.io
+    }
+
     /// The table every worker picks from (the admin side stores rebuilt ones here).
     pub fn table(&self) -> &Arc<SharedTable> {
         &self.table

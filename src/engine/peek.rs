@@ -16,8 +16,8 @@ use crate::balance::CloseReason;
 use crate::route::{encode_v1, encode_v2, Peek, ProxyVersion, Reason, Routes, Verdict};
 
 use super::conn::{Phase, Recv};
+use super::driver::Completion;
 use super::token::{self, Op, Side};
-use super::uring::Completion;
 use super::worker::Worker;
 
 /// Waiting clients let in to read each time peek memory is given back.

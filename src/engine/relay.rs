@@ -14,10 +14,11 @@ use std::sync::atomic::Ordering;
 use crate::balance::CloseReason;
 
 use super::conn::{Mem, Phase, Recv, RecvPlan, Send, Shut, Watch};
+use super::driver::Completion;
 use super::replay::EarlyFailure;
 use super::socket;
 use super::token::{self, Op, Side};
-use super::uring::{Completion, SPILL_BLOCK};
+use super::uring::SPILL_BLOCK;
 use super::worker::Worker;
 
 pub(super) const SIDES: [Side; 2] = [Side::Client, Side::Backend];

@@ -1,7 +1,8 @@
 //! Starting and supervising the workers: bind every listener (see `bind`: port 0 is resolved
 //! once, then shared by all workers; a fixed port another process holds is refused), size the connection limit to the descriptors the process may open,
 //! build the backend table and the engine policy, start one thread per worker and wait until
-//! each ring is ready (or return the first reason one could not be).
+//! each driver is ready (or return the first reason one could not be). The I/O driver (io_uring,
+//! or epoll where io_uring cannot be used) is chosen once, before the first worker starts.
 //!
 //! Supervision: every worker reports when it exits. The first one that fails (its ring could
 //! not be trusted) or panics stops all the others, and [`Server::join`] returns its error, so
@@ -22,6 +23,7 @@ use super::admit::Admission;
 use super::bind::{self, StartOptions};
 use super::drain::Control;
 use super::handover::{Armed, EngineHandover};
+use super::io_choice::{self, IoChoice};
 use super::limits;
 use super::mailbox::Mailbox;
 use super::observe::ListenerBook;
@@ -31,7 +33,7 @@ use super::queue::QueueShared;
 use super::reload::{EngineReload, POOL_HEADROOM};
 use super::stats::{StatsSnapshot, WorkerStats};
 use super::time::Clock;
-use super::uring::{self, Waker};
+use super::uring::Waker;
 use super::worker::{Worker, WorkerParts};
 use super::EngineError;
 
@@ -54,6 +56,7 @@ pub struct Server {
     mailbox: Arc<Mailbox>,
     workers: usize,
     armed: Arc<Armed>,
+    io: Arc<IoChoice>,
     #[cfg(test)]
     pub(super) faults: Vec<Arc<std::sync::atomic::AtomicU8>>,
 }
@@ -85,6 +88,10 @@ impl Server {
             probe_ports,
             inherited,
         } = options;
+        let io = Arc::new(io_choice::choose(&config.runtime)?);
+        if io.fallback {
+            tracing::warn!(io = %io.driver, reason = %io.reason, "io_uring unavailable; running on epoll");
+        }
         let registry = Arc::new(Registry::new());
         let table = Arc::new(SharedTable::new(Table::build(
             &table_spec(config),
@@ -118,7 +125,7 @@ impl Server {
                 ready_tx.clone(),
                 exit_tx.clone(),
             );
-            let (mailbox_w, armed_w) = (mailbox.clone(), armed.clone());
+            let (mailbox_w, armed_w, io_w) = (mailbox.clone(), armed.clone(), io.clone());
             let (rt, policy, queues, admission, clock) = (
                 rt.clone(),
                 policy.clone(),
@@ -138,14 +145,13 @@ impl Server {
                     if rt.pin_workers {
                         pin_to_core(id);
                     }
-                    let ring =
-                        match uring::Ring::new(rt.ring_entries, rt.buffer_count, rt.buffer_size) {
-                            Ok(r) => r,
-                            Err(e) => {
-                                let _ = ready.send(Err(e));
-                                return;
-                            }
-                        };
+                    let ring = match io_w.build(&rt) {
+                        Ok(r) => r,
+                        Err(e) => {
+                            let _ = ready.send(Err(e));
+                            return;
+                        }
+                    };
                     let _ = ready.send(Ok((id, ring.waker())));
                     drop(ready);
                     let parts = WorkerParts {
@@ -197,6 +203,7 @@ impl Server {
             mailbox,
             workers,
             armed,
+            io: io.clone(),
             #[cfg(test)]
             faults,
         };
@@ -210,7 +217,7 @@ impl Server {
                 }
                 Ok(Err(e)) => {
                     server.stop_workers();
-                    return Err(e.into());
+                    return Err(e);
                 }
                 Err(_) => {
                     server.stop_workers();
@@ -224,7 +231,14 @@ impl Server {
             .wakers
             .set(by_id.into_iter().map(|(_, w)| w).collect());
         server.queues = queues;
-        tracing::info!(workers, max_connections, listeners = ?server.listeners.snapshot(), "ringlb started");
+        tracing::info!(
+            workers,
+            max_connections,
+            io = %io.driver,
+            io_reason = %io.reason,
+            listeners = ?server.listeners.snapshot(),
+            "ringlb started"
+        );
         Ok(server)
     }
 
@@ -236,6 +250,11 @@ impl Server {
     /// Listeners accepting now (those a reload added included), with their addresses.
     pub fn listeners(&self) -> Vec<(String, SocketAddr)> {
         self.listeners.snapshot()
+    }
+
+    /// The I/O driver the workers run on, and why.
+    pub fn io(&self) -> &IoChoice {
+        &self.io
     }
 
     /// The backend table every worker picks from.
@@ -285,6 +304,7 @@ impl Server {
             admission: self.admission.clone(),
             listeners: self.listeners.clone(),
             max_connections: self.max_connections,
+            io: self.io.clone(),
         }
     }
 

@@ -21,6 +21,7 @@ use crate::balance::{CloseReason, TableCache};
 use super::admit::Admission;
 use super::conn::{Conn, Recv};
 use super::drain::Control;
+use super::driver::{Completion, DriverError, Ring};
 use super::mailbox::{Mail, Mailbox};
 use super::policy::Policy;
 use super::queue::{LocalQueues, QueueShared};
@@ -29,7 +30,7 @@ use super::stats::WorkerStats;
 use super::time::Clock;
 use super::timer::Timers;
 use super::token::{self, Op, Side};
-use super::uring::{Completion, Ring, UringError};
+use super::uring::UringError;
 use super::EngineError;
 
 /// Longest wait in the kernel without a reason to wake: a bound on how stale `now` can get
@@ -286,10 +287,11 @@ impl Worker {
 
     /// The ring cannot be trusted: ops may be in flight that will never be accounted for, so
     /// their memory is leaked rather than freed, and the worker stops with the reason.
-    fn fail(&mut self, e: UringError) -> EngineError {
+    fn fail(&mut self, e: impl Into<DriverError>) -> EngineError {
+        let e = e.into();
         tracing::error!(worker = self.id, error = %e, "worker stops");
         self.ring.leak_buffers();
-        EngineError::Uring(e)
+        e.into()
     }
 
     fn tick(&mut self) {

@@ -42,19 +42,29 @@ pub fn temp_dir(tag: &str) -> PathBuf {
 impl Proc {
     /// Writes `config` and starts `ringlb run -c FILE` (extra `args` after), log at `info`.
     pub fn run(tag: &str, config: &str, args: &[&str]) -> Proc {
+        Self::run_with(tag, config, args, |_| {})
+    }
+
+    /// [`Proc::run`] with the command adjusted by `setup` first (environment, a pre-exec hook).
+    pub fn run_with(
+        tag: &str,
+        config: &str,
+        args: &[&str],
+        setup: impl FnOnce(&mut Command),
+    ) -> Proc {
         let dir = temp_dir(tag);
         let path = dir.join("ringlb.toml");
         std::fs::write(&path, config).unwrap();
-        let mut child = Command::new(env!("CARGO_BIN_EXE_ringlb"))
-            .args(["run", "-c"])
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_ringlb"));
+        cmd.args(["run", "-c"])
             .arg(&path)
             .args(args)
             .env("NO_COLOR", "1")
             .env_remove("RUST_LOG")
             .stderr(Stdio::piped())
-            .stdout(Stdio::null())
-            .spawn()
-            .expect("ringlb runs");
+            .stdout(Stdio::null());
+        setup(&mut cmd);
+        let mut child = cmd.spawn().expect("ringlb runs");
         let stderr = child.stderr.take().unwrap();
         let log = Arc::new((Mutex::new(Log::default()), Condvar::new()));
         let follow = log.clone();

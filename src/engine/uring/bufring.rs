@@ -37,6 +37,9 @@ pub struct BufRing {
     /// Our copy of the tail; published to the kernel by [`BufRing::publish`].
     tail: u16,
     published: u16,
+    /// The epoll driver's copy of the kernel's head: the next ring entry it fills (unused with
+    /// io_uring, where the kernel keeps its own).
+    head: u16,
     bgid: u16,
     /// Buffers in the ring: the kernel may fill them.
     stocked: u32,
@@ -81,6 +84,7 @@ impl BufRing {
             mask: (count - 1) as u16,
             tail: 0,
             published: 0,
+            head: 0,
             bgid,
             stocked: 0,
             out: 0,
@@ -148,6 +152,26 @@ impl BufRing {
         let at = (bid as usize & self.mask as usize) * self.size as usize + offset as usize;
         // SAFETY: `at` is within the data mapping (bid < count, offset <= size).
         unsafe { self.data.as_ptr().add(at) }
+    }
+
+    /// epoll driver only (it plays the kernel's part): the buffer the next receive fills, if
+    /// the ring has one. It stays in the ring until [`BufRing::consume`].
+    pub fn next_free(&self) -> Option<u16> {
+        if self.head == self.tail {
+            return None;
+        }
+        let slot = (self.head & self.mask) as usize;
+        // SAFETY: `slot < count`, inside the entries mapping; entries are written only by this
+        // thread (`provide`), never between `head` and `tail`.
+        Some(unsafe { (*self.entries.as_ptr().cast::<BufRingEntry>().add(slot)).bid() })
+    }
+
+    /// epoll driver only: the buffer [`BufRing::next_free`] named was filled and leaves the
+    /// ring (its completion reports it, and the worker calls `taken`).
+    pub fn consume(&mut self) {
+        if self.head != self.tail {
+            self.head = self.head.wrapping_add(1);
+        }
     }
 
     /// Gives buffer `bid` back: into the ring if it is below its target, else to the reserve.
@@ -265,64 +289,5 @@ impl Drop for BufRing {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_ring_is_stocked_as_needed_and_cold_buffers_are_given_back() {
-        let mut r = BufRing::new(64, 4096, 0).unwrap();
-        assert_eq!(
-            (r.available(), r.in_use(), r.warm()),
-            (32, 0, 32),
-            "32 stocked"
-        );
-        for bid in 0..32 {
-            r.taken(bid);
-        }
-        assert_eq!(r.available(), 0, "the kernel took the whole stock");
-        assert!(r.grow(), "the reserve restocks the ring");
-        assert_eq!((r.available(), r.warm()), (32, 64));
-        for bid in 0..32 {
-            r.recycle(bid);
-        }
-        assert_eq!(
-            (r.available(), r.in_use()),
-            (64, 0),
-            "below target: back in the ring"
-        );
-        assert!(!r.grow(), "nothing left to add");
-        r.trim(false);
-        r.trim(false);
-        // Demand fell to nothing: the target is back at the minimum, so buffers the kernel
-        // hands back now go to the reserve, and the reserve's cold ones are discarded.
-        for bid in 0..40 {
-            r.taken(bid);
-        }
-        for bid in 0..40 {
-            r.recycle(bid);
-        }
-        assert_eq!(r.available(), 32, "refilled only up to the target");
-        assert_eq!(r.warm(), 64);
-        r.trim(false);
-        assert_eq!(
-            r.warm(),
-            64 - (32 - KEEP_HOT as u32),
-            "all but the hot few discarded"
-        );
-        r.trim(true);
-        assert_eq!(
-            r.available(),
-            32,
-            "discarding never takes a buffer out of the ring"
-        );
-    }
-
-    #[test]
-    fn a_ring_smaller_than_the_minimum_stock_is_stocked_whole() {
-        let mut r = BufRing::new(16, 4096, 0).unwrap();
-        assert_eq!(r.available(), 16);
-        r.trim(true);
-        assert!(!r.grow());
-        assert_eq!(r.available(), 16);
-    }
-}
+#[path = "bufring_tests.rs"]
+mod tests;

@@ -31,23 +31,25 @@ pub enum UringError {
         needed: &'static str,
     },
     #[error(
-        "io_uring setup ran out of locked memory (RLIMIT_MEMLOCK): {source}; fix: raise the \
+        "io_uring setup ran out of locked memory (RLIMIT_MEMLOCK): {error}; fix: raise the \
          limit (`ulimit -l`, LimitMEMLOCK= in systemd) or lower runtime.ring_entries"
     )]
-    MemLock { source: io::Error },
-    #[error("io_uring setup failed: {what}: {source}")]
+    // The io::Errors below are fields, not `source()`s: their text is already in the message,
+    // and a printer that walks the source chain would show the reason twice.
+    MemLock { error: io::Error },
+    #[error("io_uring setup failed: {what}: {error}")]
     Setup {
         what: &'static str,
-        source: io::Error,
+        error: io::Error,
     },
     #[error(
-        "cannot register the provided buffer ring ({count} x {size} bytes): {source}; fix: raise \
+        "cannot register the provided buffer ring ({count} x {size} bytes): {error}; fix: raise \
          RLIMIT_MEMLOCK or lower runtime.buffer_count / runtime.buffer_size"
     )]
     RegisterBufRing {
         count: u32,
         size: u32,
-        source: io::Error,
+        error: io::Error,
     },
     #[error("buffer ring: {reason}")]
     BufRing { reason: String },
@@ -71,10 +73,10 @@ impl UringError {
                 _ => UringError::Forbidden,
             },
             Some(libc::ENOSYS) => UringError::NoKernelSupport,
-            Some(libc::ENOMEM) => UringError::MemLock { source: e },
+            Some(libc::ENOMEM) => UringError::MemLock { error: e },
             _ => UringError::Setup {
                 what: "io_uring_setup",
-                source: e,
+                error: e,
             },
         }
     }
@@ -89,7 +91,7 @@ impl UringError {
         UringError::RegisterBufRing {
             count,
             size,
-            source: e,
+            error: e,
         }
     }
 }
@@ -122,9 +124,9 @@ pub(super) fn probe_ops(uring: &IoUring) -> Result<(), UringError> {
     uring
         .submitter()
         .register_probe(&mut probe)
-        .map_err(|source| UringError::Setup {
+        .map_err(|error| UringError::Setup {
             what: "register_probe",
-            source,
+            error,
         })?;
     let needed = [
         (opcode::Accept::CODE, "accept"),
@@ -164,6 +166,8 @@ mod tests {
         assert!(matches!(enosys, UringError::NoKernelSupport));
         let enomem = UringError::from_setup(io::Error::from_raw_os_error(libc::ENOMEM));
         assert!(enomem.to_string().contains("ulimit -l"), "{enomem}");
+        // The reason is in the message only: a chain printer must not repeat it.
+        assert!(std::error::Error::source(&enomem).is_none());
         let eperm = UringError::from_setup(io::Error::from_raw_os_error(libc::EPERM)).to_string();
         // Which of the two depends on this host's sysctl; both must say what to do.
         assert!(

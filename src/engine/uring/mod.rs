@@ -1,14 +1,17 @@
-//! The ring and buffer layer (and the few raw syscalls the engine needs): the only place in
-//! ringlb with `unsafe` code.
+//! The io_uring driver, and the buffer layer both drivers share (receive buffers, spill
+//! blocks, the wake-up eventfd, the few raw syscalls the engine needs): with `epoll`, the only
+//! places in the engine with `unsafe` code.
 //!
 //! It wraps one io_uring instance and its provided buffer ring behind a safe interface of the
-//! few operations the relay needs. Every pointer handed to the kernel is either owned by this
+//! few operations the relay needs (`driver::Ring` puts it or the epoll driver in front of the
+//! worker). Every pointer handed to the kernel is either owned by this
 //! module for as long as the kernel may use it (buffers, the wake-up counter) or copied by the
 //! kernel during submission (socket addresses, kept in a scratch list until the turn's submit).
 //! It must never free memory an in-flight operation may still touch.
 #![allow(unsafe_code)]
 
 mod bufring;
+mod copy;
 mod error;
 mod mapping;
 mod spill;
@@ -21,38 +24,16 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use io_uring::types::{CancelBuilder, Fd, SubmitArgs, Timespec};
-use io_uring::{cqueue, opcode, squeue, IoUring};
+use io_uring::{opcode, squeue, IoUring};
 use socket2::SockAddr;
 
+use super::driver::Completion;
+
 pub use bufring::BufRing;
+pub use copy::{copy_from_buffer, copy_into_spill, copy_to_spill};
 pub use error::UringError;
 pub use spill::{SpillPool, BLOCK as SPILL_BLOCK};
 pub use sys::{nofile, set_nofile_soft, tcp_bytes_acked};
-
-/// One completion, copied out of the completion queue so handlers may submit freely.
-#[derive(Clone, Copy, Debug)]
-pub struct Completion {
-    pub user_data: u64,
-    pub result: i32,
-    pub flags: u32,
-}
-
-impl Completion {
-    /// True if a multishot op will post more completions.
-    pub fn more(&self) -> bool {
-        cqueue::more(self.flags)
-    }
-
-    /// A recv left more bytes waiting in the socket.
-    pub fn sock_nonempty(&self) -> bool {
-        cqueue::sock_nonempty(self.flags)
-    }
-
-    /// The provided buffer this completion filled, if any.
-    pub fn buffer(&self) -> Option<u16> {
-        cqueue::buffer_select(self.flags)
-    }
-}
 
 /// Wakes a worker blocked in its ring from another thread (eventfd read by the ring).
 #[derive(Clone)]
@@ -61,6 +42,23 @@ pub struct Waker {
 }
 
 impl Waker {
+    /// A fresh non-blocking eventfd.
+    pub fn new() -> io::Result<Waker> {
+        // SAFETY: plain eventfd(2) call; the returned fd is checked and then owned.
+        let efd = unsafe { libc::eventfd(0, libc::EFD_CLOEXEC | libc::EFD_NONBLOCK) };
+        if efd < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        // SAFETY: `efd` is a fresh, valid fd that nothing else owns.
+        let fd = Arc::new(unsafe { OwnedFd::from_raw_fd(efd) });
+        Ok(Waker { fd })
+    }
+
+    /// The eventfd a driver reads (never closed while the worker runs: the waker holds it).
+    pub fn raw_fd(&self) -> RawFd {
+        self.fd.as_raw_fd()
+    }
+
     pub fn wake(&self) {
         let one: u64 = 1;
         // SAFETY: writes 8 bytes from a live u64 to an eventfd we own; a failure (counter
@@ -104,21 +102,15 @@ impl Ring {
         error::probe_ops(&uring)?;
         let bufs = BufRing::new(buffer_count, buffer_size, 0)?;
         bufs.register(&uring)?;
-        // SAFETY: plain eventfd(2) call; the returned fd is checked and then owned.
-        let efd = unsafe { libc::eventfd(0, libc::EFD_CLOEXEC | libc::EFD_NONBLOCK) };
-        if efd < 0 {
-            return Err(UringError::Setup {
-                what: "eventfd",
-                source: io::Error::last_os_error(),
-            });
-        }
-        // SAFETY: `efd` is a fresh, valid fd that nothing else owns.
-        let fd = Arc::new(unsafe { OwnedFd::from_raw_fd(efd) });
+        let waker = Waker::new().map_err(|error| UringError::Setup {
+            what: "eventfd",
+            error,
+        })?;
         Ok(Ring {
             uring,
             bufs,
             spill: SpillPool::default(),
-            waker: Waker { fd },
+            waker,
             wake_buf: Box::new(0),
             addrs: Vec::new(),
             backlog: Vec::with_capacity(1024),
@@ -244,61 +236,6 @@ impl Ring {
             .build()
             .user_data(user_data);
         self.push(e);
-        true
-    }
-
-    /// Copies `len` bytes from receive buffer `bid` at `from` into spill block `id` at `to`.
-    /// Both are owned by the worker (the buffer was handed out, the block taken) and no op
-    /// writes to either range. False if the ranges do not fit (nothing is copied).
-    pub fn copy_to_spill(&mut self, bid: u16, from: u32, id: u32, to: u32, len: u32) -> bool {
-        let fits = from
-            .checked_add(len)
-            .is_some_and(|end| end <= self.bufs.buffer_size())
-            && to.checked_add(len).is_some_and(|end| end <= SPILL_BLOCK);
-        let Some(dst) = self.spill.addr(id, to).filter(|_| fits) else {
-            return false;
-        };
-        let src = self.bufs.addr(bid, from);
-        // SAFETY: both ranges are in bounds (checked above) and belong to different mappings,
-        // so they cannot overlap; the buffer was handed to the worker by a completion and is
-        // not in the ring, so the kernel does not write it; a pending send of the block reads
-        // only bytes before `to` (the block's queued range ends where appends start).
-        unsafe { std::ptr::copy_nonoverlapping(src, dst, len as usize) };
-        true
-    }
-
-    /// Appends `len` bytes of receive buffer `bid` from `from` to `out`. The buffer was handed
-    /// to the worker by a completion. False if the range does not fit (nothing is copied).
-    pub fn copy_from_buffer(&self, bid: u16, from: u32, len: u32, out: &mut Vec<u8>) -> bool {
-        let fits = from
-            .checked_add(len)
-            .is_some_and(|end| end <= self.bufs.buffer_size());
-        if !fits {
-            return false;
-        }
-        let src = self.bufs.addr(bid, from);
-        // SAFETY: the range is within buffer `bid` (checked above); the buffer is out of the
-        // ring (a completion handed it to the worker), so the kernel does not write it while
-        // it is read here, and `out` is a separate allocation.
-        let bytes = unsafe { std::slice::from_raw_parts(src, len as usize) };
-        out.extend_from_slice(bytes);
-        true
-    }
-
-    /// Copies `src` into spill block `id` at `to`. False if it does not fit or the block is
-    /// not mapped (nothing is copied).
-    pub fn copy_into_spill(&mut self, src: &[u8], id: u32, to: u32) -> bool {
-        let fits = u32::try_from(src.len())
-            .ok()
-            .and_then(|n| to.checked_add(n))
-            .is_some_and(|end| end <= SPILL_BLOCK);
-        let Some(dst) = self.spill.addr(id, to).filter(|_| fits) else {
-            return false;
-        };
-        // SAFETY: the range is within the block (checked above); `src` is a worker-owned slice
-        // outside every mapping, so they cannot overlap; a pending send of the block reads
-        // only bytes before `to` (appends start where the queued range ends).
-        unsafe { std::ptr::copy_nonoverlapping(src.as_ptr(), dst, src.len()) };
         true
     }
 

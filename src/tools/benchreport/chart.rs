@@ -33,6 +33,7 @@ const SIZE: (u32, u32) = (1100, 540);
 fn color(t: Target) -> RGBColor {
     match t {
         Target::Ringlb => RGBColor(0xd9, 0x5f, 0x02),
+        Target::RinglbEpoll => RGBColor(0xe6, 0xab, 0x02),
         Target::Haproxy => RGBColor(0x1b, 0x9e, 0x77),
         Target::Nginx => RGBColor(0x75, 0x70, 0xb3),
         Target::Direct => RGBColor(0x66, 0x66, 0x66),

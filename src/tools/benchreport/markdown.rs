@@ -93,8 +93,9 @@ fn figures_section(md: &mut String, summary: &Summary, rounds: &str) {
     let _ = writeln!(
         md,
         "## Figures (median of {rounds} rounds)\n\n\
-         | workload | figure | better | direct | ringlb | HAProxy | NGINX | ringlb / HAProxy | NGINX / HAProxy |\n\
-         |---|---|---|---:|---:|---:|---:|---:|---:|"
+         | workload | figure | better | direct | ringlb | ringlb (epoll) | HAProxy | NGINX | \
+         ringlb / HAProxy | ringlb (epoll) / HAProxy | NGINX / HAProxy |\n\
+         |---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"
     );
     let mut marked = false;
     for metric in Metric::ALL {
@@ -124,11 +125,12 @@ fn figures_section(md: &mut String, summary: &Summary, rounds: &str) {
         };
         let _ = writeln!(
             md,
-            "| {} | {} | {better} | {} | {} | {} |",
+            "| {} | {} | {better} | {} | {} | {} | {} |",
             w.label(),
             metric.label(),
             cells.join(" | "),
             times(summary.ratio_vs_haproxy(metric, Target::Ringlb)),
+            times(summary.ratio_vs_haproxy(metric, Target::RinglbEpoll)),
             times(summary.ratio_vs_haproxy(metric, Target::Nginx)),
         );
     }

@@ -10,18 +10,26 @@ use serde::Deserialize;
 pub enum Target {
     Direct,
     Ringlb,
+    /// ringlb on its epoll driver (`RINGLB_IO=epoll`).
+    RinglbEpoll,
     Haproxy,
     Nginx,
 }
 
 impl Target {
-    pub const ALL: [Target; 4] = [
+    pub const ALL: [Target; 5] = [
         Target::Direct,
         Target::Ringlb,
+        Target::RinglbEpoll,
         Target::Haproxy,
         Target::Nginx,
     ];
-    pub const PROXIES: [Target; 3] = [Target::Ringlb, Target::Haproxy, Target::Nginx];
+    pub const PROXIES: [Target; 4] = [
+        Target::Ringlb,
+        Target::RinglbEpoll,
+        Target::Haproxy,
+        Target::Nginx,
+    ];
 
     pub fn parse(text: &str) -> Option<Target> {
         Target::ALL.into_iter().find(|t| t.key() == text)
@@ -32,6 +40,7 @@ impl Target {
         match self {
             Target::Direct => "direct",
             Target::Ringlb => "ringlb",
+            Target::RinglbEpoll => "ringlb-epoll",
             Target::Haproxy => "haproxy",
             Target::Nginx => "nginx",
         }
@@ -42,6 +51,7 @@ impl Target {
         match self {
             Target::Direct => "direct",
             Target::Ringlb => "ringlb",
+            Target::RinglbEpoll => "ringlb (epoll)",
             Target::Haproxy => "HAProxy",
             Target::Nginx => "NGINX",
         }

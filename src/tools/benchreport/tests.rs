@@ -180,7 +180,9 @@ fn markdown_shows_figures_ratios_verdicts_and_failures() {
     let md = markdown::render(&raw, &s, &evaluate_all(&s), 1);
     assert!(md.starts_with("# ringlb vs HAProxy vs NGINX, 2026-11-25"));
     assert!(
-        md.contains("| bulk | throughput, GB/s | higher | 1.00 | 0.800 | 0.600 | - | 1.33x | - |"),
+        md.contains(
+            "| bulk | throughput, GB/s | higher | 1.00 | 0.800 | - | 0.600 | - | 1.33x | - | - |"
+        ),
         "{md}"
     );
     assert!(

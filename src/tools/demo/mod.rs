@@ -129,6 +129,7 @@ pub fn demo_config(opts: &DemoOptions, backends: &[MockBackend]) -> Config {
     Config {
         runtime: Runtime {
             workers,
+            io: crate::config::IoMode::Auto,
             pin_workers: false,
             ring_entries: crate::config::DEFAULT_RING_ENTRIES,
             buffer_size: crate::config::DEFAULT_BUFFER_SIZE,
