@@ -71,11 +71,13 @@ impl PickCtx<'_> {
         self.exclude.contains(&backend.index)
     }
 
-    /// Down by its active check (or not passed one yet), or marked down by passive health
-    /// and its backoff not over at the request's time.
+    /// Down by its active check (or not passed one yet), marked down by passive health and
+    /// its backoff not over at the request's time, or its engine stalled.
     #[inline]
     pub(crate) fn is_down(&self, backend: &Backend) -> bool {
-        backend.state.check.blocks() || backend.state.health.is_down_at(self.now_ms)
+        backend.state.check.blocks()
+            || backend.state.health.is_down_at(self.now_ms)
+            || backend.state.engine.stalled()
     }
 
     /// Weighted in, not excluded and not down (it may still be full).

@@ -22,6 +22,7 @@
 mod backend;
 mod check_state;
 mod counters;
+mod engine_load;
 mod guard;
 mod health;
 mod latency;
@@ -41,6 +42,7 @@ pub use counters::{
     CloseReason, ConnectFailure, CountersSnapshot, HistogramSnapshot, LatencyHistogram,
     LATENCY_BUCKETS_US,
 };
+pub use engine_load::EngineReading;
 pub use guard::ActiveGuard;
 pub use pool::PoolTable;
 pub use registry::Registry;

@@ -192,7 +192,8 @@ impl PoolTable {
                         effective_weight: slow_start::display_weight(b.weight, permille),
                         counters: b.state.counters.snapshot(),
                         check,
-                        health: HealthState::of(b.weight, check, down),
+                        health: HealthState::of(b.weight, check, down, b.state.engine.stalled()),
+                        engine: b.state.engine.read_at(now_ms),
                     }
                 })
                 .collect(),

@@ -5,6 +5,7 @@ use std::net::SocketAddr;
 
 use super::check_state::{CheckFailure, CheckStatus};
 use super::counters::CountersSnapshot;
+use super::engine_load::EngineReading;
 
 /// One pool as seen at snapshot time.
 #[derive(Clone, Debug, PartialEq)]
@@ -43,6 +44,9 @@ pub struct BackendSnapshot {
     pub check: CheckStatus,
     /// Health and the operator's drain in one word: what an admin page shows.
     pub health: HealthState,
+    /// The engine's own load from its last fresh scrape; None without `[pool.engine_metrics]`
+    /// or when the last reading is stale.
+    pub engine: Option<EngineReading>,
 }
 
 /// A backend's health as a state of its own, next to the operator's drain.
@@ -66,15 +70,23 @@ pub enum DownCause {
     /// Passive health: connect failures (or early closes) in a row; skipped until its backoff
     /// ends.
     Passive,
+    /// The engine reports requests running but its generation counter stopped moving.
+    Stalled,
 }
 
 impl HealthState {
-    pub(crate) fn of(weight: u32, check: CheckStatus, passive_down: bool) -> HealthState {
+    pub(crate) fn of(
+        weight: u32,
+        check: CheckStatus,
+        passive_down: bool,
+        stalled: bool,
+    ) -> HealthState {
         match check {
             _ if weight == 0 => HealthState::Draining,
             CheckStatus::Down(why) => HealthState::Down(DownCause::Check(why)),
             CheckStatus::Unknown => HealthState::Unknown,
             _ if passive_down => HealthState::Down(DownCause::Passive),
+            _ if stalled => HealthState::Down(DownCause::Stalled),
             _ => HealthState::Up,
         }
     }
@@ -87,6 +99,7 @@ impl std::fmt::Display for HealthState {
             HealthState::Unknown => f.write_str("unknown"),
             HealthState::Down(DownCause::Check(why)) => write!(f, "down (check: {why})"),
             HealthState::Down(DownCause::Passive) => f.write_str("down (passive)"),
+            HealthState::Down(DownCause::Stalled) => f.write_str("down (stalled)"),
             HealthState::Draining => f.write_str("draining"),
         }
     }

@@ -10,6 +10,7 @@ use crossbeam_utils::CachePadded;
 
 use super::check_state::{CheckFailure, CheckState, CheckStatus};
 use super::counters::BackendCounters;
+use super::engine_load::EngineLoad;
 use super::health::PassiveHealth;
 use super::latency::Latency;
 use super::slow_start;
@@ -33,6 +34,8 @@ pub(crate) struct BackendState {
     pub(crate) check: CheckState,
     pub(crate) health: PassiveHealth,
     pub(crate) latency: Latency,
+    /// The backend's inference engine's own load, from its `/metrics` (`[pool.engine_metrics]`).
+    pub(crate) engine: EngineLoad,
     /// `clock::now_ms()` (at least 1) from which slow start ramps this backend; 0 = not
     /// ramping. Cleared by the first pick that sees the ramp finished, so that steady-state
     /// picks never need the clock.
