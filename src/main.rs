@@ -107,6 +107,34 @@ struct MockArgs {
     /// `/health` answers after this delay, e.g. "2s".
     #[arg(long, value_parser = config::parse_duration, default_value = "0s")]
     health_delay: Duration,
+    /// Series names of `/metrics`: those of vLLM, SGLang or TGI.
+    #[arg(long, value_enum, default_value = "vllm")]
+    metrics_flavor: MetricsFlavorArg,
+    /// Phantom streams that hold slots and KV and generate tokens without any client (load
+    /// that does not pass through the balancer); each restarts as soon as it ends.
+    #[arg(long, default_value_t = 0)]
+    external_load: usize,
+    /// Run this many times slower: TTFT and the time between tokens are multiplied by it.
+    #[arg(long, default_value_t = 1.0)]
+    slowdown: f64,
+    /// Completion length of requests without `max_tokens` (and of phantom streams):
+    /// `fixed:N` or `lognormal:median=M,sigma=S[,max=N]`.
+    #[arg(long, default_value_t = fleet::TokenDist::default())]
+    max_tokens_dist: fleet::TokenDist,
+    /// KV-cache budget in tokens; a request reserves prompt + max_tokens and waits until
+    /// that fits. Default: unlimited.
+    #[arg(long)]
+    kv_tokens: Option<u64>,
+    /// KV tokens of a request whose body has no prompt (and of each phantom stream).
+    #[arg(long, default_value_t = fleet::DEFAULT_PROMPT_TOKENS)]
+    prompt_tokens: u64,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum MetricsFlavorArg {
+    Vllm,
+    Sglang,
+    Tgi,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -191,6 +219,16 @@ fn main() -> ExitCode {
                 worker_threads: a.threads,
                 warmup: a.warmup,
                 health_delay: a.health_delay,
+                metrics_flavor: match a.metrics_flavor {
+                    MetricsFlavorArg::Vllm => fleet::MetricsFlavor::Vllm,
+                    MetricsFlavorArg::Sglang => fleet::MetricsFlavor::Sglang,
+                    MetricsFlavorArg::Tgi => fleet::MetricsFlavor::Tgi,
+                },
+                external_load: a.external_load,
+                slowdown: a.slowdown,
+                max_tokens_dist: a.max_tokens_dist,
+                kv_tokens: a.kv_tokens,
+                prompt_tokens: a.prompt_tokens,
                 ..Default::default()
             };
             match fleet::run_blocking(opts) {

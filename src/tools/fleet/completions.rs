@@ -27,6 +27,10 @@ pub(crate) async fn handle(
         Ok(r) => r,
         Err(detail) => return Outcome::Reject((400, "Bad Request"), detail),
     };
+    let need = match shared.gpu.need(&gen_req) {
+        Ok(need) => need,
+        Err(detail) => return Outcome::Reject((400, "Bad Request"), detail),
+    };
     let framing = if req.head.http10 {
         Framing::Close
     } else {
@@ -43,10 +47,7 @@ pub(crate) async fn handle(
         }
     }
     let gpu = &shared.gpu;
-    let Some(gen) = gpu
-        .admit(received, gen_req.max_tokens, conn.client_gone())
-        .await
-    else {
+    let Some(gen) = gpu.admit(received, need, conn.client_gone()).await else {
         return Outcome::Drop;
     };
     let result = if gen_req.stream {
@@ -104,8 +105,10 @@ async fn whole(
     keep_alive: bool,
 ) -> std::io::Result<()> {
     let mut text = String::new();
+    // Counted as generated, like an engine's counter, though the client gets them at the end.
     while let Some(batch) = gen.next_batch().await {
-        batch.for_each(|i| text.push_str(&token_text(i)));
+        batch.clone().for_each(|i| text.push_str(&token_text(i)));
+        gen.written(batch);
     }
     let n = gen.total();
     let body = json!({
@@ -124,7 +127,6 @@ async fn whole(
         keep_alive,
     )
     .await?;
-    gen.written(0..n);
     gen.finish();
     Ok(())
 }

@@ -12,7 +12,7 @@ use tracing::debug;
 
 use super::conn::Conn;
 use super::server::Shared;
-use super::{completions, health, metrics, websocket};
+use super::{completions, health, metrics, stall, websocket};
 
 /// How a handled request leaves the connection.
 pub(crate) enum Outcome {
@@ -58,8 +58,16 @@ pub(crate) async fn serve(stream: TcpStream, shared: Arc<Shared>) {
             p if p.starts_with("/admin/health/") && head.method == "POST" => {
                 health::admin(&mut conn, &shared, p, head.keep_alive).await
             }
+            "/admin/stall" | "/admin/unstall" if head.method != "POST" => method_not_allowed(),
+            "/admin/stall" => stall::admin(&mut conn, &shared, true, head.keep_alive).await,
+            "/admin/unstall" => stall::admin(&mut conn, &shared, false, head.keep_alive).await,
             "/metrics" => {
-                let text = metrics::render(&shared.stats);
+                let reading = metrics::Reading {
+                    model: &shared.name,
+                    stats: shared.stats.snapshot(),
+                    kv_usage: shared.gpu.kv_usage(),
+                };
+                let text = metrics::render(shared.metrics_flavor, &reading);
                 let ctype = metrics::CONTENT_TYPE;
                 simple(&mut conn, &shared, ctype, text.as_bytes(), head.keep_alive).await
             }

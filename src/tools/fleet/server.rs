@@ -17,8 +17,9 @@ use tracing::{error, info, warn};
 
 use super::capacity::Gpu;
 use super::health::{HealthMode, HealthSwitch};
+use super::stall::StallSwitch;
 use super::stats::{BackendStats, ConnectionGuard};
-use super::{inference, raw, FleetError, MockOptions, Mode};
+use super::{external, inference, raw, FleetError, MetricsFlavor, MockOptions, Mode};
 
 /// Listen backlog: a benchmark opening hundreds of connections at once must not overflow it.
 const BACKLOG: i32 = 1024;
@@ -34,6 +35,10 @@ pub(crate) struct Shared {
     pub gpu: Gpu,
     pub idle_timeout: Option<Duration>,
     pub health: Arc<HealthSwitch>,
+    pub stall: Arc<StallSwitch>,
+    pub metrics_flavor: MetricsFlavor,
+    /// Phantom streams started with the accept loop.
+    pub external_load: usize,
 }
 
 /// A running mock backend. Dropping it (or [`MockBackend::shutdown`]) stops accepting and ends
@@ -43,6 +48,7 @@ pub struct MockBackend {
     addr: SocketAddr,
     stats: Arc<BackendStats>,
     health: Arc<HealthSwitch>,
+    stall: Arc<StallSwitch>,
     stop: Option<oneshot::Sender<()>>,
     task: Option<tokio::task::JoinHandle<()>>,
     thread: Option<std::thread::JoinHandle<()>>,
@@ -50,7 +56,7 @@ pub struct MockBackend {
 
 /// Validates `opts`, binds the listening socket and builds the shared state.
 fn prepare(opts: &MockOptions) -> Result<(std::net::TcpListener, Arc<Shared>), FleetError> {
-    let interval = opts.validate()?;
+    let spec = opts.validate()?;
     let bind_err = |source| FleetError::Bind {
         addr: opts.listen,
         source,
@@ -66,13 +72,22 @@ fn prepare(opts: &MockOptions) -> Result<(std::net::TcpListener, Arc<Shared>), F
     socket.bind(&opts.listen.into()).map_err(bind_err)?;
     socket.listen(BACKLOG).map_err(bind_err)?;
     let stats = Arc::new(BackendStats::new(&opts.name, opts.capacity));
+    let stall = StallSwitch::new();
     let shared = Arc::new(Shared {
         name: opts.name.clone(),
         mode: opts.mode,
-        gpu: Gpu::new(stats.clone(), opts.capacity, opts.ttft, interval),
+        gpu: Gpu::new(stats.clone(), stall.clone(), spec),
         stats,
         idle_timeout: opts.idle_timeout,
         health: Arc::new(HealthSwitch::new(opts.warmup, opts.health_delay)),
+        stall,
+        metrics_flavor: opts.metrics_flavor,
+        // The raw modes have no generation to load.
+        external_load: if opts.mode == Mode::Inference {
+            opts.external_load
+        } else {
+            0
+        },
     });
     Ok((socket.into(), shared))
 }
@@ -108,12 +123,14 @@ impl MockBackend {
         let (stop, stopped) = oneshot::channel();
         let stats = shared.stats.clone();
         let health = shared.health.clone();
+        let stall = shared.stall.clone();
         let task = tokio::spawn(accept_loop(listener, shared, stopped));
         Ok(MockBackend {
             name: opts.name,
             addr,
             stats,
             health,
+            stall,
             stop: Some(stop),
             task: Some(task),
             thread: None,
@@ -134,6 +151,7 @@ impl MockBackend {
         let (ready_tx, ready_rx) = std::sync::mpsc::channel();
         let stats = shared.stats.clone();
         let health = shared.health.clone();
+        let stall = shared.stall.clone();
         let thread_opts = opts.clone();
         let thread = std::thread::Builder::new()
             .name(format!("mock-{}", opts.name))
@@ -169,6 +187,7 @@ impl MockBackend {
             addr,
             stats,
             health,
+            stall,
             stop: Some(stop),
             task: None,
             thread: Some(thread),
@@ -199,6 +218,23 @@ impl MockBackend {
     /// `GET /health` requests received so far.
     pub fn health_checks(&self) -> u64 {
         self.health.checks()
+    }
+
+    /// Freezes generation: streams stay open and keep their slots (still `running`), but no
+    /// token is emitted and the generation counter stops, like a hung GPU. Same as
+    /// `POST /admin/stall`.
+    pub fn stall(&self) {
+        self.stall.set(true);
+    }
+
+    /// Resumes generation at its pace (tokens due during the stall do not burst out).
+    pub fn unstall(&self) {
+        self.stall.set(false);
+    }
+
+    /// Whether generation is stalled now.
+    pub fn stalled(&self) -> bool {
+        self.stall.get()
     }
 
     /// Stops accepting and ends open connections. For a [`MockBackend::start`]ed backend this
@@ -236,6 +272,8 @@ impl Drop for MockBackend {
 
 async fn accept_loop(listener: TcpListener, shared: Arc<Shared>, mut stop: oneshot::Receiver<()>) {
     let mut conns = JoinSet::new();
+    let mut phantoms = JoinSet::new();
+    external::spawn(&mut phantoms, &shared, shared.external_load);
     loop {
         tokio::select! {
             _ = &mut stop => break,
@@ -258,6 +296,7 @@ async fn accept_loop(listener: TcpListener, shared: Arc<Shared>, mut stop: onesh
         }
     }
     drop(listener);
+    phantoms.shutdown().await;
     conns.shutdown().await;
 }
 

@@ -24,6 +24,11 @@ pub struct BackendStats {
     pub(crate) streams_total: AtomicU64,
     pub(crate) aborted_total: AtomicU64,
     pub(crate) tokens_total: AtomicU64,
+    /// Tokens of the generations that finished (TGI counts generated tokens only then).
+    pub(crate) finished_tokens_total: AtomicU64,
+    pub(crate) prompt_tokens_total: AtomicU64,
+    /// KV tokens reserved by running generations (only with a KV budget).
+    pub(crate) kv_used: AtomicU64,
     pub(crate) connections_active: AtomicU64,
     pub(crate) connections_total: AtomicU64,
     pub(crate) bytes_in: AtomicU64,
@@ -34,9 +39,10 @@ pub struct BackendStats {
 /// A point-in-time copy of [`BackendStats`]; tokens/s is the difference of two snapshots.
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
 pub struct StatsSnapshot {
-    /// Generations holding a slot now (`vllm:num_requests_running`).
+    /// Generations holding a slot now, the external load's included
+    /// (`vllm:num_requests_running`).
     pub active: u64,
-    /// Requests queued for a slot now (`vllm:num_requests_waiting`).
+    /// Requests queued for a slot (or for KV) now (`vllm:num_requests_waiting`).
     pub waiting: u64,
     /// Generation requests received (SSE, JSON and WebSocket messages).
     pub total_requests: u64,
@@ -44,8 +50,15 @@ pub struct StatsSnapshot {
     pub total_streams: u64,
     /// Generations abandoned because the client went away (queued or mid-stream).
     pub aborted_streams: u64,
-    /// Tokens written to clients.
+    /// Tokens generated: written to clients, or by the phantom external load
+    /// (`vllm:generation_tokens_total`).
     pub total_tokens: u64,
+    /// Tokens of the generations that finished.
+    pub finished_tokens: u64,
+    /// Prompt tokens of the generations admitted (`vllm:prompt_tokens_total`).
+    pub prompt_tokens: u64,
+    /// KV tokens reserved by running generations (0 without a KV budget).
+    pub kv_used_tokens: u64,
     /// Open client connections (all modes).
     pub connections_active: u64,
     /// Accepted client connections since start (all modes).
@@ -78,6 +91,9 @@ impl BackendStats {
             streams_total: AtomicU64::new(0),
             aborted_total: AtomicU64::new(0),
             tokens_total: AtomicU64::new(0),
+            finished_tokens_total: AtomicU64::new(0),
+            prompt_tokens_total: AtomicU64::new(0),
+            kv_used: AtomicU64::new(0),
             connections_active: AtomicU64::new(0),
             connections_total: AtomicU64::new(0),
             bytes_in: AtomicU64::new(0),
@@ -115,6 +131,9 @@ impl BackendStats {
             total_streams: self.streams_total.load(Relaxed),
             aborted_streams: self.aborted_total.load(Relaxed),
             total_tokens: self.tokens_total.load(Relaxed),
+            finished_tokens: self.finished_tokens_total.load(Relaxed),
+            prompt_tokens: self.prompt_tokens_total.load(Relaxed),
+            kv_used_tokens: self.kv_used.load(Relaxed),
             connections_active: self.connections_active.load(Relaxed),
             connections_total: self.connections_total.load(Relaxed),
             bytes_in: self.bytes_in.load(Relaxed),

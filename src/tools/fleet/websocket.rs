@@ -19,7 +19,7 @@ use tungstenite::protocol::{CloseFrame, Role, WebSocketConfig};
 use tungstenite::Message;
 
 use super::conn::Conn;
-use super::generate::{token_text, GenRequest};
+use super::generate::{token_text, GenRequest, Need};
 use super::http::Head;
 use super::server::Shared;
 
@@ -71,17 +71,18 @@ pub(crate) async fn serve(mut conn: Conn, head: &Head, shared: Arc<Shared>) {
             }
         };
         let received = Instant::now();
-        let req = match GenRequest::parse(text.as_bytes()) {
-            Ok(req) => req,
-            Err(detail) => {
-                close(&mut ws, CloseCode::Invalid, &detail).await;
+        let need = match GenRequest::parse(text.as_bytes()) {
+            Ok(req) => shared.gpu.need(&req).map_err(|d| (CloseCode::Policy, d)),
+            Err(detail) => Err((CloseCode::Invalid, detail)),
+        };
+        let need = match need {
+            Ok(need) => need,
+            Err((code, detail)) => {
+                close(&mut ws, code, &detail).await;
                 continue;
             }
         };
-        if generate(&mut ws, &shared, received, req.max_tokens)
-            .await
-            .is_err()
-        {
+        if generate(&mut ws, &shared, received, need).await.is_err() {
             return;
         }
     }
@@ -92,14 +93,14 @@ async fn generate<S>(
     ws: &mut WebSocketStream<S>,
     shared: &Shared,
     received: Instant,
-    max_tokens: u64,
+    need: Need,
 ) -> Result<(), tungstenite::Error>
 where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
 {
     // The socket is not read while queued: a hang-up shows at the first token's write.
     let client_gone = std::future::pending();
-    let Some(mut gen) = shared.gpu.admit(received, max_tokens, client_gone).await else {
+    let Some(mut gen) = shared.gpu.admit(received, need, client_gone).await else {
         return Ok(());
     };
     while let Some(batch) = gen.next_batch().await {
