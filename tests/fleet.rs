@@ -339,7 +339,7 @@ async fn health_metrics_and_gauges_follow_a_stream() {
     let text = String::from_utf8(body).unwrap();
     for name in ["vllm:num_requests_running", "vllm:num_requests_waiting"] {
         assert!(text.contains(&format!(
-            "# TYPE {name} gauge\n{name}{{backend=\"m1\"}} 0\n"
+            "# TYPE {name} gauge\n{name}{{model_name=\"m1\",engine=\"0\"}} 0\n"
         )));
     }
     assert!(text.contains("# TYPE vllm:generation_tokens_total counter\n"));
