@@ -85,6 +85,8 @@ fn busy_table(kind: StrategyKind, backends: usize) -> (Registry, Arc<SharedTable
             slow_start: Duration::ZERO,
             passive: None,
             check: None,
+            count: Default::default(),
+            least_load: Default::default(),
         }],
         health: HealthPolicy::default(),
     };

@@ -591,7 +591,7 @@ fn unknown_balance_lists_the_allowed_names() {
         &[
             "pool \"gpu\"",
             "unknown `balance` \"fastest\"",
-            "\"least_connections\", \"round_robin\", \"power_of_two\", \"least_latency\", \
+            "\"least_connections\", \"least_load\", \"round_robin\", \"power_of_two\", \"least_latency\", \
              \"random\", \"hash\"",
         ],
     );

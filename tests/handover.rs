@@ -8,7 +8,7 @@
 mod common;
 
 use std::io::{Read, Write};
-use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::net::{Shutdown, SocketAddr, TcpStream};
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -18,28 +18,6 @@ use std::time::Instant;
 use common::process::{field, temp_dir, Proc};
 use common::*;
 use nix::sys::signal::Signal;
-
-/// Says its id (one byte), then echoes until EOF and closes its write side.
-fn id_echo(id: u8) -> SocketAddr {
-    let l = TcpListener::bind("127.0.0.1:0").unwrap();
-    let a = l.local_addr().unwrap();
-    thread::spawn(move || {
-        for s in l.incoming() {
-            let Ok(mut s) = s else { return };
-            thread::spawn(move || {
-                let _ = s.write_all(&[id]);
-                let mut buf = vec![0u8; 64 * 1024];
-                while let Ok(n) = s.read(&mut buf) {
-                    if n == 0 || s.write_all(&buf[..n]).is_err() {
-                        break;
-                    }
-                }
-                let _ = s.shutdown(Shutdown::Write);
-            });
-        }
-    });
-    a
-}
 
 /// `workers`, the hand-over socket, an admin API, the listeners (name, bind) and pool `p`
 /// (least connections) over `backends`.

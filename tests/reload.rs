@@ -6,39 +6,12 @@
 mod common;
 
 use std::io::{Read, Write};
-use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::net::{Shutdown, SocketAddr, TcpStream};
 use std::thread;
 
 use common::process::{field, Proc};
 use common::*;
 use nix::sys::signal::Signal;
-
-/// Says its id (one byte), then echoes until EOF and closes its write side.
-fn id_echo(id: u8) -> SocketAddr {
-    let l = TcpListener::bind("127.0.0.1:0").unwrap();
-    let a = l.local_addr().unwrap();
-    thread::spawn(move || {
-        for s in l.incoming() {
-            let Ok(mut s) = s else { return };
-            thread::spawn(move || {
-                let _ = s.write_all(&[id]);
-                let mut buf = vec![0u8; 64 * 1024];
-                loop {
-                    match s.read(&mut buf) {
-                        Ok(0) | Err(_) => break,
-                        Ok(n) => {
-                            if s.write_all(&buf[..n]).is_err() {
-                                return;
-                            }
-                        }
-                    }
-                }
-                let _ = s.shutdown(Shutdown::Write);
-            });
-        }
-    });
-    a
-}
 
 fn pool(name: &str, backends: &[(SocketAddr, u32)]) -> String {
     let mut t = format!("[[pool]]\nname = \"{name}\"\nbalance = \"round_robin\"\n");

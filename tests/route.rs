@@ -12,24 +12,6 @@ use std::time::{Duration, Instant};
 
 use common::*;
 
-/// Writes its one-byte id, then echoes everything; FIN after the client's FIN.
-fn id_echo(id: u8) -> SocketAddr {
-    let l = TcpListener::bind("127.0.0.1:0").unwrap();
-    let a = l.local_addr().unwrap();
-    thread::spawn(move || {
-        for s in l.incoming() {
-            let Ok(mut s) = s else { return };
-            thread::spawn(move || {
-                let _ = s.write_all(&[id]);
-                let mut r = s.try_clone().unwrap();
-                let _ = std::io::copy(&mut r, &mut s);
-                let _ = s.shutdown(Shutdown::Write);
-            });
-        }
-    });
-    a
-}
-
 /// A WebSocket echo server (tungstenite) for the realtime pool.
 fn ws_echo() -> SocketAddr {
     let l = TcpListener::bind("127.0.0.1:0").unwrap();

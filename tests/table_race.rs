@@ -78,6 +78,8 @@ fn spec(generation: usize) -> TableSpec {
             slow_start: Duration::from_millis(if p % 2 == 0 { 20 } else { 0 }),
             passive: None,
             check: None,
+            count: Default::default(),
+            least_load: Default::default(),
         })
         .collect();
     TableSpec {

@@ -35,6 +35,12 @@ pub(super) const BACKEND: &[BackendRow] = &[
         read: Read::One(|b| Some(f64::from(b.snap.active))),
     },
     BackendRow {
+        name: "ringlb_backend_idle_streams",
+        help: "Of the active streams, those counted idle: the backend silent for the pool's idle_after (count = \"generating\"; 0 otherwise).",
+        kind: Kind::Gauge,
+        read: Read::One(|b| Some(f64::from(b.snap.idle))),
+    },
+    BackendRow {
         name: "ringlb_backend_weight",
         help: "Weight new streams are picked with: configured or set by an operator, 0 while draining.",
         kind: Kind::Gauge,

@@ -141,6 +141,8 @@ mod tests {
                 slow_start: Duration::ZERO,
                 passive: None,
                 check: None,
+                count: Default::default(),
+                least_load: Default::default(),
             }],
             health: Default::default(),
         }

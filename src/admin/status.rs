@@ -61,6 +61,8 @@ struct Backend {
     /// "up", "down", "unknown" or "draining".
     state: &'static str,
     active: u32,
+    /// Of `active`, the streams counted idle (`count = "generating"`); 0 otherwise.
+    idle: u32,
     /// Streams of the draining process this one took over from (hand-over); 0 without one.
     handover_active: u32,
     weight: u32,
@@ -98,6 +100,7 @@ fn backend(b: &BackendSample) -> Backend {
         addr: s.addr.to_string(),
         state: b.state(),
         active: s.active,
+        idle: s.idle,
         handover_active: s.foreign,
         weight: s.weight,
         effective_weight: s.effective_weight,

@@ -6,6 +6,7 @@
 use std::net::SocketAddr;
 
 use super::slow_start;
+use super::spec::CountMode;
 use super::state::SharedState;
 use super::strategy::rng;
 
@@ -45,6 +46,20 @@ impl Backend {
             return false;
         }
         true
+    }
+
+    /// What the backend's streams count as under `count`, in thousandths of a stream: every
+    /// stream 1000, or an idle one `idle_permille` under `count = "generating"`.
+    #[inline]
+    pub(crate) fn counted_milli(&self, count: CountMode) -> u64 {
+        let load = u64::from(self.state.load());
+        match count {
+            CountMode::Streams => load * 1000,
+            CountMode::Generating { idle_permille } => {
+                let quiet = u64::from(self.state.quiet()).min(load);
+                (load - quiet) * 1000 + quiet * u64::from(idle_permille)
+            }
+        }
     }
 
     #[inline]

@@ -10,13 +10,17 @@
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
-/// Running and waiting are kept in 20 bits each: a million requests on one engine is far past
-/// any server, and the clamp keeps a garbage scrape from wrapping.
-const COUNT_BITS: u32 = 20;
+/// Running, waiting and our own busy streams at the scrape are kept in 16 bits each: 65,535
+/// requests on one engine is far past any server's batch (vLLM's `max_num_seqs` is in the
+/// hundreds), and the clamp keeps a garbage scrape from wrapping.
+const COUNT_BITS: u32 = 16;
 const COUNT_MAX: u32 = (1 << COUNT_BITS) - 1;
+const WAITING_SHIFT: u32 = COUNT_BITS;
+const OURS_SHIFT: u32 = 2 * COUNT_BITS;
 /// KV usage in 1/10,000, 14 bits (0..=10,000 fits); the top bit says whether it was reported.
 const KV_SCALE: f64 = 10_000.0;
-const KV_SHIFT: u32 = 2 * COUNT_BITS;
+const KV_SHIFT: u32 = 3 * COUNT_BITS;
+const KV_MASK: u64 = (1 << 14) - 1;
 const KV_KNOWN: u64 = 1 << 63;
 
 /// One scrape of an engine's load.
@@ -30,26 +34,42 @@ pub struct EngineReading {
     pub kv_usage: Option<f64>,
 }
 
-#[allow(dead_code)]
-impl EngineReading {
+/// A reading as picks see it: the engine's figures and how many of our own streams were busy
+/// (counted, not idle) on the backend when it was taken, so that `running - ours_at_scrape`
+/// is the load that does not come through this balancer. Taking it at scrape time, not at
+/// pick time, matters: streams we add between two scrapes must raise the backend's load,
+/// not cancel out against a `running` that does not include them yet.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub(crate) struct Published {
+    pub(crate) reading: EngineReading,
+    pub(crate) ours_at_scrape: u32,
+}
+
+impl Published {
     fn pack(self) -> u64 {
-        let running = u64::from(self.running.min(COUNT_MAX));
-        let waiting = u64::from(self.waiting.min(COUNT_MAX));
-        let kv = match self.kv_usage {
+        let count = |n: u32| u64::from(n.min(COUNT_MAX));
+        let r = self.reading;
+        let kv = match r.kv_usage {
             // NaN maps to 0 through `as`; the clamp bounds the rest.
             Some(u) => KV_KNOWN | (((u.clamp(0.0, 1.0) * KV_SCALE).round() as u64) << KV_SHIFT),
             None => 0,
         };
-        running | (waiting << COUNT_BITS) | kv
+        count(r.running)
+            | (count(r.waiting) << WAITING_SHIFT)
+            | (count(self.ours_at_scrape) << OURS_SHIFT)
+            | kv
     }
 
-    fn unpack(bits: u64) -> EngineReading {
-        let mask = u64::from(COUNT_MAX);
-        let kv = ((bits & !KV_KNOWN) >> KV_SHIFT) as f64 / KV_SCALE;
-        EngineReading {
-            running: (bits & mask) as u32,
-            waiting: ((bits >> COUNT_BITS) & mask) as u32,
-            kv_usage: (bits & KV_KNOWN != 0).then_some(kv),
+    fn unpack(bits: u64) -> Published {
+        let count = |shift: u32| ((bits >> shift) & u64::from(COUNT_MAX)) as u32;
+        let kv = ((bits >> KV_SHIFT) & KV_MASK) as f64 / KV_SCALE;
+        Published {
+            reading: EngineReading {
+                running: count(0),
+                waiting: count(WAITING_SHIFT),
+                kv_usage: (bits & KV_KNOWN != 0).then_some(kv),
+            },
+            ours_at_scrape: count(OURS_SHIFT),
         }
     }
 }
@@ -67,9 +87,14 @@ pub(crate) struct EngineLoad {
 // The scraper that publishes readings lands next; until then only tests write them.
 #[allow(dead_code)]
 impl EngineLoad {
-    /// Publishes a scrape, valid until `fresh_until_ms`.
-    pub(crate) fn publish(&self, reading: EngineReading, fresh_until_ms: u64) {
-        self.packed.store(reading.pack(), Ordering::Relaxed);
+    /// Publishes a scrape taken while `ours_at_scrape` of our streams were busy on the backend,
+    /// valid until `fresh_until_ms`. (`BackendState::publish_engine` fills in our count.)
+    pub(crate) fn publish(&self, reading: EngineReading, ours_at_scrape: u32, fresh_until_ms: u64) {
+        let published = Published {
+            reading,
+            ours_at_scrape,
+        };
+        self.packed.store(published.pack(), Ordering::Relaxed);
         // Release pairs with the Acquire in `read_at`: a reader that sees the new deadline
         // sees the new reading (a reader racing the store may see the old one, still fresh).
         self.fresh_until_ms
@@ -84,9 +109,15 @@ impl EngineLoad {
     /// The reading, if one holds at `now_ms`.
     #[inline]
     pub(crate) fn read_at(&self, now_ms: u64) -> Option<EngineReading> {
+        self.published_at(now_ms).map(|p| p.reading)
+    }
+
+    /// The reading with our count at its scrape, if one holds at `now_ms`.
+    #[inline]
+    pub(crate) fn published_at(&self, now_ms: u64) -> Option<Published> {
         let until = self.fresh_until_ms.load(Ordering::Acquire);
         (until != 0 && now_ms < until)
-            .then(|| EngineReading::unpack(self.packed.load(Ordering::Relaxed)))
+            .then(|| Published::unpack(self.packed.load(Ordering::Relaxed)))
     }
 
     /// Marks the engine stalled or not; returns true if that changed.
@@ -112,36 +143,49 @@ mod tests {
         }
     }
 
+    fn round_trip(reading: EngineReading, ours_at_scrape: u32) -> Published {
+        Published::unpack(
+            Published {
+                reading,
+                ours_at_scrape,
+            }
+            .pack(),
+        )
+    }
+
     #[test]
     fn a_reading_round_trips_through_the_packing() {
-        for r in [
-            reading(0, 0, None),
-            reading(16, 3, Some(0.4567)),
-            reading(COUNT_MAX, COUNT_MAX, Some(1.0)),
-            reading(1, 0, Some(0.0)),
+        for (r, ours) in [
+            (reading(0, 0, None), 0),
+            (reading(16, 3, Some(0.4567)), 7),
+            (reading(COUNT_MAX, COUNT_MAX, Some(1.0)), COUNT_MAX),
+            (reading(1, 0, Some(0.0)), 1),
         ] {
-            assert_eq!(EngineReading::unpack(r.pack()), r);
+            let back = round_trip(r, ours);
+            assert_eq!((back.reading, back.ours_at_scrape), (r, ours));
         }
     }
 
     #[test]
     fn out_of_range_values_are_clamped_not_wrapped() {
-        let r = EngineReading::unpack(reading(u32::MAX, 5_000_000, Some(7.5)).pack());
-        assert_eq!(r, reading(COUNT_MAX, COUNT_MAX, Some(1.0)));
-        let neg = EngineReading::unpack(reading(0, 0, Some(-3.0)).pack());
-        assert_eq!(neg.kv_usage, Some(0.0));
-        let nan = EngineReading::unpack(reading(0, 0, Some(f64::NAN)).pack());
-        assert_eq!(nan.kv_usage, Some(0.0));
+        let r = round_trip(reading(u32::MAX, 5_000_000, Some(7.5)), u32::MAX);
+        assert_eq!(r.reading, reading(COUNT_MAX, COUNT_MAX, Some(1.0)));
+        assert_eq!(r.ours_at_scrape, COUNT_MAX);
+        let neg = round_trip(reading(0, 0, Some(-3.0)), 0);
+        assert_eq!(neg.reading.kv_usage, Some(0.0));
+        let nan = round_trip(reading(0, 0, Some(f64::NAN)), 0);
+        assert_eq!(nan.reading.kv_usage, Some(0.0));
     }
 
     #[test]
     fn a_reading_holds_until_its_deadline_then_is_stale() {
         let load = EngineLoad::default();
         assert_eq!(load.read_at(0), None, "never scraped");
-        load.publish(reading(4, 1, Some(0.5)), 1_000);
+        load.publish(reading(4, 1, Some(0.5)), 2, 1_000);
         assert_eq!(load.read_at(999), Some(reading(4, 1, Some(0.5))));
+        assert_eq!(load.published_at(999).map(|p| p.ours_at_scrape), Some(2));
         assert_eq!(load.read_at(1_000), None);
-        load.publish(reading(5, 0, None), 2_000);
+        load.publish(reading(5, 0, None), 0, 2_000);
         load.expire();
         assert_eq!(load.read_at(1_500), None);
     }

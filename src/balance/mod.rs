@@ -43,15 +43,16 @@ pub use counters::{
     LATENCY_BUCKETS_US,
 };
 pub use engine_load::EngineReading;
-pub use guard::ActiveGuard;
+pub use guard::{ActiveGuard, MAX_IDLE_AFTER_MS};
 pub use pool::PoolTable;
 pub use registry::Registry;
 pub use request::{NoPick, Pick, PickRequest};
 pub use shared::{SharedTable, TableCache};
 pub use snapshot::{BackendSnapshot, DownCause, HealthState, PoolSnapshot};
 pub use spec::{
-    ActiveCheck, BackendSpec, CheckStart, HashKey, HealthPolicy, OnDown, PoolSpec, Probe,
-    StrategyKind, TableSpec, DEFAULT_BACKOFF_MAX, DEFAULT_BACKOFF_MIN, DEFAULT_FAIL_THRESHOLD,
+    ActiveCheck, BackendSpec, CheckStart, CountMode, HashKey, HealthPolicy, LeastLoadSpec, OnDown,
+    PoolSpec, Probe, StrategyKind, TableSpec, DEFAULT_BACKOFF_MAX, DEFAULT_BACKOFF_MIN,
+    DEFAULT_FAIL_THRESHOLD,
 };
 pub(crate) use state::SharedState;
 pub use strategy::rng::seed_thread_rng;

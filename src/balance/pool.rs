@@ -183,6 +183,7 @@ impl PoolTable {
                         weight: b.weight,
                         max_connections: b.max_connections,
                         active: b.state.active(),
+                        idle: b.state.quiet(),
                         foreign: b.state.foreign(),
                         down,
                         consecutive_failures: b.state.health.consecutive_failures(),

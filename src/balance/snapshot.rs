@@ -23,6 +23,9 @@ pub struct BackendSnapshot {
     pub max_connections: u32,
     /// This process's own streams on the backend.
     pub active: u32,
+    /// Of `active`, the streams counted idle (`count = "generating"`: the backend silent for
+    /// the pool's `idle_after`); 0 in pools that do not tell them apart.
+    pub idle: u32,
     /// Streams a draining predecessor process reports on it (hand-over); 0 without one.
     /// Strategies weigh `active + foreign`.
     pub foreign: u32,

@@ -44,6 +44,45 @@ pub struct PoolSpec {
     /// Active health checks of this pool's backends; None = not checked (always up as far as
     /// checks go).
     pub check: Option<ActiveCheck>,
+    /// What `least_connections` and `least_load` count a stream as.
+    pub count: CountMode,
+    /// How `least_load` weighs the engine's figures.
+    pub least_load: LeastLoadSpec,
+}
+
+/// What a stream counts as in `least_connections` and `least_load`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum CountMode {
+    /// Every open stream counts 1.
+    #[default]
+    Streams,
+    /// A stream counted idle (its backend silent for the pool's `idle_after`; the engine keeps
+    /// track) counts this many thousandths of a busy one.
+    Generating { idle_permille: u32 },
+}
+
+/// The weights of a `least_load` score (see `strategy/least_load.rs`).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct LeastLoadSpec {
+    /// One request in the engine's queue weighs this many running ones.
+    pub queue_weight: f64,
+    /// The score is multiplied by `1 + kv_weight * kv_usage^2`.
+    pub kv_weight: f64,
+    /// KV usage from which the backend counts as full.
+    pub kv_full: f64,
+    /// Engine queue length from which the backend counts as full; 0 = never.
+    pub waiting_full: u32,
+}
+
+impl Default for LeastLoadSpec {
+    fn default() -> Self {
+        LeastLoadSpec {
+            queue_weight: 4.0,
+            kv_weight: 1.0,
+            kv_full: 0.98,
+            waiting_full: 0,
+        }
+    }
 }
 
 /// One backend of a pool. Its identity across rebuilds is (pool name, `addr`).
@@ -79,6 +118,8 @@ pub enum StrategyKind {
     /// Consistent hashing of the client address with bounded load: a client keeps landing on
     /// the backend that holds its KV cache, unless that backend is overloaded.
     Hash,
+    /// Lowest blended load per weight from our streams and the engine's own figures.
+    LeastLoad,
 }
 
 /// What the `hash` strategy hashes.

@@ -10,7 +10,7 @@ use crossbeam_utils::CachePadded;
 
 use super::check_state::{CheckFailure, CheckState, CheckStatus};
 use super::counters::BackendCounters;
-use super::engine_load::EngineLoad;
+use super::engine_load::{EngineLoad, EngineReading};
 use super::health::PassiveHealth;
 use super::latency::Latency;
 use super::slow_start;
@@ -30,6 +30,13 @@ pub(crate) struct BackendState {
     /// the hand-over thread only, read by picks next to `active` (same cache line); never part
     /// of `active`, so this process's own count stays exact.
     foreign: AtomicU32,
+    /// Of `active`, the streams whose backend has sent nothing for the pool's `idle_after`
+    /// (an idle WebSocket session between turns, an SSE stream waiting on a tool call). Kept
+    /// only for pools that count `generating` or pick by `least_load`; written on a stream's
+    /// transitions (`ActiveGuard::set_quiet`), never on a pick, so the common pick writes
+    /// nothing more than before. Never above `active`, except for a moment between a
+    /// release and a reader's two loads (readers saturate).
+    quiet: AtomicU32,
     /// Written by the control plane's checker on a transition, read by every pick.
     pub(crate) check: CheckState,
     pub(crate) health: PassiveHealth,
@@ -75,6 +82,39 @@ impl BackendState {
     #[inline]
     pub(crate) fn load(&self) -> u32 {
         self.active().saturating_add(self.foreign())
+    }
+
+    /// Our streams counted idle (see `quiet`).
+    #[inline]
+    pub(crate) fn quiet(&self) -> u32 {
+        self.quiet.load(Ordering::Relaxed)
+    }
+
+    /// A stream of ours went idle (`true`) or busy again.
+    #[inline]
+    pub(crate) fn set_quiet(&self, quiet: bool) {
+        if quiet {
+            self.quiet.fetch_add(1, Ordering::Relaxed);
+        } else {
+            let result = self
+                .quiet
+                .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1));
+            debug_assert!(result.is_ok(), "quiet count released below zero");
+        }
+    }
+
+    /// Streams on the backend that are not idle: ours and a predecessor's, less our idle ones.
+    #[inline]
+    pub(crate) fn busy(&self) -> u32 {
+        self.load().saturating_sub(self.quiet())
+    }
+
+    // The engine-metrics scraper (control plane) calls it; it lands on its own branch.
+    #[allow(dead_code)]
+    /// Publishes a scrape of the backend's engine, valid until `fresh_until_ms`, with how many
+    /// of our streams were busy on it as it was taken (see `engine_load::Published`).
+    pub(crate) fn publish_engine(&self, reading: EngineReading, fresh_until_ms: u64) {
+        self.engine.publish(reading, self.busy(), fresh_until_ms);
     }
 
     /// Streams of the process this one took over from (0 when there is none).

@@ -118,7 +118,7 @@ impl Default for PassiveHealth {
 }
 
 /// One of a fixed set of names, or an error listing them.
-fn one_of<T: Copy>(
+pub(super) fn one_of<T: Copy>(
     check: &Checker,
     value: &Option<Spanned<String>>,
     ctx: &str,

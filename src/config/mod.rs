@@ -18,6 +18,7 @@ mod handover;
 mod health;
 mod io;
 mod limits;
+mod load_aware;
 mod overflow;
 mod pools;
 mod raw;
@@ -42,6 +43,7 @@ pub use health::{
 };
 pub use io::IoMode;
 pub use limits::*;
+pub use load_aware::{Count, LeastLoad, DEFAULT_IDLE_AFTER, DEFAULT_IDLE_WEIGHT};
 pub use size::format_size;
 
 use crate::route::{ProxyVersion, Routes, SessionKey};
@@ -182,6 +184,11 @@ pub struct Pool {
     /// Replay to another backend, and the first-byte timeout (`replay_buffer`,
     /// `first_byte_timeout`).
     pub failover: Failover,
+    /// What `least_connections` and `least_load` count a stream as (`count`, `idle_after`,
+    /// `idle_weight`).
+    pub count: Count,
+    /// `[pool.least_load]`: how `least_load` weighs the engine's figures.
+    pub least_load: LeastLoad,
 }
 
 /// One upstream server (`[[pool.backend]]`).
@@ -212,12 +219,16 @@ pub enum Balance {
     Random,
     /// Consistent hashing of the client address, with bounded load.
     Hash,
+    /// Lowest blended load: our streams, the engine's own running and waiting requests and
+    /// KV-cache usage (`[pool.engine_metrics]`); plain least connections where that is stale.
+    LeastLoad,
 }
 
 impl Balance {
     /// Every strategy, in the order the docs list them.
-    pub const ALL: [Balance; 6] = [
+    pub const ALL: [Balance; 7] = [
         Balance::LeastConnections,
+        Balance::LeastLoad,
         Balance::RoundRobin,
         Balance::PowerOfTwo,
         Balance::LeastLatency,
@@ -234,6 +245,7 @@ impl Balance {
             Balance::LeastLatency => "least_latency",
             Balance::Random => "random",
             Balance::Hash => "hash",
+            Balance::LeastLoad => "least_load",
         }
     }
 

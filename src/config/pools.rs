@@ -73,6 +73,8 @@ pub(super) fn validate_pool(
     let failover = validate_failover(check, &ctx, p)?;
     let health = validate_health(check, &ctx, p.health.as_ref())?;
     let send_proxy = super::routes::send_proxy(check, &ctx, &p.send_proxy)?;
+    let count = super::load_aware::validate_count(check, &ctx, p)?;
+    let least_load = super::load_aware::validate_least_load(check, &ctx, p.least_load.as_ref())?;
 
     if p.backend.is_empty() {
         return Err(check.err(
@@ -109,6 +111,8 @@ pub(super) fn validate_pool(
         hash_key: tuning.hash_key,
         session_key: tuning.session_key,
         send_proxy,
+        count,
+        least_load,
         hash_balance_factor: tuning.hash_balance_factor,
         latency_decay: tuning.latency_decay,
         slow_start: tuning.slow_start,

@@ -95,6 +95,10 @@ pub(super) struct RawPool {
     pub passive_early_close: Option<Spanned<bool>>,
     pub send_proxy: Option<Spanned<String>>,
     pub health: Option<Spanned<RawHealth>>,
+    pub count: Option<Spanned<String>>,
+    pub idle_after: Option<Spanned<RawDuration>>,
+    pub idle_weight: Option<Spanned<f64>>,
+    pub least_load: Option<Spanned<super::load_aware::RawLeastLoad>>,
     #[serde(default)]
     pub backend: Vec<Spanned<RawBackend>>,
 }

@@ -3,7 +3,7 @@
 
 use super::duration::format_duration;
 use super::size::format_size;
-use super::{Balance, Config, Pool};
+use super::{Balance, Config, Count, Pool};
 use crate::route::ProxyVersion;
 use std::fmt::Write;
 
@@ -183,7 +183,33 @@ fn pool_tuning(p: &Pool) -> String {
             "latency_decay {}",
             format_duration(p.latency_decay)
         )),
+        Balance::LeastLoad => {
+            let w = &p.least_load;
+            parts.push(format!(
+                "queue_weight {}, kv_weight {}, kv_full {}, waiting_full {}",
+                w.queue_weight,
+                w.kv_weight,
+                w.kv_full,
+                if w.waiting_full == 0 {
+                    "off".to_string()
+                } else {
+                    w.waiting_full.to_string()
+                }
+            ));
+        }
         _ => {}
+    }
+    if matches!(p.balance, Balance::LeastConnections | Balance::LeastLoad) {
+        parts.push(match p.count {
+            Count::Streams => "count streams".to_string(),
+            Count::Generating {
+                idle_after,
+                idle_weight,
+            } => format!(
+                "count generating (idle after {}, weighs {idle_weight})",
+                format_duration(idle_after)
+            ),
+        });
     }
     if p.queue_size == 0 {
         parts.push("queue off".to_string());

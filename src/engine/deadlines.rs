@@ -80,6 +80,10 @@ impl Worker {
             return;
         }
         let mut next = idle_deadline(conn);
+        if let Some(due) = self.count_quiet(key) {
+            next = next.min(due);
+        }
+        let conn = &self.conns[key];
         if let Some(due) = first_byte_due(conn) {
             if now >= due {
                 self.stats
@@ -177,7 +181,38 @@ impl Worker {
         if conn.age_soft > 0 {
             due = due.min(conn.age_soft);
         }
+        // A new stream counts busy until its backend has been silent for `idle_after`.
+        if let Some(g) = &conn.guard {
+            let _ = g.backend_sent(self.now);
+        }
+        if let Some(quiet) = self.count_quiet(key) {
+            due = due.min(quiet);
+        }
         self.set_deadline(key, due);
+    }
+
+    /// A stream counted idle is busy again: make sure its deadline comes by the time it could
+    /// be idle again (the deadline may be as far as the idle timeout away).
+    pub(super) fn watch_quiet(&mut self, key: usize) {
+        let conn = &self.conns[key];
+        if conn.phase != Phase::Relaying {
+            return;
+        }
+        if let Some(due) = self.count_quiet(key).filter(|&due| due < conn.deadline) {
+            self.set_deadline(key, due);
+        }
+    }
+
+    /// `count = "generating"`: counts the stream idle on its backend if the backend has been
+    /// silent for the pool's `idle_after`; returns when to look again while it is busy. The
+    /// stream's one deadline serves, so a busy stream costs a timer pop per `idle_after`, no
+    /// timer of its own, and a recv only a store in its guard.
+    fn count_quiet(&self, key: usize) -> Option<u64> {
+        let conn = &self.conns[key];
+        let idle_after = self.policy.pools.get(conn.pool)?.idle_after_ms;
+        let guard = conn.guard.as_ref().filter(|_| idle_after > 0)?;
+        guard.mark_quiet_if_due(self.now, idle_after);
+        guard.quiet_due(self.now, idle_after)
     }
 }
 

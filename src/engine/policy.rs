@@ -5,10 +5,12 @@
 //! A policy is immutable once built; a reload builds a new one. It must never be read through
 //! the balance table (which is for picking) nor change under a live connection's feet.
 
-use crate::balance::{BackendSpec, HealthPolicy, PoolSpec, StrategyKind, TableSpec};
+use crate::balance::{
+    BackendSpec, CountMode, HealthPolicy, LeastLoadSpec, PoolSpec, StrategyKind, TableSpec,
+};
 use std::sync::Arc;
 
-use crate::config::{Balance, Config, HashKey};
+use crate::config::{Balance, Config, Count, HashKey};
 use crate::route::{ProxyVersion, Routes};
 
 /// The engine's view of one pool.
@@ -33,6 +35,9 @@ pub struct PoolPolicy {
     pub first_byte_timeout_ms: u64,
     /// A PROXY protocol header goes to the backend ahead of the client's bytes.
     pub send_proxy: Option<ProxyVersion>,
+    /// `count = "generating"`: a stream whose backend is silent this long is counted idle on
+    /// it; 0 = streams are not told apart.
+    pub idle_after_ms: u64,
 }
 
 /// The engine's view of the whole config.
@@ -80,6 +85,10 @@ impl Policy {
                     replay_buffer: p.failover.replay_buffer,
                     first_byte_timeout_ms: ms(p.failover.first_byte_timeout),
                     send_proxy: p.send_proxy,
+                    idle_after_ms: match p.count {
+                        Count::Generating { idle_after, .. } => ms(idle_after),
+                        Count::Streams => 0,
+                    },
                 })
                 .collect(),
             max_unsent: config.runtime.max_unsent,
@@ -111,6 +120,7 @@ pub fn table_spec(config: &Config) -> TableSpec {
                     Balance::LeastLatency => StrategyKind::LeastLatency,
                     Balance::Random => StrategyKind::Random,
                     Balance::Hash => StrategyKind::Hash,
+                    Balance::LeastLoad => StrategyKind::LeastLoad,
                 },
                 backends: p
                     .backends
@@ -132,6 +142,18 @@ pub fn table_spec(config: &Config) -> TableSpec {
                 slow_start: p.slow_start,
                 passive: Some(crate::health::passive_policy(&p.passive)),
                 check: crate::health::active_check(p.health.as_ref()),
+                count: match p.count {
+                    Count::Streams => CountMode::Streams,
+                    Count::Generating { idle_weight, .. } => CountMode::Generating {
+                        idle_permille: (idle_weight * 1000.0).round() as u32,
+                    },
+                },
+                least_load: LeastLoadSpec {
+                    queue_weight: p.least_load.queue_weight,
+                    kv_weight: p.least_load.kv_weight,
+                    kv_full: p.least_load.kv_full,
+                    waiting_full: p.least_load.waiting_full,
+                },
             })
             .collect(),
         health: HealthPolicy::default(),

@@ -239,6 +239,15 @@ impl Worker {
             }
         }
         conn.last_active = self.now;
+        // Cheaper than asking the pool whether it tells idle streams apart.
+        let woke = side == Side::Backend
+            && conn
+                .guard
+                .as_ref()
+                .is_some_and(|g| g.backend_sent(self.now));
+        if woke {
+            self.watch_quiet(key);
+        }
         match side {
             // Before `queue_received`, which may give the buffer back.
             Side::Client => self.keep_for_replay(key, bid, len),

@@ -122,6 +122,24 @@ pub fn echo_backend() -> SocketAddr {
     a
 }
 
+/// A backend that, per connection, writes its one-byte `id`, then echoes every byte back;
+/// on the client's EOF it finishes writing and shuts its write side.
+pub fn id_echo(id: u8) -> SocketAddr {
+    let l = bind();
+    let a = l.local_addr().unwrap();
+    spawn_acceptor(l, move |mut s| {
+        let _ = s.write_all(&[id]);
+        let mut buf = vec![0u8; 64 * 1024];
+        while let Ok(n) = s.read(&mut buf) {
+            if n == 0 || s.write_all(&buf[..n]).is_err() {
+                break;
+            }
+        }
+        let _ = s.shutdown(Shutdown::Write);
+    });
+    a
+}
+
 /// A backend that, per connection, writes its one-byte `id`, then holds the connection until
 /// the client closes it. Counts connections currently open.
 pub struct HoldBackend {

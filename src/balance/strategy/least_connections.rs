@@ -4,20 +4,25 @@
 //! a backend drawn by weight and keeps the first of equal ratios, so ties (an idle pool, or a
 //! busy one in balance) spread by weight even for requests released at once; an idle backend
 //! ends the scan, since nothing beats it. No shared write beyond the winner's count.
+//! With `count = "generating"` a stream counted idle weighs `idle_weight` (in thousandths, so
+//! the comparison stays exact).
 
 use super::sampler::WeightedDraw;
 use super::{weighted_start, Strategy};
 use crate::balance::backend::{Backend, PickCtx};
+use crate::balance::spec::CountMode;
 
 #[derive(Debug)]
 pub(crate) struct LeastConnections {
     draw: WeightedDraw,
+    count: CountMode,
 }
 
 impl LeastConnections {
-    pub(crate) fn new(backends: &[Backend]) -> Self {
+    pub(crate) fn new(backends: &[Backend], count: CountMode) -> Self {
         Self {
             draw: WeightedDraw::new(backends),
+            count,
         }
     }
 }
@@ -26,7 +31,7 @@ impl Strategy for LeastConnections {
     fn pick(&self, backends: &[Backend], ctx: &PickCtx) -> Option<usize> {
         let start = weighted_start(&self.draw, backends, ctx);
         loop {
-            let idx = least_loaded(backends, start, ctx)?;
+            let idx = least_loaded(backends, start, ctx, self.count)?;
             if backends[idx].try_acquire() {
                 return Some(idx);
             }
@@ -35,32 +40,32 @@ impl Strategy for LeastConnections {
     }
 }
 
-fn least_loaded(backends: &[Backend], start: usize, ctx: &PickCtx) -> Option<usize> {
+fn least_loaded(
+    backends: &[Backend],
+    start: usize,
+    ctx: &PickCtx,
+    count: CountMode,
+) -> Option<usize> {
     let n = backends.len();
     // (index, active, effective weight) of the best so far; strict `<` keeps the first.
     let mut best: Option<(usize, u128, u128)> = None;
     let mut idx = start;
     for _ in 0..n {
         let backend = &backends[idx];
-        if ctx.is_candidate(backend) {
-            let active = backend.state.load();
-            if !backend.is_full(active) {
-                let (active, weight) = (
-                    u128::from(active),
-                    u128::from(ctx.effective_weight(backend)),
-                );
-                let better = match best {
-                    None => true,
-                    Some((_, best_active, best_weight)) => {
-                        active * best_weight < best_active * weight
-                    }
-                };
-                if better {
-                    if active == 0 {
-                        return Some(idx); // nothing beats an idle backend
-                    }
-                    best = Some((idx, active, weight));
+        if ctx.is_candidate(backend) && !backend.is_full(backend.state.load()) {
+            let (active, weight) = (
+                u128::from(backend.counted_milli(count)),
+                u128::from(ctx.effective_weight(backend)),
+            );
+            let better = match best {
+                None => true,
+                Some((_, best_active, best_weight)) => active * best_weight < best_active * weight,
+            };
+            if better {
+                if active == 0 {
+                    return Some(idx); // nothing beats an idle backend
                 }
+                best = Some((idx, active, weight));
             }
         }
         idx += 1;

@@ -7,6 +7,7 @@
 mod hash;
 mod least_connections;
 mod least_latency;
+mod least_load;
 mod power_of_two;
 mod random;
 pub(crate) mod rng;
@@ -31,14 +32,19 @@ pub(crate) trait Strategy: Send + Sync + fmt::Debug {
 /// The strategy of `pool` over `backends`, one tier of it.
 pub(crate) fn build(pool: &PoolSpec, backends: &[Backend]) -> Box<dyn Strategy> {
     match pool.strategy {
-        StrategyKind::LeastConnections => {
-            Box::new(least_connections::LeastConnections::new(backends))
-        }
+        StrategyKind::LeastConnections => Box::new(least_connections::LeastConnections::new(
+            backends, pool.count,
+        )),
         StrategyKind::RoundRobin => Box::new(round_robin::RoundRobin::new(backends)),
         StrategyKind::PowerOfTwo => Box::new(power_of_two::PowerOfTwo::new(backends)),
         StrategyKind::LeastLatency => Box::new(least_latency::LeastLatency::new(backends)),
         StrategyKind::Random => Box::new(random::Random::new(backends)),
         StrategyKind::Hash => Box::new(hash::Hash::new(backends, pool.hash_balance_factor)),
+        StrategyKind::LeastLoad => Box::new(least_load::LeastLoad::new(
+            backends,
+            pool.count,
+            pool.least_load,
+        )),
     }
 }
 
@@ -111,6 +117,8 @@ pub(crate) mod test_support {
             slow_start: Duration::ZERO,
             passive: None,
             check: None,
+            count: Default::default(),
+            least_load: Default::default(),
         }
     }
 

@@ -181,6 +181,8 @@ pub fn demo_config(opts: &DemoOptions, backends: &[MockBackend]) -> Config {
             passive: crate::config::PassiveHealth::default(),
             health: None,
             failover: crate::config::Failover::default(),
+            count: crate::config::Count::Streams,
+            least_load: crate::config::LeastLoad::default(),
         }],
         admin: None,
         // The demo's one listener never peeks.
