@@ -20,16 +20,18 @@ pub struct Checked {
     pub config: Config,
     /// One line each, for the operator (without a "warning: " prefix).
     pub warnings: Vec<String>,
-    /// The I/O driver `run` would use here, and why (None with the binds not checked: a
-    /// config meant for another host).
-    pub io: Option<IoChoice>,
+    /// The I/O driver `run` would use here, and why; or why `run` could not choose one (a
+    /// `RINGLB_IO` value that means nothing). None with the binds not checked: a config
+    /// meant for another host.
+    pub io: Option<Result<IoChoice, String>>,
 }
 
 impl Checked {
     /// The `io:` line of the summary.
     pub fn io_line(&self) -> String {
         match &self.io {
-            Some(choice) => format!("io: {choice}"),
+            Some(Ok(choice)) => format!("io: {choice}"),
+            Some(Err(why)) => format!("io: none, `ringlb run` would refuse to start: {why}"),
             None => format!(
                 "io: runtime.io = {:?} (not probed: --no-bind)",
                 self.config.runtime.io.as_str()
@@ -53,17 +55,12 @@ pub fn check(path: &Path, binds: bool) -> Result<Checked, ConfigError> {
             Err(e) => return Err(site.error(&bind_reason(site.addr, &e))),
         }
     }
-    let io = if binds {
-        match choose_io(&config.runtime) {
-            Ok(choice) => Some(choice),
-            Err(e) => {
-                warnings.push(e.to_string());
-                None
-            }
-        }
-    } else {
-        None
-    };
+    let io = binds.then(|| {
+        choose_io(&config.runtime).map_err(|e| {
+            warnings.push(e.to_string());
+            e.to_string()
+        })
+    });
     Ok(Checked {
         config,
         warnings,

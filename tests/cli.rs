@@ -86,6 +86,30 @@ fn check_prints_a_summary() {
 }
 
 #[test]
+fn check_names_a_bad_io_override_in_its_io_line() {
+    let f = write_config(GOOD);
+    let out = bin()
+        .arg("check")
+        .arg("-c")
+        .arg(&f.0)
+        .env("RINGLB_IO", "uring")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let io = stdout.lines().last().unwrap_or_default();
+    assert!(
+        io.starts_with("io: none, `ringlb run` would refuse to start: ")
+            && io.contains("\"uring\""),
+        "{stdout}"
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("warning: ") && stderr.contains("uring"),
+        "{stderr}"
+    );
+}
+
+#[test]
 fn every_kind_of_bad_config_exits_2_with_its_location() {
     let cases: &[(&str, &str, &str)] = &[
         (
