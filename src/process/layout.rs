@@ -174,11 +174,16 @@ fn runtime_changes(old: &Config, new: &Config) -> Vec<String> {
             u64::from(n.max_connections),
         ),
     ];
-    fixed
+    let mut changed: Vec<String> = fixed
         .iter()
         .filter(|(_, a, b)| a != b)
         .map(|(k, _, _)| format!("runtime.{k}"))
-        .collect()
+        .collect();
+    // Every worker runs on the driver chosen at start (see `engine::io_choice`).
+    if o.io != n.io {
+        changed.push("runtime.io".into());
+    }
+    changed
 }
 
 #[cfg(test)]
@@ -240,6 +245,12 @@ mod tests {
         let l = lay_out(&old, &new, &[]);
         assert_eq!(l.config.runtime.workers, 2);
         assert_eq!(l.needs_restart, ["runtime.workers"]);
+        let epoll = cfg(&[("a", &["127.0.0.1:1"])], &[("x", "a")], 2);
+        let mut epoll = epoll;
+        epoll.runtime.io = crate::config::IoMode::Epoll;
+        let l = lay_out(&old, &epoll, &[]);
+        assert_eq!(l.config.runtime.io, old.runtime.io);
+        assert_eq!(l.needs_restart, ["runtime.io"]);
     }
 
     #[test]
