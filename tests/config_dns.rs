@@ -59,7 +59,11 @@ fn refs(v: &[String]) -> Vec<&str> {
 fn a_name_is_kept_as_a_name_with_its_entry_settings() {
     let lines = config(
         &["dns_refresh = \"2s\""],
-        &["10.0.0.1:8000", "VLLM.gpu.svc.cluster.local:8000", "[::1]:9000"],
+        &[
+            "10.0.0.1:8000",
+            "VLLM.gpu.svc.cluster.local:8000",
+            "[::1]:9000",
+        ],
         &["weight = 4", "max_connections = 8", "tier = 1"],
     );
     let c = parse(&text(&refs(&lines)), "t.toml").unwrap();
@@ -67,7 +71,10 @@ fn a_name_is_kept_as_a_name_with_its_entry_settings() {
     let literal: Vec<SocketAddr> = pool.backends.iter().map(|b| b.addr).collect();
     assert_eq!(
         literal,
-        vec!["10.0.0.1:8000".parse().unwrap(), "[::1]:9000".parse().unwrap()]
+        vec![
+            "10.0.0.1:8000".parse().unwrap(),
+            "[::1]:9000".parse().unwrap()
+        ]
     );
     assert_eq!(pool.names.len(), 1);
     let n = &pool.names[0];
@@ -82,7 +89,11 @@ fn dns_refresh_defaults_and_a_backend_overrides_its_pool() {
     let lines = config(&[], &["a.svc:80"], &[]);
     let c = parse(&text(&refs(&lines)), "t.toml").unwrap();
     assert_eq!(c.pools[0].names[0].refresh, DEFAULT_DNS_REFRESH);
-    let lines = config(&["dns_refresh = \"10s\""], &["a.svc:80"], &["dns_refresh = \"250ms\""]);
+    let lines = config(
+        &["dns_refresh = \"10s\""],
+        &["a.svc:80"],
+        &["dns_refresh = \"250ms\""],
+    );
     let c = parse(&text(&refs(&lines)), "t.toml").unwrap();
     assert_eq!(c.pools[0].names[0].refresh, Duration::from_millis(250));
 }
@@ -122,25 +133,45 @@ fn bad_names_are_located_with_their_reason() {
         );
     }
     let lines = config(&[], &["a.svc:80", "A.svc:80"], &[]);
-    fails(&refs(&lines), "10:8", &["backend 2", "duplicate `addr` a.svc:80"]);
+    fails(
+        &refs(&lines),
+        "10:8",
+        &["backend 2", "duplicate `addr` a.svc:80"],
+    );
 }
 
 #[test]
 fn bad_dns_refresh_and_servers_are_located() {
     let lines = config(&["dns_refresh = \"soon\""], &["a.svc:80"], &[]);
-    fails(&refs(&lines), "7:15", &["pool \"gpu\"", "`dns_refresh`", "duration"]);
+    fails(
+        &refs(&lines),
+        "7:15",
+        &["pool \"gpu\"", "`dns_refresh`", "duration"],
+    );
     let lines = config(&["dns_refresh = \"10ms\""], &["a.svc:80"], &[]);
-    fails(&refs(&lines), "7:15", &["`dns_refresh` must be at least 50ms"]);
+    fails(
+        &refs(&lines),
+        "7:15",
+        &["`dns_refresh` must be at least 50ms"],
+    );
     let lines = config(&[], &["a.svc:80"], &["dns_refresh = \"0s\""]);
     fails(&refs(&lines), "9:15", &["backend 1", "`dns_refresh`"]);
     let lines = config(&[], &["10.0.0.1:80"], &["dns_refresh = \"1s\""]);
-    fails(&refs(&lines), "9:15", &["`dns_refresh` applies to a DNS name"]);
+    fails(
+        &refs(&lines),
+        "9:15",
+        &["`dns_refresh` applies to a DNS name"],
+    );
     let mut lines = vec![
         "[runtime]".to_string(),
         "dns_servers = [\"127.0.0.1:53\", \"dns.example:53\"]".into(),
     ];
     lines.extend(config(&[], &["a.svc:80"], &[]));
-    fails(&refs(&lines), "2:32", &["runtime", "`dns_servers`", "dns.example:53"]);
+    fails(
+        &refs(&lines),
+        "2:32",
+        &["runtime", "`dns_servers`", "dns.example:53"],
+    );
 }
 
 #[test]

@@ -85,18 +85,22 @@ impl AdminState {
     /// reload came first) are dropped.
     pub fn update_resolved(&self, answers: Vec<(NameKey, Vec<SocketAddr>)>) {
         let mut current = self.current.lock();
-        let mut changed = false;
+        let mut changes = Vec::new();
         for (key, addrs) in answers {
             if !crate::dns::resolved::configured(&current.config, &key) {
                 continue;
             }
             if let Some(change) = current.resolved.set(key.clone(), addrs) {
-                tracing::info!("pool {} addr {}: {change}", key.0, key.1);
-                changed = true;
+                changes.push((key, change));
             }
         }
-        if changed {
-            self.rebuild(&mut current);
+        if changes.is_empty() {
+            return;
+        }
+        self.rebuild(&mut current);
+        // Logged once the table is in place: what the line says is what the next pick sees.
+        for (key, change) in changes {
+            tracing::info!("pool {} addr {}: {change}", key.0, key.1);
         }
     }
 

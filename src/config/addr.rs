@@ -36,7 +36,10 @@ pub(super) enum AddrError {
 pub(super) enum BackendAddr {
     Literal(SocketAddr),
     /// Lowercased, without a trailing dot; port nonzero is the caller's check.
-    Name { host: String, port: u16 },
+    Name {
+        host: String,
+        port: u16,
+    },
 }
 
 /// Longest name DNS can carry (RFC 1035 2.3.4, in text form without the final dot).
@@ -175,7 +178,10 @@ mod tests {
                 name("vllm.gpu.svc.cluster.local", 8000),
             ),
             ("localhost:80", name("localhost", 80)),
-            ("API.Provider.example.:443", name("api.provider.example", 443)),
+            (
+                "API.Provider.example.:443",
+                name("api.provider.example", 443),
+            ),
             ("gpu-1_a.internal:9000", name("gpu-1_a.internal", 9000)),
             ("3com.example:1", name("3com.example", 1)),
         ];

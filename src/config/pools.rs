@@ -74,12 +74,8 @@ pub(super) fn validate_pool(
     let failover = validate_failover(check, &ctx, p)?;
     let health = validate_health(check, &ctx, p.health.as_ref())?;
     let send_proxy = super::routes::send_proxy(check, &ctx, &p.send_proxy)?;
-    let dns_refresh = super::dns::dns_refresh(
-        check,
-        &p.dns_refresh,
-        &ctx,
-        super::dns::DEFAULT_DNS_REFRESH,
-    )?;
+    let dns_refresh =
+        super::dns::dns_refresh(check, &p.dns_refresh, &ctx, super::dns::DEFAULT_DNS_REFRESH)?;
 
     if p.backend.is_empty() {
         return Err(check.err(

@@ -52,7 +52,11 @@ impl Refresher {
     /// A resolver for `servers`, made again when they changed (a reload); a failure to make
     /// one keeps the old one and is logged once.
     fn ensure_resolver(&mut self, servers: &[SocketAddr]) {
-        if self.resolver.as_ref().is_some_and(|r| r.servers() == servers) {
+        if self
+            .resolver
+            .as_ref()
+            .is_some_and(|r| r.servers() == servers)
+        {
             return;
         }
         match DnsResolver::new(servers) {
@@ -78,7 +82,8 @@ impl Refresher {
         known: &(dyn Fn(&NameKey) -> usize + Sync),
     ) -> Vec<(NameKey, Vec<SocketAddr>)> {
         let entries = entries(config);
-        self.names.retain(|k, _| entries.iter().any(|(e, _)| e == k));
+        self.names
+            .retain(|k, _| entries.iter().any(|(e, _)| e == k));
         if entries.is_empty() {
             return Vec::new();
         }
@@ -91,11 +96,7 @@ impl Refresher {
             .iter()
             .filter(|(k, _)| all || self.names.get(k).is_none_or(|s| s.next <= now))
             .collect();
-        let answers = join_all(
-            due.iter()
-                .map(|(_, n)| resolver.lookup(&n.host, n.port)),
-        )
-        .await;
+        let answers = join_all(due.iter().map(|(_, n)| resolver.lookup(&n.host, n.port))).await;
         let mut good = Vec::new();
         for ((key, n), answer) in due.into_iter().zip(answers) {
             let state = self.names.entry(key.clone()).or_insert(NameState {

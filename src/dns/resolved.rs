@@ -141,10 +141,14 @@ tier = 1
     #[test]
     fn changes_are_what_was_added_and_removed() {
         let mut r = Resolved::default();
-        let first = r.set(key(), vec![a("10.0.0.3:80"), a("10.0.0.2:80")]).unwrap();
+        let first = r
+            .set(key(), vec![a("10.0.0.3:80"), a("10.0.0.2:80")])
+            .unwrap();
         assert_eq!(first.to_string(), "+10.0.0.2:80 +10.0.0.3:80");
         assert_eq!(r.set(key(), vec![a("10.0.0.3:80"), a("10.0.0.2:80")]), None);
-        let next = r.set(key(), vec![a("10.0.0.2:80"), a("10.0.0.5:80")]).unwrap();
+        let next = r
+            .set(key(), vec![a("10.0.0.2:80"), a("10.0.0.5:80")])
+            .unwrap();
         assert_eq!(next.to_string(), "+10.0.0.5:80 -10.0.0.3:80");
     }
 
@@ -156,7 +160,10 @@ tier = 1
         let expanded = r.expand(&config);
         let b = &expanded.pools[0].backends;
         assert_eq!(b.len(), 2, "10.0.0.1:80 is the literal backend already");
-        assert_eq!((b[1].addr, b[1].weight, b[1].tier), (a("10.0.0.7:80"), 3, 1));
+        assert_eq!(
+            (b[1].addr, b[1].weight, b[1].tier),
+            (a("10.0.0.7:80"), 3, 1)
+        );
         assert_eq!(b[0].weight, 1);
         assert_eq!(
             r.origin(&config, "p", a("10.0.0.7:80")).as_deref(),
@@ -171,7 +178,10 @@ tier = 1
         r.set(key(), vec![a("10.0.0.7:80")]);
         r.set(("p".into(), "old.svc:80".into()), vec![a("10.0.0.8:80")]);
         r.retain_configured(&config());
-        assert_eq!(r.get(&("p".into(), "old.svc:80".into())), &[] as &[SocketAddr]);
+        assert_eq!(
+            r.get(&("p".into(), "old.svc:80".into())),
+            &[] as &[SocketAddr]
+        );
         assert_eq!(r.get(&key()), &[a("10.0.0.7:80")]);
     }
 }

@@ -51,10 +51,9 @@ impl DnsResolver {
         opts.ip_strategy = LookupIpStrategy::Ipv4AndIpv6;
         opts.timeout = QUERY_TIMEOUT;
         opts.cache_size = CACHE_SIZE;
-        let inner =
-            TokioResolver::builder_with_config(config, TokioConnectionProvider::default())
-                .with_options(opts)
-                .build();
+        let inner = TokioResolver::builder_with_config(config, TokioConnectionProvider::default())
+            .with_options(opts)
+            .build();
         Ok(DnsResolver {
             inner,
             servers: servers.to_vec(),

@@ -104,8 +104,8 @@ pub fn run_with(cfg: &Config, path: &Path, options: RunOptions) -> Result<(), Pr
     // from the first connection; one that does not resolve starts without them (logged) and
     // is retried every `dns_refresh`.
     let (resolved, refresher) = crate::dns::resolve_at_start(control.handle(), cfg);
-    let mut server = Server::start_with_options(&resolved.expand(cfg), start)
-        .map_err(ProcessError::Engine)?;
+    let mut server =
+        Server::start_with_options(&resolved.expand(cfg), start).map_err(ProcessError::Engine)?;
     let _checker = crate::health::Checker::spawn(control.handle(), server.table().clone());
     // The admin state exists without `[admin]` too: reload goes through it.
     let state = Arc::new(admin::AdminState::new(server.observer(), cfg));
