@@ -15,6 +15,7 @@ use std::thread;
 use common::dns_server::DnsServer;
 use common::process::{field, Proc};
 use common::*;
+use nix::sys::signal::Signal;
 
 /// Says its id (the last byte of its IP), then echoes until EOF.
 fn id_echo(l: TcpListener, id: u8) {
@@ -83,14 +84,21 @@ fn ids_of_new_streams(to: SocketAddr, n: usize) -> Vec<u8> {
     ids
 }
 
-fn status(admin: SocketAddr) -> serde_json::Value {
+fn get(admin: SocketAddr, path: &str) -> String {
     let mut s = TcpStream::connect(admin).unwrap();
-    s.write_all(b"GET /status HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-        .unwrap();
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
     let mut reply = String::new();
     s.read_to_string(&mut reply).unwrap();
-    let body = reply.split("\r\n\r\n").nth(1).unwrap_or("");
-    serde_json::from_str(body).unwrap_or_else(|e| panic!("{e}: {body}"))
+    reply.split("\r\n\r\n").nth(1).unwrap_or("").to_string()
+}
+
+fn status(admin: SocketAddr) -> serde_json::Value {
+    let body = get(admin, "/status");
+    serde_json::from_str(&body).unwrap_or_else(|e| panic!("{e}: {body}"))
 }
 
 /// (addr, active, name) of every backend of pool `p` in `/status`.
@@ -165,6 +173,11 @@ fn backends_follow_the_answer_keep_their_counts_and_drain_when_they_leave() {
     }
     let mut on4 = on4.unwrap();
     assert_eq!(active_of(&format!("127.0.0.4:{port}")), Some(1));
+    let metrics = get(admin, "/metrics");
+    assert!(
+        metrics.contains(&format!("backend=\"127.0.0.4:{port}\"")),
+        "/metrics shows the new address as a backend"
+    );
 
     // Back to two: the removed address gets no new stream, its live one relays until the
     // drain timeout and is then cut with a reset (reason `drained`).
@@ -221,6 +234,40 @@ fn a_name_that_does_not_resolve_at_start_starts_empty_and_is_retried() {
     let (mut s, id) = open(to);
     assert_eq!(id, 3);
     round_trip(&mut s, b"served once the name resolves");
+}
+
+#[test]
+fn a_reload_resolves_names_at_once_and_drains_the_addresses_of_a_name_it_drops() {
+    let port = backends_on_one_port();
+    let dns = DnsServer::start("gpu.dns.test", &[ip(2)]);
+    let name = format!("{}:{port}", dns.name());
+    // Refreshed hourly: only the reload can explain a prompt new answer.
+    let named = config(&dns, port).replace("dns_refresh = \"200ms\"", "dns_refresh = \"1h\"");
+    let p = Proc::run("dns-reload", &named, &[]);
+    let to = p.listener("test");
+    p.wait_line(&[&format!("pool p addr {name}: +127.0.0.2:{port}")]);
+    let (mut held, id) = open(to);
+    assert_eq!(id, 2);
+
+    dns.set(&[ip(2), ip(4)]);
+    p.signal(Signal::SIGHUP);
+    p.wait_line(&[&format!("pool p addr {name}: +127.0.0.4:{port}")]);
+
+    // The name gives way to a literal address: its addresses drain, new streams go to .3.
+    let literal = named.replace(
+        &format!("addr = \"{name}\""),
+        &format!("addr = \"127.0.0.3:{port}\""),
+    );
+    std::fs::write(&p.config, literal).unwrap();
+    p.signal(Signal::SIGHUP);
+    let line = p.wait_line(&["config reloaded", "removed (its addresses drain)"]);
+    assert!(line.contains(&format!("name {name} removed")), "{line}");
+    assert_eq!(ids_of_new_streams(to, 3), vec![3, 3, 3]);
+    round_trip(
+        &mut held,
+        b"a dropped name's stream relays until the drain timeout",
+    );
+    assert!(ends_with_reset(&mut held), "then it is cut");
 }
 
 #[test]

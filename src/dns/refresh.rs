@@ -21,6 +21,9 @@ use super::{DnsResolver, NameKey, Resolved};
 
 /// How long the loop sleeps with no name to resolve: it is woken by a reload anyway.
 const IDLE_WAIT: Duration = Duration::from_secs(3600);
+/// The longest a start waits for its names: past it, a DNS that does not answer delays the
+/// start no further (the refresh loop goes on resolving them).
+const START_WAIT: Duration = Duration::from_secs(5);
 
 /// The resolver and, per name, when it is due and whether it is failing.
 #[derive(Default)]
@@ -148,7 +151,14 @@ pub fn resolve_at_start(handle: &Handle, config: &Config) -> (Resolved, Refreshe
     let (tx, rx) = std::sync::mpsc::channel();
     let cfg = config.clone();
     handle.spawn(async move {
-        let good = refresher.round(&cfg, true, &|_| 0).await;
+        let round = tokio::time::timeout(START_WAIT, refresher.round(&cfg, true, &|_| 0)).await;
+        let good = round.unwrap_or_else(|_| {
+            tracing::warn!(
+                wait = %format_duration(START_WAIT),
+                "DNS: backend names not resolved in time; starting without them, resolving on"
+            );
+            Vec::new()
+        });
         let _ = tx.send((good, refresher));
     });
     let Ok((good, refresher)) = rx.recv() else {

@@ -132,11 +132,14 @@ fn summarize(old: &Config, new: &Config) -> String {
             parts.push(format!(
                 "pool {} added ({} backends)",
                 p.name,
-                p.backends.len()
+                p.backends.len() + p.names.len()
             ));
             continue;
         };
-        if p.backends.is_empty() && !o.backends.is_empty() {
+        if p.backends.is_empty()
+            && p.names.is_empty()
+            && !(o.backends.is_empty() && o.names.is_empty())
+        {
             parts.push(format!("pool {} removed (its streams go on)", p.name));
             continue;
         }
@@ -151,6 +154,20 @@ fn summarize(old: &Config, new: &Config) -> String {
                     parts.push(format!("{}: {} changed", p.name, b.addr));
                 }
                 Some(_) => {}
+            }
+        }
+        for n in &p.names {
+            if !o.names.iter().any(|x| x.label() == n.label()) {
+                parts.push(format!("{}: name {} added", p.name, n.label()));
+            }
+        }
+        for x in &o.names {
+            if !p.names.iter().any(|n| n.label() == x.label()) {
+                parts.push(format!(
+                    "{}: name {} removed (its addresses drain)",
+                    p.name,
+                    x.label()
+                ));
             }
         }
         for x in &o.backends {
