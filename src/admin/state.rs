@@ -87,7 +87,7 @@ impl AdminState {
         let mut current = self.current.lock();
         let mut changes = Vec::new();
         for (key, addrs) in answers {
-            if !crate::dns::resolved::configured(&current.config, &key) {
+            if !crate::dns::is_configured(&current.config, &key) {
                 continue;
             }
             if let Some(change) = current.resolved.set(key.clone(), addrs) {

@@ -10,11 +10,11 @@
 //! never removes a backend: the last good set stays until an answer replaces it.
 
 mod refresh;
-pub(crate) mod resolved;
+mod resolved;
 mod resolver;
 
 pub use refresh::{check_names, resolve_at_start, spawn, Refresher};
-pub use resolved::{Change, NameKey, Resolved};
+pub use resolved::{is_configured, Change, NameKey, Resolved};
 pub use resolver::DnsResolver;
 
 /// Why a name gave no addresses.

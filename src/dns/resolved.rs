@@ -63,7 +63,7 @@ impl Resolved {
 
     /// Forgets the names `config` does not have.
     pub fn retain_configured(&mut self, config: &Config) {
-        self.sets.retain(|key, _| configured(config, key));
+        self.sets.retain(|key, _| is_configured(config, key));
     }
 
     /// `config` with every resolved address of its names added to its pool as a backend with
@@ -98,7 +98,7 @@ impl Resolved {
 }
 
 /// Whether `config` has the name `key`.
-pub fn configured(config: &Config, key: &NameKey) -> bool {
+pub fn is_configured(config: &Config, key: &NameKey) -> bool {
     config
         .pools
         .iter()
