@@ -7,7 +7,8 @@
 //! error, only a warning: `run` would refuse it, a reload of that process would not.
 //!
 //! With the binds it also says which I/O driver `run` would use on this host and why
-//! (`runtime.io`, the `RINGLB_IO` override, or for `auto` a probe of io_uring).
+//! (`runtime.io`, the `RINGLB_IO` override, or for `auto` a probe of io_uring), and what each
+//! backend DNS name resolves to now.
 
 use std::path::Path;
 
@@ -24,6 +25,9 @@ pub struct Checked {
     /// `RINGLB_IO` value that means nothing). None with the binds not checked: a config
     /// meant for another host.
     pub io: Option<Result<IoChoice, String>>,
+    /// One line per backend DNS name: what it resolves to now, or why not (empty with the
+    /// binds not checked, or without names).
+    pub dns: Vec<String>,
 }
 
 impl Checked {
@@ -61,9 +65,17 @@ pub fn check(path: &Path, binds: bool) -> Result<Checked, ConfigError> {
             e.to_string()
         })
     });
+    // Resolved like the binds are tried: on this host, now. A failure is not an error (DNS
+    // may blink; `run` starts without that name's addresses and retries).
+    let dns = if binds {
+        crate::dns::check_names(&config)
+    } else {
+        Vec::new()
+    };
     Ok(Checked {
         config,
         warnings,
         io,
+        dns,
     })
 }

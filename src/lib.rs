@@ -10,6 +10,7 @@
 //! - [`clock`]: the monotonic clock the engine and the table share;
 //! - [`control`]: the control plane's thread and runtime (admin, health checks, reload);
 //! - [`admin`]: the admin API on the control plane: metrics, status, page, backend overrides;
+//! - [`dns`]: backends named by DNS, resolved on the control plane and re-resolved live;
 //! - [`health`]: active health checks, run on the control plane, published to the table;
 //! - [`process`]: the `ringlb run` process: start-up, signals (drain, reload), the hand-over
 //!   to a new process (binary upgrade), the stop;
@@ -29,6 +30,7 @@ pub mod check;
 pub mod clock;
 pub mod config;
 pub mod control;
+pub mod dns;
 pub mod engine;
 pub mod health;
 pub mod process;

@@ -166,6 +166,9 @@ fn main() -> ExitCode {
                 println!("{}: ok", config.display());
                 print!("{}", checked.config.summary());
                 println!("{}", checked.io_line());
+                for line in &checked.dns {
+                    println!("{line}");
+                }
                 ExitCode::SUCCESS
             }
             Err(e) => {

@@ -44,6 +44,8 @@ pub(super) struct BackendSample {
     pub snap: BackendSnapshot,
     /// The operator override in force, if any.
     pub set: Option<Override>,
+    /// The DNS name (`host:port`) the address came from; None for a literal one.
+    pub origin: Option<String>,
 }
 
 impl BackendSample {
@@ -80,6 +82,7 @@ impl Sample {
                     .into_iter()
                     .map(|snap| BackendSample {
                         set: state.override_of(&pool.name, snap.addr),
+                        origin: state.origin_of(&pool.name, snap.addr),
                         snap,
                     })
                     .collect();

@@ -2,9 +2,11 @@
 //! listener and pool names, strategies and the digest), the operator overrides, and the
 //! process counters other control services increment (reloads).
 //!
-//! Its mutex is the control plane's own: admin requests and a reload take it, workers never
-//! do. A backend action rebuilds the table from config + overrides and swaps it in whole, so
-//! workers see it on their next pick without a lock.
+//! Its mutex is the control plane's own: admin requests, a reload and a DNS refresh take it,
+//! workers never do. It is the one owner of "build the table and store it": a backend action,
+//! a reload and a changed DNS answer each rebuild the table from config + resolved names +
+//! overrides under it and swap it in whole (marking the backends the new table dropped as
+//! draining), so workers see it on their next pick without a lock and no two builds race.
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -14,7 +16,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use parking_lot::Mutex;
 
 use crate::balance::{BackendSpec, Table, TableSpec};
-use crate::config::{Config, MAX_WEIGHT};
+use crate::config::{Config, DEFAULT_DRAIN_TIMEOUT, MAX_WEIGHT};
+use crate::dns::{NameKey, Resolved};
 use crate::engine::{table_spec, Observer};
 
 use super::overrides::{Change, Override, Overrides};
@@ -41,10 +44,14 @@ pub struct AdminState {
     reloads: AtomicU64,
     reload_failures: AtomicU64,
     current: Mutex<Current>,
+    /// Woken by a reload: the DNS refresh resolves every name at once.
+    dns_wake: tokio::sync::Notify,
 }
 
 struct Current {
     config: Arc<Config>,
+    /// The last good answer of each of the config's DNS names.
+    resolved: Resolved,
     overrides: Overrides,
 }
 
@@ -60,9 +67,57 @@ impl AdminState {
             reload_failures: AtomicU64::new(0),
             current: Mutex::new(Current {
                 config: Arc::new(config.clone()),
+                resolved: Resolved::default(),
                 overrides: Overrides::default(),
             }),
+            dns_wake: tokio::sync::Notify::new(),
         }
+    }
+
+    /// The names' sets the running table was first built from (at start, before any
+    /// rebuild).
+    pub fn seed_resolved(&self, resolved: Resolved) {
+        self.current.lock().resolved = resolved;
+    }
+
+    /// Good DNS answers: each set that changed is logged ("pool P addr NAME: +a -b") and, if
+    /// any did, the table is rebuilt once. Answers for names the config no longer has (a
+    /// reload came first) are dropped.
+    pub fn update_resolved(&self, answers: Vec<(NameKey, Vec<SocketAddr>)>) {
+        let mut current = self.current.lock();
+        let mut changes = Vec::new();
+        for (key, addrs) in answers {
+            if !crate::dns::is_configured(&current.config, &key) {
+                continue;
+            }
+            if let Some(change) = current.resolved.set(key.clone(), addrs) {
+                changes.push((key, change));
+            }
+        }
+        if changes.is_empty() {
+            return;
+        }
+        self.rebuild(&mut current);
+        // Logged once the table is in place: what the line says is what the next pick sees.
+        for (key, change) in changes {
+            tracing::info!("pool {} addr {}: {change}", key.0, key.1);
+        }
+    }
+
+    /// How many addresses name `key` has now.
+    pub fn resolved_count(&self, key: &NameKey) -> usize {
+        self.current.lock().resolved.get(key).len()
+    }
+
+    /// The DNS name (`host:port`) backend `addr` of `pool` came from; None for a literal one.
+    pub fn origin_of(&self, pool: &str, addr: SocketAddr) -> Option<String> {
+        let current = self.current.lock();
+        current.resolved.origin(&current.config, pool, addr)
+    }
+
+    /// What the DNS refresh waits on besides its timer (a reload notifies it).
+    pub fn dns_wake(&self) -> &tokio::sync::Notify {
+        &self.dns_wake
     }
 
     /// Sets what `POST /reload` runs (the process's reloader); once.
@@ -119,7 +174,14 @@ impl AdminState {
     pub fn apply_config(&self, config: &Config) {
         let mut current = self.current.lock();
         current.config = Arc::new(config.clone());
+        let Current {
+            config, resolved, ..
+        } = &mut *current;
+        resolved.retain_configured(config);
         self.rebuild(&mut current);
+        drop(current);
+        // Names the reload added have no addresses yet; every name is resolved again now.
+        self.dns_wake.notify_one();
     }
 
     /// Applies one operator change to backend `addr` of pool `pool` and swaps the rebuilt
@@ -139,18 +201,31 @@ impl AdminState {
             }
         }
         let mut current = self.current.lock();
-        let base = configured(&current.config, pool, addr)?;
+        let base = configured(&current.resolved.expand(&current.config), pool, addr)?;
         current.overrides.set(pool, base, change);
         self.rebuild(&mut current);
         tracing::info!(pool, backend = %addr, ?change, "operator override applied");
         Ok(current.overrides.get(pool, addr).unwrap_or_default())
     }
 
-    /// Builds the table of `current` (config + overrides) and swaps it in.
+    /// Builds the table of `current` (config + resolved names + overrides) and swaps it in;
+    /// a backend the old table had and the new one lacks (a reload removed it, or its address
+    /// left a DNS answer) keeps its live streams until its pool's `drain_timeout`.
     fn rebuild(&self, current: &mut Current) {
         let spec = spec_with_overrides(current);
-        let table = Table::build(&spec, self.observer.registry());
-        self.observer.table().store(table);
+        let (old, new) = self
+            .observer
+            .table()
+            .replace(Table::build(&spec, self.observer.registry()));
+        let now = crate::clock::now_ms();
+        let pools = &current.config.pools;
+        Table::mark_removed(&old, &new, |pool| {
+            let timeout = pools
+                .iter()
+                .find(|p| p.name == pool)
+                .map_or(DEFAULT_DRAIN_TIMEOUT, |p| p.drain_timeout);
+            now.saturating_add(u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX / 2))
+        });
     }
 }
 
@@ -172,7 +247,7 @@ fn configured(config: &Config, pool: &str, addr: SocketAddr) -> Result<BackendSp
 }
 
 fn spec_with_overrides(current: &mut Current) -> TableSpec {
-    let mut spec = table_spec(&current.config);
+    let mut spec = table_spec(&current.resolved.expand(&current.config));
     for (pool, addr) in current.overrides.apply(&mut spec) {
         tracing::info!(pool, backend = %addr, "operator override dropped: the config changed this backend");
     }

@@ -2,7 +2,7 @@
 //!
 //! Shape: `{version, config_digest, uptime_s, admitted, max_connections, reloads,
 //! reload_failures, io: {driver, reason}, listeners: [{name, addr, pool}], pools: [{name, balance, queue_size,
-//! queue_length, queue_dispatched, backends: [...]}], workers: [{id, ...counters}], totals}`.
+//! queue_length, queue_dispatched, backends: [{addr, name, ...}]}], workers: [{id, ...counters}], totals}`.
 //! Fields may be added; none is renamed or removed (scripts and the page rely on them).
 
 use serde::Serialize;
@@ -58,6 +58,8 @@ struct Pool<'a> {
 #[derive(Serialize)]
 struct Backend {
     addr: String,
+    /// The DNS name (`host:port`) this address came from; null for a literal `addr`.
+    name: Option<String>,
     /// "up", "down", "unknown" or "draining".
     state: &'static str,
     active: u32,
@@ -98,6 +100,7 @@ fn backend(b: &BackendSample) -> Backend {
     let s = &b.snap;
     Backend {
         addr: s.addr.to_string(),
+        name: b.origin.clone(),
         state: b.state(),
         active: s.active,
         idle: s.idle,

@@ -45,6 +45,14 @@ impl SharedTable {
     pub fn store(&self, table: Table) {
         self.current.store(Arc::new(table));
     }
+
+    /// [`store`](Self::store), returning (the table replaced, the one stored) for a caller
+    /// that compares them (what a rebuild dropped drains).
+    pub fn replace(&self, table: Table) -> (Arc<Table>, Arc<Table>) {
+        let new = Arc::new(table);
+        let old = self.current.swap(new.clone());
+        (old, new)
+    }
 }
 
 /// One worker's cached view of a [`SharedTable`]; see [`SharedTable::cache`]. It keeps the

@@ -1,9 +1,11 @@
-//! Literal `IP:port` addresses, and why a text is not one.
+//! Literal `IP:port` addresses, backend addresses that may be `name:port`, and why a text is
+//! neither.
 //!
 //! `SocketAddr`'s own parser says only "invalid socket address syntax"; an operator needs to
-//! know which part is wrong: a host name (never resolved: the config's meaning must not depend
-//! on DNS at start time), a port out of range or not a number, a missing port, or an IPv6
-//! address without brackets. This module must never resolve a name or accept anything
+//! know which part is wrong: a host name where only an IP will do (listeners, admin), a port
+//! out of range or not a number, a missing port, or an IPv6 address without brackets. A
+//! backend's `addr` may also be a DNS name (`dns` resolves it, on the control plane). This
+//! module must never resolve a name, and [`parse_socket_addr`] must never accept anything
 //! `SocketAddr::from_str` would not.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
@@ -25,6 +27,81 @@ pub(super) enum AddrError {
     BadIpv6(String),
     #[error("{0:?} is not an IP address; host names are not resolved")]
     HostName(String),
+    #[error("{0:?} is not a valid DNS name: {1}")]
+    BadName(String, &'static str),
+}
+
+/// A backend's address as written: a literal, or a DNS name resolved at run time.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) enum BackendAddr {
+    Literal(SocketAddr),
+    /// Lowercased, without a trailing dot; port nonzero is the caller's check.
+    Name {
+        host: String,
+        port: u16,
+    },
+}
+
+/// Longest name DNS can carry (RFC 1035 2.3.4, in text form without the final dot).
+const MAX_NAME_LEN: usize = 253;
+const MAX_LABEL_LEN: usize = 63;
+
+/// Parses a backend `addr`: `IP:port`, `[IPv6]:port` or `name:port`. A text that would be a
+/// literal but is malformed keeps the literal's reason (a name that looks like an IPv4
+/// address with a digit missing is not taken for a host name).
+pub(super) fn parse_backend_addr(text: &str) -> Result<BackendAddr, AddrError> {
+    match parse_socket_addr(text) {
+        Ok(addr) => Ok(BackendAddr::Literal(addr)),
+        Err(AddrError::HostName(_)) => {
+            let Some((host, port)) = text.rsplit_once(':') else {
+                return Err(AddrError::MissingPort);
+            };
+            let port = parse_port(port)?;
+            let host = check_name(host)?;
+            Ok(BackendAddr::Name { host, port })
+        }
+        Err(other) => Err(other),
+    }
+}
+
+/// RFC 1123 host name rules (letters, digits, hyphens, and underscores, which some internal
+/// zones use), checked so that a typo is a config error rather than a name that never resolves.
+fn check_name(host: &str) -> Result<String, AddrError> {
+    let bad = |why| Err(AddrError::BadName(host.to_string(), why));
+    let name = host.strip_suffix('.').unwrap_or(host);
+    if name.is_empty() {
+        return bad("it is empty");
+    }
+    if name.len() > MAX_NAME_LEN {
+        return bad("longer than 253 characters");
+    }
+    for label in name.split('.') {
+        if label.is_empty() {
+            return bad("an empty label (two dots in a row, or a leading dot)");
+        }
+        if label.len() > MAX_LABEL_LEN {
+            return bad("a label longer than 63 characters");
+        }
+        if !label
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        {
+            return bad("only letters, digits, '-' and '_' may appear between dots");
+        }
+        if label.starts_with('-') || label.ends_with('-') {
+            return bad("a label starts or ends with '-'");
+        }
+    }
+    // The last label of a name is never all digits (RFC 3696 2): "10.0.0:80" is a mistyped
+    // address, not a name.
+    if name
+        .rsplit('.')
+        .next()
+        .is_some_and(|l| l.bytes().all(|b| b.is_ascii_digit()))
+    {
+        return bad("it looks like an IPv4 address, but is not one");
+    }
+    Ok(name.to_ascii_lowercase())
 }
 
 /// Parses a literal `IP:port` (IPv6 in brackets).
@@ -76,7 +153,70 @@ fn parse_port(text: &str) -> Result<u16, AddrError> {
 
 #[cfg(test)]
 mod tests {
-    use super::{parse_socket_addr, AddrError};
+    use super::{parse_backend_addr, parse_socket_addr, AddrError, BackendAddr};
+
+    #[test]
+    fn backend_addr_literals_stay_literals() {
+        for ok in ["10.0.0.5:8000", "[::1]:8080", "[fd00::5]:8000"] {
+            assert_eq!(
+                parse_backend_addr(ok),
+                Ok(BackendAddr::Literal(ok.parse().unwrap())),
+                "{ok}"
+            );
+        }
+    }
+
+    #[test]
+    fn backend_addr_names_parse() {
+        let name = |host: &str, port| BackendAddr::Name {
+            host: host.into(),
+            port,
+        };
+        let cases = [
+            (
+                "vllm.gpu.svc.cluster.local:8000",
+                name("vllm.gpu.svc.cluster.local", 8000),
+            ),
+            ("localhost:80", name("localhost", 80)),
+            (
+                "API.Provider.example.:443",
+                name("api.provider.example", 443),
+            ),
+            ("gpu-1_a.internal:9000", name("gpu-1_a.internal", 9000)),
+            ("3com.example:1", name("3com.example", 1)),
+        ];
+        for (text, want) in cases {
+            assert_eq!(parse_backend_addr(text), Ok(want), "{text:?}");
+        }
+    }
+
+    #[test]
+    fn backend_addr_mistakes_get_their_reason() {
+        let bad = |text: &str| match parse_backend_addr(text) {
+            Err(AddrError::BadName(_, why)) => why,
+            other => panic!("{text:?}: {other:?}"),
+        };
+        assert!(bad("gpu..svc:80").contains("empty label"));
+        assert!(bad(".gpu:80").contains("empty label"));
+        assert!(bad("gpu svc:80").contains("only letters"));
+        assert!(bad("gpu/x:80").contains("only letters"));
+        assert!(bad("-gpu.svc:80").contains("starts or ends"));
+        assert!(bad("1.2.3:80").contains("IPv4"));
+        assert!(bad(&format!("{}.x:80", "a".repeat(64))).contains("63"));
+        assert!(bad(&format!("{}:80", ["abcdefghi"; 30].join("."))).contains("253"));
+        assert_eq!(parse_backend_addr("gpu.svc"), Err(AddrError::MissingPort));
+        assert_eq!(parse_backend_addr("gpu.svc:"), Err(AddrError::MissingPort));
+        assert_eq!(
+            parse_backend_addr("gpu.svc:http"),
+            Err(AddrError::PortNotNumber("http".into()))
+        );
+        assert_eq!(
+            parse_backend_addr("gpu.svc:70000"),
+            Err(AddrError::PortRange("70000".into()))
+        );
+        assert_eq!(parse_backend_addr("::1:80"), Err(AddrError::Brackets));
+        assert_eq!(parse_backend_addr("10.0.0.1"), Err(AddrError::MissingPort));
+    }
 
     #[test]
     fn literal_addresses_parse() {

@@ -115,9 +115,8 @@ impl Checker<'_> {
         }
     }
 
-    /// A literal `IP:port` address. Host names are refused: resolving them would make the
-    /// config's meaning depend on DNS at start time, and ringlb never re-resolves. The message
-    /// says which part is wrong (see `addr`).
+    /// A literal `IP:port` address (a bind: it must be an address of this host, known before
+    /// any DNS answers). The message says which part is wrong (see `addr`).
     pub fn socket_addr(
         &self,
         value: &Spanned<String>,

@@ -5,12 +5,14 @@
 //! [`ConfigError`] line of the form `file:line:column: message` naming the offending key.
 //!
 //! This module must never hand the engine a value it has not checked, never resolve host
-//! names, and never panic on any input text.
+//! names (a backend named by DNS is kept as a name; `crate::dns` resolves it), and never panic
+//! on any input text.
 
 mod addr;
 mod admin;
 mod binds;
 mod checks;
+mod dns;
 mod duration;
 mod error;
 mod failover;
@@ -31,6 +33,7 @@ mod validate;
 
 pub use admin::MIN_TOKEN_LEN;
 pub use binds::BindSite;
+pub use dns::{DEFAULT_DNS_REFRESH, DNS_PORT, MIN_DNS_REFRESH};
 pub use duration::{format_duration, parse_duration};
 pub use error::ConfigError;
 pub use failover::{Failover, DEFAULT_REPLAY_BUFFER, MAX_REPLAY_BUFFER};
@@ -118,6 +121,9 @@ pub struct Runtime {
     /// past it new connections wait their turn to peek. At least every listener's
     /// `Routes::peek_bytes_max`.
     pub peek_memory_max: u64,
+    /// The DNS servers that resolve backend names (`dns_servers`); empty = the system's
+    /// (/etc/resolv.conf, with /etc/hosts).
+    pub dns_servers: Vec<SocketAddr>,
 }
 
 /// One listening socket (`[[listener]]`).
@@ -146,8 +152,12 @@ pub struct Pool {
     pub half_close_timeout: Duration,
     /// Other backends tried after a failed connect.
     pub retries: u32,
-    /// Never empty.
+    /// The backends with a literal address. With `names`, never both empty (a file that
+    /// validates names at least one backend; a pool a reload removed has neither).
     pub backends: Vec<Backend>,
+    /// The backend entries whose `addr` is a DNS name: each address the name resolves to is a
+    /// backend (see `crate::dns`).
+    pub names: Vec<NamedBackend>,
     /// What `hash` hashes (any strategy accepts it; only `hash` uses it). With a peeked
     /// `session_key` this is the fallback, `client_ip`, for connections that lack the value.
     pub hash_key: HashKey,
@@ -202,6 +212,39 @@ pub struct Backend {
     /// Fallback tier, 0..=[`MAX_TIER`]: lower tiers are used first, higher ones take only the
     /// overflow. 0 = primary.
     pub tier: u32,
+}
+
+/// A `[[pool.backend]]` whose `addr` is `name:port`: every address the name resolves to is a
+/// backend with these settings.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NamedBackend {
+    /// Lowercase, without a trailing dot.
+    pub host: String,
+    /// Nonzero.
+    pub port: u16,
+    pub weight: u32,
+    pub max_connections: u32,
+    pub tier: u32,
+    /// Resolved again this often (`dns_refresh`, the entry's or its pool's); at least
+    /// [`MIN_DNS_REFRESH`].
+    pub refresh: Duration,
+}
+
+impl NamedBackend {
+    /// `host:port`, as logs and the status show the name.
+    pub fn label(&self) -> String {
+        format!("{}:{}", self.host, self.port)
+    }
+
+    /// The backend one resolved address of this entry is.
+    pub fn backend(&self, ip: std::net::IpAddr) -> Backend {
+        Backend {
+            addr: SocketAddr::new(ip, self.port),
+            weight: self.weight,
+            max_connections: self.max_connections,
+            tier: self.tier,
+        }
+    }
 }
 
 /// How a pool picks the backend for a new connection.

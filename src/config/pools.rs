@@ -2,9 +2,11 @@
 //!
 //! A pool that passes has a name, a known balance strategy, sane timeouts, checked tuning keys
 //! (see `tuning`), checked health keys (see `health`) and at least one backend with a distinct, connectable address, a weight and a
-//! tier in range. It must never let through a backend the engine could not connect to (port 0)
-//! or a weight that would starve or overflow.
+//! tier in range. A backend's `addr` may be a DNS name (kept as a name, with its `dns_refresh`).
+//! It must never let through a backend the engine could not connect to (port 0) or a weight
+//! that would starve or overflow.
 
+use super::addr::{parse_backend_addr, BackendAddr};
 use super::checks::Checker;
 use super::error::ConfigError;
 use super::failover::validate_failover;
@@ -12,9 +14,8 @@ use super::health::{validate_health, validate_passive};
 use super::limits::*;
 use super::raw::{RawBackend, RawPool};
 use super::tuning::validate_tuning;
-use super::{Backend, Balance, Pool};
+use super::{Backend, Balance, NamedBackend, Pool};
 use std::collections::HashMap;
-use std::net::SocketAddr;
 use std::ops::Range;
 use toml::Spanned;
 
@@ -75,6 +76,8 @@ pub(super) fn validate_pool(
     let send_proxy = super::routes::send_proxy(check, &ctx, &p.send_proxy)?;
     let count = super::load_aware::validate_count(check, &ctx, p)?;
     let least_load = super::load_aware::validate_least_load(check, &ctx, p.least_load.as_ref())?;
+    let dns_refresh =
+        super::dns::dns_refresh(check, &p.dns_refresh, &ctx, super::dns::DEFAULT_DNS_REFRESH)?;
 
     if p.backend.is_empty() {
         return Err(check.err(
@@ -83,21 +86,26 @@ pub(super) fn validate_pool(
         ));
     }
     let mut backends: Vec<Backend> = Vec::with_capacity(p.backend.len());
-    let mut seen: HashMap<SocketAddr, usize> = HashMap::new();
+    let mut names: Vec<NamedBackend> = Vec::new();
+    let mut seen: HashMap<String, usize> = HashMap::new();
     for (i, raw_backend) in p.backend.iter().enumerate() {
         let ctx = format!("{ctx} backend {}", i + 1);
-        let (backend, addr_span) = validate_backend(check, &ctx, raw_backend)?;
-        if let Some(first) = seen.get(&backend.addr) {
+        let (entry, addr_span) = validate_backend(check, &ctx, raw_backend, dns_refresh)?;
+        let key = match &entry {
+            Entry::Literal(b) => b.addr.to_string(),
+            Entry::Name(n) => n.label(),
+        };
+        if let Some(first) = seen.get(&key) {
             return Err(check.err(
                 &addr_span,
-                format!(
-                    "{ctx}: duplicate `addr` {} (same as backend {first})",
-                    backend.addr
-                ),
+                format!("{ctx}: duplicate `addr` {key} (same as backend {first})"),
             ));
         }
-        seen.insert(backend.addr, i + 1);
-        backends.push(backend);
+        seen.insert(key, i + 1);
+        match entry {
+            Entry::Literal(b) => backends.push(b),
+            Entry::Name(n) => names.push(n),
+        }
     }
 
     let pool = Pool {
@@ -108,6 +116,7 @@ pub(super) fn validate_pool(
         half_close_timeout,
         retries,
         backends,
+        names,
         hash_key: tuning.hash_key,
         session_key: tuning.session_key,
         send_proxy,
@@ -129,19 +138,50 @@ pub(super) fn validate_pool(
     Ok((pool, name.span()))
 }
 
+/// A backend entry: a literal address, or a name.
+enum Entry {
+    Literal(Backend),
+    Name(NamedBackend),
+}
+
 /// Checks one backend; returns it with the span of its address for duplicate reports.
+/// `pool_refresh` is the pool's `dns_refresh`, which the entry's own overrides.
 fn validate_backend(
     check: &Checker,
     ctx: &str,
     raw: &Spanned<RawBackend>,
-) -> Result<(Backend, Range<usize>), ConfigError> {
+    pool_refresh: std::time::Duration,
+) -> Result<(Entry, Range<usize>), ConfigError> {
     let b: &RawBackend = raw.get_ref();
     let addr_value = check.required(&b.addr, &raw.span(), ctx, "addr")?;
-    let addr = check.socket_addr(addr_value, ctx, "addr", "127.0.0.1:9001")?;
-    if addr.port() == 0 {
+    let addr = parse_backend_addr(addr_value.get_ref()).map_err(|why| {
+        check.err(
+            &addr_value.span(),
+            format!(
+                "{ctx}: `addr` expected IP:port or name:port such as \"10.0.0.5:8000\" or \
+                 \"vllm.gpu.svc.cluster.local:8000\", got {:?}: {why}",
+                addr_value.get_ref()
+            ),
+        )
+    })?;
+    let port = match &addr {
+        BackendAddr::Literal(a) => a.port(),
+        BackendAddr::Name { port, .. } => *port,
+    };
+    if port == 0 {
         return Err(check.err(
             &addr_value.span(),
-            format!("{ctx}: `addr` {addr} has port 0, which nothing can connect to"),
+            format!(
+                "{ctx}: `addr` {} has port 0, which nothing can connect to",
+                addr_value.get_ref()
+            ),
+        ));
+    }
+    let refresh = super::dns::dns_refresh(check, &b.dns_refresh, ctx, pool_refresh)?;
+    if let (BackendAddr::Literal(a), Some(value)) = (&addr, &b.dns_refresh) {
+        return Err(check.err(
+            &value.span(),
+            format!("{ctx}: `dns_refresh` applies to a DNS name, but `addr` {a} is an IP address"),
         ));
     }
     let weight = check.int(
@@ -165,11 +205,21 @@ fn validate_backend(
         (0, i64::from(MAX_TIER)),
         i64::from(DEFAULT_TIER),
     )? as u32;
-    let backend = Backend {
-        addr,
-        weight,
-        max_connections,
-        tier,
+    let entry = match addr {
+        BackendAddr::Literal(addr) => Entry::Literal(Backend {
+            addr,
+            weight,
+            max_connections,
+            tier,
+        }),
+        BackendAddr::Name { host, port } => Entry::Name(NamedBackend {
+            host,
+            port,
+            weight,
+            max_connections,
+            tier,
+            refresh,
+        }),
     };
-    Ok((backend, addr_value.span()))
+    Ok((entry, addr_value.span()))
 }

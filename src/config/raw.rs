@@ -47,6 +47,7 @@ pub(super) struct RawRuntime {
     pub handover_socket: Option<Spanned<String>>,
     pub peek_memory_max: Option<Spanned<RawSize>>,
     pub io: Option<Spanned<String>>,
+    pub dns_servers: Option<Spanned<Vec<Spanned<String>>>>,
 }
 
 /// One `[[listener]]`.
@@ -94,6 +95,7 @@ pub(super) struct RawPool {
     pub passive_backoff_max: Option<Spanned<RawDuration>>,
     pub passive_early_close: Option<Spanned<bool>>,
     pub send_proxy: Option<Spanned<String>>,
+    pub dns_refresh: Option<Spanned<RawDuration>>,
     pub health: Option<Spanned<RawHealth>>,
     pub count: Option<Spanned<String>>,
     pub idle_after: Option<Spanned<RawDuration>>,
@@ -127,6 +129,7 @@ pub(super) struct RawBackend {
     pub weight: Option<Spanned<i64>>,
     pub max_connections: Option<Spanned<i64>>,
     pub tier: Option<Spanned<i64>>,
+    pub dns_refresh: Option<Spanned<RawDuration>>,
 }
 
 /// A duration as written. Its own type only so that `timeout = 3` is answered with "expected

@@ -40,6 +40,18 @@ impl Config {
             r.max_unsent,
             format_size(r.peek_memory_max)
         );
+        if self.pools.iter().any(|p| !p.names.is_empty()) {
+            let servers: Vec<String> = r.dns_servers.iter().map(|s| s.to_string()).collect();
+            let _ = writeln!(
+                out,
+                "dns servers: {}",
+                if servers.is_empty() {
+                    "the system's (/etc/resolv.conf, /etc/hosts)".to_string()
+                } else {
+                    servers.join(", ")
+                }
+            );
+        }
         if let Some(path) = &r.handover_socket {
             let _ = writeln!(out, "handover socket: {}", path.display());
         }
@@ -70,8 +82,12 @@ impl Config {
                 format_duration(p.idle_timeout),
                 format_duration(p.half_close_timeout),
                 p.retries,
-                p.backends.len(),
-                if p.backends.len() == 1 { "" } else { "s" }
+                p.backends.len() + p.names.len(),
+                if p.backends.len() + p.names.len() == 1 {
+                    ""
+                } else {
+                    "s"
+                }
             );
             let _ = writeln!(out, "  {}", pool_tuning(p));
             let _ = writeln!(out, "  {}", pool_health(p));
@@ -84,6 +100,22 @@ impl Config {
                     out,
                     "  backend {}: weight {}, max_connections {}, tier {}",
                     b.addr, b.weight, max, b.tier
+                );
+            }
+            for n in &p.names {
+                let max = match n.max_connections {
+                    0 => "unlimited".to_string(),
+                    m => m.to_string(),
+                };
+                let _ = writeln!(
+                    out,
+                    "  backend {} (DNS name, resolved every {}): weight {}, max_connections {}, \
+                     tier {}",
+                    n.label(),
+                    format_duration(n.refresh),
+                    n.weight,
+                    max,
+                    n.tier
                 );
             }
         }

@@ -200,6 +200,7 @@ fn validate_runtime(check: &Checker, raw: Option<&RawRuntime>) -> Result<Runtime
         handover_socket: None,
         peek_memory_max: None,
         io: None,
+        dns_servers: None,
     };
     let r = raw.unwrap_or(&empty);
     let ctx = "runtime";
@@ -259,7 +260,9 @@ fn validate_runtime(check: &Checker, raw: Option<&RawRuntime>) -> Result<Runtime
         DEFAULT_PEEK_MEMORY_MAX,
     )?;
     let io = validate_io(check, &r.io)?;
+    let dns_servers = super::dns::dns_servers(check, &r.dns_servers)?;
     Ok(Runtime {
+        dns_servers,
         io,
         handover_socket,
         peek_memory_max,

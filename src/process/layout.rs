@@ -33,6 +33,7 @@ pub fn lay_out(old: &Config, new: &Config, closed: &[bool]) -> Layout {
             None => {
                 let mut gone = p.clone();
                 gone.backends.clear();
+                gone.names.clear();
                 pools.push(gone);
             }
         }

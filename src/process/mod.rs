@@ -1,5 +1,5 @@
-//! The `ringlb run` process around the engine: start-up (descriptor limit, engine, control
-//! plane, health checks, admin API), the signals an operator or init system sends, the
+//! The `ringlb run` process around the engine: start-up (descriptor limit, control plane,
+//! backend names resolved, engine, health checks, DNS refresh, admin API), the signals an operator or init system sends, the
 //! hand-over to a new process (`handover`) and the stop. The engine never sees a signal; this
 //! module turns them into engine calls.
 //! Must never block a worker, and never exit with streams cut that a drain could have saved.
@@ -99,11 +99,18 @@ pub fn run_with(cfg: &Config, path: &Path, options: RunOptions) -> Result<(), Pr
         inherited,
         ..StartOptions::default()
     };
-    let mut server = Server::start_with_options(cfg, start).map_err(ProcessError::Engine)?;
     let control = ControlPlane::start()?;
+    // Names resolve before the workers take clients, so a pool named by DNS has its backends
+    // from the first connection; one that does not resolve starts without them (logged) and
+    // is retried every `dns_refresh`.
+    let (resolved, refresher) = crate::dns::resolve_at_start(control.handle(), cfg);
+    let mut server =
+        Server::start_with_options(&resolved.expand(cfg), start).map_err(ProcessError::Engine)?;
     let _checker = crate::health::Checker::spawn(control.handle(), server.table().clone());
     // The admin state exists without `[admin]` too: reload goes through it.
     let state = Arc::new(admin::AdminState::new(server.observer(), cfg));
+    state.seed_resolved(resolved);
+    crate::dns::spawn(control.handle(), state.clone(), refresher);
     let reloader = Arc::new(Reloader::new(path, cfg, state.clone(), server.reloader()));
     let hook = reloader.clone();
     state.set_reload_hook(Box::new(move || hook.reload()));

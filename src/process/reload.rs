@@ -13,7 +13,6 @@ use std::sync::Arc;
 use parking_lot::Mutex;
 
 use crate::admin::AdminState;
-use crate::balance::Table;
 use crate::config::Config;
 use crate::engine::EngineReload;
 
@@ -74,18 +73,9 @@ impl Reloader {
             tracing::warn!(setting = %setting, "this change needs a restart; the running value stays");
         }
         let mut summary = summarize(current, &layout.config);
-        let old_table = self.admin.observer().table().load_full();
+        // Builds and swaps the table (names resolved so far kept, removed backends draining),
+        // and wakes the DNS refresh to resolve every name again.
         self.admin.apply_config(&layout.config);
-        let new_table = self.admin.observer().table().load_full();
-        let now = crate::clock::now_ms();
-        let pools = &layout.config.pools;
-        Table::mark_removed(&old_table, &new_table, |pool| {
-            let timeout = pools
-                .iter()
-                .find(|p| p.name == pool)
-                .map_or(crate::config::DEFAULT_DRAIN_TIMEOUT, |p| p.drain_timeout);
-            now.saturating_add(u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX / 2))
-        });
         if let Err(e) = self.engine.apply(&layout.config) {
             // Checked above under the same lock: cannot happen. Said loudly if it ever does.
             tracing::error!(error = %e, "reload: the policy could not be published");
@@ -142,11 +132,14 @@ fn summarize(old: &Config, new: &Config) -> String {
             parts.push(format!(
                 "pool {} added ({} backends)",
                 p.name,
-                p.backends.len()
+                p.backends.len() + p.names.len()
             ));
             continue;
         };
-        if p.backends.is_empty() && !o.backends.is_empty() {
+        if p.backends.is_empty()
+            && p.names.is_empty()
+            && !(o.backends.is_empty() && o.names.is_empty())
+        {
             parts.push(format!("pool {} removed (its streams go on)", p.name));
             continue;
         }
@@ -161,6 +154,20 @@ fn summarize(old: &Config, new: &Config) -> String {
                     parts.push(format!("{}: {} changed", p.name, b.addr));
                 }
                 Some(_) => {}
+            }
+        }
+        for n in &p.names {
+            if !o.names.iter().any(|x| x.label() == n.label()) {
+                parts.push(format!("{}: name {} added", p.name, n.label()));
+            }
+        }
+        for x in &o.names {
+            if !p.names.iter().any(|n| n.label() == x.label()) {
+                parts.push(format!(
+                    "{}: name {} removed (its addresses drain)",
+                    p.name,
+                    x.label()
+                ));
             }
         }
         for x in &o.backends {

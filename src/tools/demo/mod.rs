@@ -142,6 +142,7 @@ pub fn demo_config(opts: &DemoOptions, backends: &[MockBackend]) -> Config {
             shutdown_timeout: crate::config::DEFAULT_SHUTDOWN_TIMEOUT,
             handover_socket: None,
             peek_memory_max: crate::config::DEFAULT_PEEK_MEMORY_MAX,
+            dns_servers: Vec::new(),
         },
         listeners: vec![Listener {
             name: "llm".to_string(),
@@ -166,6 +167,7 @@ pub fn demo_config(opts: &DemoOptions, backends: &[MockBackend]) -> Config {
                     tier: crate::config::DEFAULT_TIER,
                 })
                 .collect(),
+            names: Vec::new(),
             hash_key: crate::config::HashKey::ClientIp,
             session_key: None,
             send_proxy: None,
