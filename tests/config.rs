@@ -2,40 +2,13 @@
 //! of mistake yields one `file:line:column: message` line that points at the right place and
 //! names the key.
 
-use ringlb::config::{load, parse, Balance, Config, ConfigError, HashKey};
+mod common;
+
+use common::config_check::*;
+use ringlb::config::{load, parse, Balance, ConfigError, HashKey};
 use std::net::SocketAddr;
 use std::path::Path;
 use std::time::Duration;
-
-/// Joins lines with '\n' so that line numbers in assertions are the 1-based index in `lines`.
-fn text(lines: &[&str]) -> String {
-    lines.join("\n") + "\n"
-}
-
-fn ok(lines: &[&str]) -> Config {
-    match parse(&text(lines), "t.toml") {
-        Ok(c) => c,
-        Err(e) => panic!("expected a valid config, got: {e}"),
-    }
-}
-
-/// Asserts that parsing fails at `at` ("line:col") with a one-line message containing `needles`.
-fn fails(lines: &[&str], at: &str, needles: &[&str]) -> ConfigError {
-    let err = match parse(&text(lines), "t.toml") {
-        Ok(c) => panic!("expected an error at {at}, got {c:?}"),
-        Err(e) => e,
-    };
-    let msg = err.to_string();
-    assert!(
-        msg.starts_with(&format!("t.toml:{at}: ")),
-        "wrong place: {msg}"
-    );
-    assert!(!msg.contains('\n'), "not one line: {msg:?}");
-    for needle in needles {
-        assert!(msg.contains(needle), "{msg:?} lacks {needle:?}");
-    }
-    err
-}
 
 const LISTENER: [&str; 4] = [
     "[[listener]]",

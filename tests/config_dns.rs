@@ -2,31 +2,13 @@
 //! entry's settings and `dns_refresh`), `[runtime] dns_servers`; each mistake is one
 //! `file:line:column` line naming the key, and `ringlb check` exits 2 on it.
 
-use ringlb::config::{parse, ConfigError, DEFAULT_DNS_REFRESH};
+mod common;
+
+use common::config_check::*;
+use ringlb::config::{parse, DEFAULT_DNS_REFRESH};
 use std::net::SocketAddr;
 use std::process::Command;
 use std::time::Duration;
-
-fn text(lines: &[&str]) -> String {
-    lines.join("\n") + "\n"
-}
-
-fn fails(lines: &[&str], at: &str, needles: &[&str]) -> ConfigError {
-    let err = match parse(&text(lines), "t.toml") {
-        Ok(c) => panic!("expected an error at {at}, got {c:?}"),
-        Err(e) => e,
-    };
-    let msg = err.to_string();
-    assert!(
-        msg.starts_with(&format!("t.toml:{at}: ")),
-        "wrong place: {msg}"
-    );
-    assert!(!msg.contains('\n'), "not one line: {msg:?}");
-    for needle in needles {
-        assert!(msg.contains(needle), "{msg:?} lacks {needle:?}");
-    }
-    err
-}
 
 /// Lines 1-4 the listener, 5-6 the pool, then `pool_extra`, then one backend per `addrs`
 /// entry (its `addr` line, then `backend_extra`).
@@ -49,10 +31,6 @@ fn config(pool_extra: &[&str], addrs: &[&str], backend_extra: &[&str]) -> Vec<St
         v.extend(backend_extra.iter().map(|s| s.to_string()));
     }
     v
-}
-
-fn refs(v: &[String]) -> Vec<&str> {
-    v.iter().map(String::as_str).collect()
 }
 
 #[test]

@@ -2,37 +2,12 @@
 //! with their defaults, and every bad value is one `file:line:column: message` line that points
 //! at it and names the key (same style as tests/config.rs).
 
+mod common;
+
+use common::config_check::*;
 use std::time::Duration;
 
-use ringlb::config::{parse, CheckKind, CheckStart, Config, ConfigError, OnDown, PassiveHealth};
-
-fn text(lines: &[&str]) -> String {
-    lines.join("\n") + "\n"
-}
-
-fn ok(lines: &[&str]) -> Config {
-    match parse(&text(lines), "t.toml") {
-        Ok(c) => c,
-        Err(e) => panic!("expected a valid config, got: {e}"),
-    }
-}
-
-fn fails(lines: &[&str], at: &str, needles: &[&str]) -> ConfigError {
-    let err = match parse(&text(lines), "t.toml") {
-        Ok(c) => panic!("expected an error at {at}, got {c:?}"),
-        Err(e) => e,
-    };
-    let msg = err.to_string();
-    assert!(
-        msg.starts_with(&format!("t.toml:{at}: ")),
-        "wrong place: {msg}"
-    );
-    assert!(!msg.contains('\n'), "not one line: {msg:?}");
-    for needle in needles {
-        assert!(msg.contains(needle), "{msg:?} lacks {needle:?}");
-    }
-    err
-}
+use ringlb::config::{parse, CheckKind, CheckStart, OnDown, PassiveHealth};
 
 /// Lines 1-4 the listener, 5-6 the pool, `keys` from line 7, then its backend.
 fn pool_with(keys: &[&'static str]) -> Vec<&'static str> {

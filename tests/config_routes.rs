@@ -3,53 +3,13 @@
 //! `hash_key` forms load into the compiled `route::Routes`, and every mistake is one
 //! `file:line:column: message` line that points at it (same style as tests/config.rs).
 
-use ringlb::config::{load, parse, Config, ConfigError, HashKey};
+mod common;
+
+use common::config_check::*;
+use ringlb::config::{load, HashKey};
 use ringlb::route::{Matcher, ProxyVersion, SessionKey};
 use std::path::Path;
 use std::time::Duration;
-
-fn text(lines: &[&str]) -> String {
-    lines.join("\n") + "\n"
-}
-
-fn ok(lines: &[&str]) -> Config {
-    match parse(&text(lines), "t.toml") {
-        Ok(c) => c,
-        Err(e) => panic!("expected a valid config, got: {e}"),
-    }
-}
-
-/// "line:col" of the first occurrence of `token` on the first line containing `line`.
-fn at(lines: &[&str], line: &str, token: &str) -> String {
-    let (i, l) = lines
-        .iter()
-        .enumerate()
-        .find(|(_, l)| l.contains(line))
-        .unwrap_or_else(|| panic!("no line with {line:?}"));
-    let col = l[..l.find(token).expect("token on the line")]
-        .chars()
-        .count()
-        + 1;
-    format!("{}:{col}", i + 1)
-}
-
-/// Parsing fails at `at` with a one-line message containing `needles`.
-fn fails(lines: &[&str], at: &str, needles: &[&str]) -> ConfigError {
-    let err = match parse(&text(lines), "t.toml") {
-        Ok(c) => panic!("expected an error at {at}, got {c:?}"),
-        Err(e) => e,
-    };
-    let msg = err.to_string();
-    assert!(
-        msg.starts_with(&format!("t.toml:{at}: ")),
-        "wrong place: {msg}"
-    );
-    assert!(!msg.contains('\n'), "not one line: {msg:?}");
-    for needle in needles {
-        assert!(msg.contains(needle), "{msg:?} lacks {needle:?}");
-    }
-    err
-}
 
 const POOLS: [&str; 6] = ["general", "realtime", "embed", "large", "batch", "tls-gpu"];
 
@@ -75,10 +35,6 @@ fn config(keys: &[&str], routes: &[&str]) -> Vec<String> {
     v.extend(keys.iter().map(|s| s.to_string()));
     v.extend(routes.iter().map(|s| s.to_string()));
     v
-}
-
-fn refs(v: &[String]) -> Vec<&str> {
-    v.iter().map(String::as_str).collect()
 }
 
 const EXAMPLE: [&str; 15] = [

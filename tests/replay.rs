@@ -103,6 +103,33 @@ fn every_client_served(lb: &ringlb::engine::Server, half_close: bool) {
     }
 }
 
+/// How a client's read of its answer ended.
+enum Answer {
+    /// `REQUEST` bytes, or fewer then EOF.
+    Whole(Vec<u8>),
+    /// A reset, after these bytes.
+    Reset(Vec<u8>),
+}
+
+/// Reads the answer on `s` until `REQUEST` bytes, EOF or a reset; panics on any other error.
+fn read_answer(s: &mut TcpStream, seed: u64) -> Answer {
+    let mut got = Vec::new();
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        match s.read(&mut buf) {
+            Ok(0) => return Answer::Whole(got),
+            Ok(n) => {
+                got.extend_from_slice(&buf[..n]);
+                if got.len() >= REQUEST {
+                    return Answer::Whole(got);
+                }
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => return Answer::Reset(got),
+            Err(e) => panic!("client {seed}: {e}"),
+        }
+    }
+}
+
 #[test]
 fn a_request_the_backend_resets_before_answering_is_replayed_to_another_backend() {
     let (bad, accepted) = failing_backend(Then::Reset);
@@ -149,15 +176,12 @@ fn first_byte_timeout_without_a_replay_resets_the_client() {
         let req = pattern(seed, REQUEST);
         let mut s = connect(to);
         s.write_all(&req).unwrap();
-        let mut first = [0u8; 1];
-        match s.read(&mut first) {
-            Ok(1) => {
-                let mut rest = vec![0u8; REQUEST - 1];
-                s.read_exact(&mut rest).expect("rest of the echo");
-                assert_eq!([&first[..], &rest[..]].concat(), req);
+        match read_answer(&mut s, seed) {
+            Answer::Whole(got) => assert!(got == req, "client {seed}: a cut or wrong echo"),
+            Answer::Reset(got) => {
+                assert!(got.is_empty(), "client {seed}: bytes before the reset");
+                resets += 1;
             }
-            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => resets += 1,
-            other => panic!("client {seed}: neither an answer nor a reset: {other:?}"),
         }
     }
     let hit = accepted.load(Ordering::SeqCst);
@@ -177,10 +201,12 @@ fn a_request_larger_than_replay_buffer_is_not_replayed_and_the_client_sees_a_res
         let mut s = connect(to);
         s.write_all(&req).unwrap();
         s.shutdown(Shutdown::Write).unwrap();
-        match read_hash(&mut s) {
-            Ok((h, n)) => assert!(n == REQUEST as u64 && h == hash(&req), "cut answer"),
-            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => resets += 1,
-            Err(e) => panic!("client {seed}: {e}"),
+        match read_answer(&mut s, seed) {
+            Answer::Whole(got) => assert!(hash(&got) == hash(&req), "client {seed}: cut answer"),
+            Answer::Reset(got) => {
+                assert!(got.is_empty(), "client {seed}: bytes before the reset");
+                resets += 1;
+            }
         }
     }
     assert_eq!(resets, accepted.load(Ordering::SeqCst));
@@ -198,20 +224,9 @@ fn a_backend_that_answered_is_never_replayed() {
         let req = pattern(seed, REQUEST);
         let mut s = connect(to);
         s.write_all(&req).unwrap();
-        let mut got = Vec::new();
-        let mut buf = vec![0u8; 64 * 1024];
-        let reset = loop {
-            match s.read(&mut buf) {
-                Ok(0) => break false,
-                Ok(n) => {
-                    got.extend_from_slice(&buf[..n]);
-                    if got.len() == REQUEST {
-                        break false;
-                    }
-                }
-                Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => break true,
-                Err(e) => panic!("client {seed}: {e}"),
-            }
+        let (reset, got) = match read_answer(&mut s, seed) {
+            Answer::Reset(got) => (true, got),
+            Answer::Whole(got) => (false, got),
         };
         if reset {
             assert_eq!(

@@ -3,6 +3,7 @@
 //! refusing, black hole). Every wait is on a condition with a deadline, never a bare sleep.
 #![allow(dead_code)]
 
+pub mod config_check;
 pub mod dns_server;
 pub mod process;
 

@@ -15,7 +15,7 @@ use tokio::sync::{watch, Notify};
 use tokio::task::JoinHandle;
 
 use super::header::{Header, HEADER_LEN};
-use super::outcome::{Cause, End, SideState};
+use super::outcome::{End, SideState};
 use super::plan::Plan;
 use super::shared::{BackendReport, Registry};
 use super::side::{self, Progress, Script};
@@ -207,28 +207,7 @@ async fn serve(
         end = play(&mut stream, index, &ctx, &mut st, &mut claimed, &progress) => end,
     };
     // A stall whose reset the kernel dropped is told apart (see `snapshot`).
-    let end = match end {
-        Some(End::Cut {
-            cause: Cause::Timeout,
-            at_ms,
-            detail,
-        }) => Some(match snapshot::capture(&stream, "backend") {
-            Some(drops) => End::Cut {
-                cause: Cause::ResetLost,
-                at_ms,
-                detail: format!(
-                    "{detail}; ringlb's socket is gone and this one dropped {drops} \
-                     segments: its reset was lost in this host's kernel"
-                ),
-            },
-            None => End::Cut {
-                cause: Cause::Timeout,
-                at_ms,
-                detail,
-            },
-        }),
-        other => other,
-    };
+    let end = end.map(|end| snapshot::classify(end, &stream, "backend"));
     match end {
         // A side that gave up (or was killed, or resets on purpose) aborts: a FIN would tell
         // the other side that its stream ended well.

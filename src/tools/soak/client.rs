@@ -146,28 +146,7 @@ pub async fn run_stream(
     // A client that gave up aborts, like one that resets on purpose: a FIN would tell the
     // backend that the stream ended well.
     // A stall whose reset the kernel dropped is told apart (see `snapshot`).
-    let end = match end {
-        End::Cut {
-            cause: Cause::Timeout,
-            at_ms,
-            detail,
-        } => match snapshot::capture(&stream, "client") {
-            Some(drops) => End::Cut {
-                cause: Cause::ResetLost,
-                at_ms,
-                detail: format!(
-                    "{detail}; ringlb's socket is gone and this one dropped {drops} \
-                     segments: its reset was lost in this host's kernel"
-                ),
-            },
-            None => End::Cut {
-                cause: Cause::Timeout,
-                at_ms,
-                detail,
-            },
-        },
-        other => other,
-    };
+    let end = snapshot::classify(end, &stream, "client");
     match end {
         End::Completed => drop(stream),
         _ => side::reset(stream),

@@ -10,11 +10,42 @@ use std::sync::OnceLock;
 
 use tokio::net::TcpStream;
 
+use super::outcome::{Cause, End};
+
 static DIR: OnceLock<PathBuf> = OnceLock::new();
 
 /// Where snapshots go; set once by the run before any stream starts.
 pub fn set_dir(dir: PathBuf) {
     let _ = DIR.set(dir);
+}
+
+/// A stream's end as the driver reports it: a no-progress timeout whose snapshot shows the
+/// reset was lost in this host's kernel (see [`capture`]) becomes `Cause::ResetLost`; every
+/// other end, and a timeout without that evidence, stays as it is.
+pub fn classify(end: End, stream: &TcpStream, side: &str) -> End {
+    let End::Cut {
+        cause: Cause::Timeout,
+        at_ms,
+        detail,
+    } = end
+    else {
+        return end;
+    };
+    match capture(stream, side) {
+        Some(drops) => End::Cut {
+            cause: Cause::ResetLost,
+            at_ms,
+            detail: format!(
+                "{detail}; ringlb's socket is gone and this one dropped {drops} \
+                 segments: its reset was lost in this host's kernel"
+            ),
+        },
+        None => End::Cut {
+            cause: Cause::Timeout,
+            at_ms,
+            detail,
+        },
+    }
 }
 
 /// Saves the snapshot of `stream`'s hop, and reads it: `Some(drops)` when ringlb's socket of
