@@ -32,6 +32,29 @@ pub(super) fn known_pools(pools: &[Pool]) -> String {
     }
 }
 
+/// The index of the pool `value` names, or an error at `value` listing the pools defined.
+pub(super) fn pool_named(
+    check: &Checker,
+    ctx: &str,
+    value: &Spanned<String>,
+    pool_index: &HashMap<String, (usize, Range<usize>)>,
+    pools: &[Pool],
+) -> Result<usize, ConfigError> {
+    pool_index
+        .get(value.get_ref())
+        .map(|(index, _)| *index)
+        .ok_or_else(|| {
+            check.err(
+                &value.span(),
+                format!(
+                    "{ctx}: `pool` names unknown pool {:?}; {}",
+                    value.get_ref(),
+                    known_pools(pools)
+                ),
+            )
+        })
+}
+
 /// A listener's routing table, checked; `default_pool` is its `pool`.
 pub(super) fn validate_routes(
     check: &Checker,
@@ -65,19 +88,7 @@ pub(super) fn validate_routes(
         let table = raw.span();
         let r: &RawRoute = raw.get_ref();
         let pool_value = check.required(&r.pool, &table, &rctx, "pool")?;
-        let pool = match pool_index.get(pool_value.get_ref()) {
-            Some((index, _)) => *index,
-            None => {
-                return Err(check.err(
-                    &pool_value.span(),
-                    format!(
-                        "{rctx}: `pool` names unknown pool {:?}; {}",
-                        pool_value.get_ref(),
-                        known_pools(pools)
-                    ),
-                ))
-            }
-        };
+        let pool = pool_named(check, &rctx, pool_value, pool_index, pools)?;
         let rule = Rule {
             pool,
             matchers: matchers(check, &rctx, r)?,

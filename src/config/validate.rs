@@ -13,7 +13,7 @@ use super::io::validate_io;
 use super::limits::*;
 use super::pools::validate_pool;
 use super::raw::{RawConfig, RawListener, RawRuntime};
-use super::routes::{known_pools, validate_routes};
+use super::routes::validate_routes;
 use super::size::format_size;
 use super::{Config, Listener, Pool, Runtime};
 use crate::route::Routes;
@@ -84,19 +84,7 @@ pub(super) fn validate(raw: &RawConfig, loc: &Locator) -> Result<Config, ConfigE
         binds.push((bind, name.get_ref().clone(), bind_value.span()));
 
         let pool_value = check.required(&l.pool, &table, &ctx, "pool")?;
-        let pool = match pool_index.get(pool_value.get_ref()) {
-            Some((index, _)) => *index,
-            None => {
-                return Err(check.err(
-                    &pool_value.span(),
-                    format!(
-                        "{ctx}: `pool` names unknown pool {:?}; {}",
-                        pool_value.get_ref(),
-                        known_pools(&pools)
-                    ),
-                ));
-            }
-        };
+        let pool = super::routes::pool_named(&check, &ctx, pool_value, &pool_index, &pools)?;
 
         let backlog = check.int(
             &l.backlog,
