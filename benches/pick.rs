@@ -85,6 +85,7 @@ fn busy_table(kind: StrategyKind, backends: usize) -> (Registry, Arc<SharedTable
             slow_start: Duration::ZERO,
             passive: None,
             check: None,
+            engine: None,
         }],
         health: HealthPolicy::default(),
     };

@@ -78,6 +78,7 @@ fn spec(generation: usize) -> TableSpec {
             slow_start: Duration::from_millis(if p % 2 == 0 { 20 } else { 0 }),
             passive: None,
             check: None,
+            engine: None,
         })
         .collect();
     TableSpec {

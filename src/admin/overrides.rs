@@ -141,6 +141,7 @@ mod tests {
                 slow_start: Duration::ZERO,
                 passive: None,
                 check: None,
+                engine: None,
             }],
             health: Default::default(),
         }

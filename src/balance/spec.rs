@@ -44,6 +44,9 @@ pub struct PoolSpec {
     /// Active health checks of this pool's backends; None = not checked (always up as far as
     /// checks go).
     pub check: Option<ActiveCheck>,
+    /// The control plane scrapes each backend's engine metrics (`[pool.engine_metrics]`);
+    /// None = not scraped.
+    pub engine: Option<super::EngineScrape>,
 }
 
 /// One backend of a pool. Its identity across rebuilds is (pool name, `addr`).

@@ -1,13 +1,14 @@
 //! Validation of one `[[pool]]` and its `[[pool.backend]]` entries.
 //!
 //! A pool that passes has a name, a known balance strategy, sane timeouts, checked tuning keys
-//! (see `tuning`), checked health keys (see `health`) and at least one backend with a distinct, connectable address, a weight and a
+//! (see `tuning`), checked health keys (see `health`), checked engine-metrics keys (see `engine_metrics`) and at least one backend with a distinct, connectable address, a weight and a
 //! tier in range. It must never let through a backend the engine could not connect to (port 0)
 //! or a weight that would starve or overflow.
 
 use super::checks::Checker;
 use super::error::ConfigError;
 use super::failover::validate_failover;
+use super::engine_metrics::validate_engine_metrics;
 use super::health::{validate_health, validate_passive};
 use super::limits::*;
 use super::raw::{RawBackend, RawPool};
@@ -72,6 +73,7 @@ pub(super) fn validate_pool(
     let passive = validate_passive(check, &ctx, p)?;
     let failover = validate_failover(check, &ctx, p)?;
     let health = validate_health(check, &ctx, p.health.as_ref())?;
+    let engine_metrics = validate_engine_metrics(check, &ctx, p.engine_metrics.as_ref())?;
     let send_proxy = super::routes::send_proxy(check, &ctx, &p.send_proxy)?;
 
     if p.backend.is_empty() {
@@ -120,6 +122,7 @@ pub(super) fn validate_pool(
         max_connection_age_jitter: tuning.max_connection_age_jitter,
         passive,
         health,
+        engine_metrics,
         failover,
     };
     Ok((pool, name.span()))

@@ -132,6 +132,7 @@ pub fn table_spec(config: &Config) -> TableSpec {
                 slow_start: p.slow_start,
                 passive: Some(crate::health::passive_policy(&p.passive)),
                 check: crate::health::active_check(p.health.as_ref()),
+                engine: p.engine_metrics.clone(),
             })
             .collect(),
         health: HealthPolicy::default(),

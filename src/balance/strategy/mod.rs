@@ -111,6 +111,7 @@ pub(crate) mod test_support {
             slow_start: Duration::ZERO,
             passive: None,
             check: None,
+            engine: None,
         }
     }
 
