@@ -30,7 +30,6 @@ pub struct EngineReading {
     pub kv_usage: Option<f64>,
 }
 
-#[allow(dead_code)]
 impl EngineReading {
     fn pack(self) -> u64 {
         let running = u64::from(self.running.min(COUNT_MAX));
@@ -64,8 +63,6 @@ pub(crate) struct EngineLoad {
     stalled: AtomicBool,
 }
 
-// The scraper that publishes readings lands next; until then only tests write them.
-#[allow(dead_code)]
 impl EngineLoad {
     /// Publishes a scrape, valid until `fresh_until_ms`.
     pub(crate) fn publish(&self, reading: EngineReading, fresh_until_ms: u64) {

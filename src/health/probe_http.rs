@@ -3,7 +3,8 @@
 //! (by `Content-Length`, chunked, or until close) searched for `expect_body`.
 //!
 //! Reads at most [`MAX_HEAD`] bytes of head and [`MAX_BODY`] of body: a backend that sends more
-//! is judged on what fits. Must never panic on a malformed answer.
+//! is judged on what fits. [`get`] is the same exchange for the engine-metrics scraper, which
+//! needs the whole body under its own cap. Must never panic on a malformed answer.
 
 use std::net::SocketAddr;
 
@@ -34,24 +35,7 @@ pub(super) async fn check(
     expect_status: &[u16],
     expect_body: Option<&str>,
 ) -> Result<(), ProbeError> {
-    let request = format!(
-        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nUser-Agent: ringlb-health\r\nAccept: */*\r\n\
-         Connection: close\r\n\r\n"
-    );
-    stream.write_all(request.as_bytes()).await?;
-    let mut buf: Vec<u8> = Vec::with_capacity(1024);
-    let (status, head_len, framing) = loop {
-        if read_more(stream, &mut buf, MAX_HEAD).await? == 0 {
-            return Err(if buf.len() >= MAX_HEAD {
-                ProbeError::Protocol(format!("response head longer than {MAX_HEAD} bytes"))
-            } else {
-                ProbeError::Closed
-            });
-        }
-        if let Some(head) = parse_head(&buf)? {
-            break head;
-        }
-    };
+    let (status, head_len, framing, mut buf) = request(stream, addr, path, "health").await?;
     if !expect_status.contains(&status) {
         return Err(ProbeError::Status {
             status,
@@ -61,25 +45,98 @@ pub(super) async fn check(
     let Some(needle) = expect_body else {
         return Ok(());
     };
-    let limit = match framing {
-        Framing::Length(n) => head_len.saturating_add(n).min(head_len + MAX_BODY),
-        Framing::Chunked | Framing::UntilClose => head_len + MAX_BODY,
-    };
-    while buf.len() < limit && read_more(stream, &mut buf, limit).await? > 0 {
-        if framing == Framing::Chunked && buf[head_len..].ends_with(b"0\r\n\r\n") {
-            break;
-        }
-    }
-    let raw = &buf[head_len.min(buf.len())..];
-    let body = match framing {
-        Framing::Chunked => dechunk(raw),
-        _ => raw.to_vec(),
-    };
+    let body = read_body(stream, &mut buf, head_len, framing, MAX_BODY).await?;
     if contains(&body, needle.as_bytes()) {
         Ok(())
     } else {
         Err(ProbeError::Body(needle.to_string()))
     }
+}
+
+/// `GET path` and its status and whole body, for the engine-metrics scraper. A body longer
+/// than `max_body` is an error, not cut: half a scrape would read as lower load.
+pub(crate) async fn get(
+    stream: &mut TcpStream,
+    addr: SocketAddr,
+    path: &str,
+    max_body: usize,
+) -> Result<(u16, Vec<u8>), ProbeError> {
+    let (status, head_len, framing, mut buf) = request(stream, addr, path, "metrics").await?;
+    if let Framing::Length(n) = framing {
+        if n > max_body {
+            return Err(too_long(max_body));
+        }
+    }
+    // One byte past the cap tells a body of exactly `max_body` from a longer one.
+    let body = read_body(stream, &mut buf, head_len, framing, max_body + 1).await?;
+    if body.len() > max_body {
+        return Err(too_long(max_body));
+    }
+    if let Framing::Length(n) = framing {
+        if body.len() < n {
+            return Err(ProbeError::Closed);
+        }
+    }
+    Ok((status, body))
+}
+
+fn too_long(max: usize) -> ProbeError {
+    ProbeError::Protocol(format!("body longer than {max} bytes"))
+}
+
+/// Sends the request and reads up to the end of the head: (status, head length, framing,
+/// what was read so far).
+async fn request(
+    stream: &mut TcpStream,
+    addr: SocketAddr,
+    path: &str,
+    agent: &str,
+) -> Result<(u16, usize, Framing, Vec<u8>), ProbeError> {
+    let request = format!(
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nUser-Agent: ringlb-{agent}\r\nAccept: */*\r\n\
+         Connection: close\r\n\r\n"
+    );
+    stream.write_all(request.as_bytes()).await?;
+    let mut buf: Vec<u8> = Vec::with_capacity(1024);
+    loop {
+        if read_more(stream, &mut buf, MAX_HEAD).await? == 0 {
+            return Err(if buf.len() >= MAX_HEAD {
+                ProbeError::Protocol(format!("response head longer than {MAX_HEAD} bytes"))
+            } else {
+                ProbeError::Closed
+            });
+        }
+        if let Some((status, head_len, framing)) = parse_head(&buf)? {
+            return Ok((status, head_len, framing, buf));
+        }
+    }
+}
+
+/// The body after a head of `head_len` bytes in `buf`, reading at most `max` body bytes
+/// (what came is kept if the peer closes early).
+async fn read_body(
+    stream: &mut TcpStream,
+    buf: &mut Vec<u8>,
+    head_len: usize,
+    framing: Framing,
+    max: usize,
+) -> Result<Vec<u8>, ProbeError> {
+    let limit = match framing {
+        Framing::Length(n) => head_len.saturating_add(n.min(max)),
+        // A chunked body carries its sizes and a tail: allow for them past `max` of data.
+        Framing::Chunked => head_len.saturating_add(max.saturating_mul(2).max(max + 64)),
+        Framing::UntilClose => head_len.saturating_add(max),
+    };
+    while buf.len() < limit && read_more(stream, buf, limit).await? > 0 {
+        if framing == Framing::Chunked && buf[head_len..].ends_with(b"0\r\n\r\n") {
+            break;
+        }
+    }
+    let raw = &buf[head_len.min(buf.len())..];
+    Ok(match framing {
+        Framing::Chunked => dechunk(raw),
+        _ => raw.to_vec(),
+    })
 }
 
 /// Reads once into `buf`, never past `limit` bytes in all; 0 at EOF or at the limit.

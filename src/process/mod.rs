@@ -102,6 +102,7 @@ pub fn run_with(cfg: &Config, path: &Path, options: RunOptions) -> Result<(), Pr
     let mut server = Server::start_with_options(cfg, start).map_err(ProcessError::Engine)?;
     let control = ControlPlane::start()?;
     let _checker = crate::health::Checker::spawn(control.handle(), server.table().clone());
+    let _scraper = crate::health::EngineScraper::spawn(control.handle(), server.table().clone());
     // The admin state exists without `[admin]` too: reload goes through it.
     let state = Arc::new(admin::AdminState::new(server.observer(), cfg));
     let reloader = Arc::new(Reloader::new(path, cfg, state.clone(), server.reloader()));
