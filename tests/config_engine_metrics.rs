@@ -67,7 +67,11 @@ fn an_empty_table_scrapes_with_the_defaults() {
     assert_eq!(m.path, "/metrics");
     assert_eq!(m.port, None);
     assert_eq!(m.interval, Duration::from_millis(500));
-    assert_eq!(m.timeout, Duration::from_millis(500), "the lesser of interval and 1s");
+    assert_eq!(
+        m.timeout,
+        Duration::from_millis(500),
+        "the lesser of interval and 1s"
+    );
     assert_eq!(m.flavor, EngineFlavor::Auto);
     assert_eq!(m.stale_after, Duration::from_secs(3));
     assert_eq!(m.stall_after, Some(Duration::from_secs(30)));

@@ -8,11 +8,11 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use super::backend::{Backend, PickCtx};
+use super::engine_spec::EngineScrape;
 use super::guard::ActiveGuard;
 use super::request::{NoPick, Pick};
 use super::slow_start;
 use super::snapshot::{BackendSnapshot, HealthState, PoolSnapshot};
-use super::engine_spec::EngineScrape;
 use super::spec::{ActiveCheck, HashKey, PoolSpec, StrategyKind};
 use super::state::SharedState;
 use super::strategy::{self, hash_client, Strategy};

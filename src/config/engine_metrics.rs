@@ -83,7 +83,14 @@ pub(super) fn validate_engine_metrics(
     )?;
     if let Some(value) = &m.stale_after {
         if stale_after <= interval {
-            return Err(bound(check, ctx, value, "stale_after", "more than", interval));
+            return Err(bound(
+                check,
+                ctx,
+                value,
+                "stale_after",
+                "more than",
+                interval,
+            ));
         }
     }
     let stall_after = match &m.stall_after {
@@ -92,7 +99,14 @@ pub(super) fn validate_engine_metrics(
         Some(value) => {
             let d = check.duration(value, ctx, "stall_after", true)?;
             if !d.is_zero() && d <= interval {
-                return Err(bound(check, ctx, value, "stall_after", "more than", interval));
+                return Err(bound(
+                    check,
+                    ctx,
+                    value,
+                    "stall_after",
+                    "more than",
+                    interval,
+                ));
             }
             Some(d)
         }

@@ -6,9 +6,9 @@
 //! or a weight that would starve or overflow.
 
 use super::checks::Checker;
+use super::engine_metrics::validate_engine_metrics;
 use super::error::ConfigError;
 use super::failover::validate_failover;
-use super::engine_metrics::validate_engine_metrics;
 use super::health::{validate_health, validate_passive};
 use super::limits::*;
 use super::raw::{RawBackend, RawPool};

@@ -169,10 +169,12 @@ impl Parsed {
 
     /// The reading by `series`; its running series must be there.
     pub fn read(&self, series: &Series) -> Result<EngineSample, ReadError> {
-        let running = self.first(&series.running).ok_or_else(|| ReadError::Missing {
-            engine: series.engine,
-            name: series.running.join(" or "),
-        })?;
+        let running = self
+            .first(&series.running)
+            .ok_or_else(|| ReadError::Missing {
+                engine: series.engine,
+                name: series.running.join(" or "),
+            })?;
         let count = |c: Option<Combined>| c.map_or(0, |c| to_count(c.sum));
         Ok(EngineSample {
             reading: EngineReading {

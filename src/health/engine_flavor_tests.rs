@@ -174,7 +174,10 @@ fn custom_names_read_any_series_and_only_running_is_required() {
 #[test]
 fn a_flavor_fails_a_scrape_of_another_engine() {
     let e = parse(SGLANG).and_then(|p| p.read(&Series::vllm()));
-    assert!(matches!(e, Err(ReadError::Missing { engine: "vllm", .. })), "{e:?}");
+    assert!(
+        matches!(e, Err(ReadError::Missing { engine: "vllm", .. })),
+        "{e:?}"
+    );
 }
 
 #[test]

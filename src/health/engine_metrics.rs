@@ -215,32 +215,31 @@ fn detected(
         }
     }
     let s = parsed.detect()?;
-    tracing::info!(pool = %target.pool, backend = %target.addr, engine = s.engine, "engine metrics: found the engine's series");
+    tracing::info!(pool = %target.pool, backend = %target.addr, engine = %s.engine, "engine metrics: found the engine's series");
     *found = Some(s.clone());
     Ok(s)
 }
 
+/// Publishes a stall change to the table; logs it if the table's flag changed.
 fn publish_stall(target: &Target, change: Option<Change>) {
+    let engine = &target.state.engine;
+    // The guards publish: a change is logged only when it changed the table's flag.
     match change {
         Some(Change::Stalled {
             running,
             unchanged_ms,
-        }) => {
-            if target.state.engine.set_stalled(true) {
-                tracing::warn!(
-                    "pool {} backend {} stalled: {running} running, generation counter unchanged for {:.1}s",
-                    target.pool,
-                    target.addr,
-                    unchanged_ms as f64 / 1e3
-                );
-            }
+        }) if engine.set_stalled(true) => {
+            tracing::warn!(
+                "pool {} backend {} stalled: {running} running, generation counter unchanged for {:.1}s",
+                target.pool,
+                target.addr,
+                unchanged_ms as f64 / 1e3
+            );
         }
-        Some(Change::Recovered(why)) => {
-            if target.state.engine.set_stalled(false) {
-                tracing::info!(pool = %target.pool, backend = %target.addr, reason = why, "backend no longer stalled");
-            }
+        Some(Change::Recovered(why)) if engine.set_stalled(false) => {
+            tracing::info!(pool = %target.pool, backend = %target.addr, reason = %why, "backend no longer stalled");
         }
-        None => {}
+        _ => {}
     }
 }
 
@@ -251,7 +250,8 @@ async fn scrape(addr: SocketAddr, spec: &EngineScrape) -> Result<Parsed, ScrapeE
             .await
             .map_err(ProbeError::from)?;
         let _ = stream.set_nodelay(true);
-        let (status, body) = probe_http::get(&mut stream, addr, &spec.path, MAX_SCRAPE_BODY).await?;
+        let (status, body) =
+            probe_http::get(&mut stream, addr, &spec.path, MAX_SCRAPE_BODY).await?;
         if status != 200 {
             return Err(ScrapeError::Status(status));
         }

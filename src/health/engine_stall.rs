@@ -101,7 +101,11 @@ mod tests {
             Some(Change::Recovered("generation counter moving"))
         );
         assert!(!w.stalled());
-        assert_eq!(w.observe(2_900, 3, Some(11.0), AFTER), None, "measured anew");
+        assert_eq!(
+            w.observe(2_900, 3, Some(11.0), AFTER),
+            None,
+            "measured anew"
+        );
     }
 
     #[test]
