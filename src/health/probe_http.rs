@@ -238,4 +238,52 @@ mod tests {
         assert!(contains(b"{\"status\":\"ok\"}", b"ok"));
         assert!(!contains(b"loading", b"ok"));
     }
+
+    /// `get` against a one-shot server on 127.0.0.1:0 that sends `answer` and closes.
+    fn get_from(answer: &'static [u8], max_body: usize) -> Result<(u16, Vec<u8>), ProbeError> {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        rt.block_on(async {
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+            let addr = listener.local_addr()?;
+            let server = tokio::spawn(async move {
+                let (mut s, _) = listener.accept().await?;
+                let mut req = [0u8; 1024];
+                let _ = s.read(&mut req).await?;
+                s.write_all(answer).await?;
+                s.shutdown().await
+            });
+            let mut stream = TcpStream::connect(addr).await?;
+            let got = get(&mut stream, addr, "/metrics", max_body).await;
+            let _ = server.await;
+            got
+        })
+    }
+
+    #[test]
+    fn get_reads_bodies_by_length_chunks_or_close() {
+        let by_length = get_from(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello", 64);
+        assert_eq!(by_length.unwrap(), (200, b"hello".to_vec()));
+        let chunked = get_from(
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n2\r\nde\r\n0\r\n\r\n",
+            64,
+        );
+        assert_eq!(chunked.unwrap(), (200, b"abcde".to_vec()));
+        let until_close = get_from(b"HTTP/1.0 503 Unavailable\r\n\r\nbusy", 64);
+        assert_eq!(until_close.unwrap(), (503, b"busy".to_vec()));
+    }
+
+    #[test]
+    fn get_refuses_a_body_over_the_cap_or_cut_short() {
+        let declared = get_from(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nx", 10);
+        assert!(matches!(declared, Err(ProbeError::Protocol(m)) if m.contains("longer than 10")));
+        let sent = get_from(b"HTTP/1.1 200 OK\r\n\r\n0123456789ABC", 10);
+        assert!(matches!(sent, Err(ProbeError::Protocol(_))), "{sent:?}");
+        let exact = get_from(b"HTTP/1.1 200 OK\r\n\r\n0123456789", 10);
+        assert_eq!(exact.unwrap().1.len(), 10, "exactly the cap is fine");
+        let short = get_from(b"HTTP/1.1 200 OK\r\nContent-Length: 9\r\n\r\nabc", 64);
+        assert!(matches!(short, Err(ProbeError::Closed)), "{short:?}");
+    }
 }
