@@ -231,3 +231,45 @@ fn bad_values_name_the_key_and_point_at_it() {
         &["unknown key `intervall`"],
     );
 }
+
+#[test]
+fn the_shipped_example_documents_the_defaults() {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("config/ringlb.toml");
+    let text = std::fs::read_to_string(path).expect("example");
+    // The example's keys are indented ("#  key"), apart from [pool.health]'s; uncommenting
+    // the table and its keys that have defaults must give exactly the defaults.
+    let with_defaults = [
+        "path",
+        "interval",
+        "timeout",
+        "flavor",
+        "stale_after",
+        "stall_after",
+    ];
+    let uncommented: String = text
+        .lines()
+        .map(|l| {
+            if l == "# [pool.engine_metrics]" {
+                return "[pool.engine_metrics]";
+            }
+            match l.strip_prefix("#  ") {
+                Some(rest)
+                    if with_defaults
+                        .iter()
+                        .any(|k| rest.starts_with(&format!("{k} ="))) =>
+                {
+                    rest
+                }
+                _ => l,
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\n");
+    let c = parse(&uncommented, "ringlb.toml").unwrap_or_else(|e| panic!("{e}"));
+    let defaults = ok(&engine_with(&[]));
+    assert!(
+        c.pools[0].engine_metrics.is_some(),
+        "the example has the table"
+    );
+    assert_eq!(c.pools[0].engine_metrics, defaults.pools[0].engine_metrics);
+}
