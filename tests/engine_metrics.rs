@@ -408,3 +408,86 @@ fn the_binary_logs_each_transition_once_not_each_scrape() {
         "found once, kept while its series are there"
     );
 }
+
+#[test]
+fn a_reload_that_drops_the_table_forgets_the_readings_and_clears_the_stall() {
+    use common::process::{field, Proc};
+    let (a, b, c) = (Engine::spawn("a"), Engine::spawn("b"), Engine::spawn("c"));
+    a.set(2, 0, 0.3, 40);
+    b.set(0, 0, 0.0, 1);
+    c.set(0, 0, 0.0, 1);
+    // Pool q (no listener) keeps scraping c throughout: a clock made of scrapes.
+    let with = |pool_keys: &str| {
+        pool_config(pool_keys, &["", ""])
+            .replace("{B0}", &a.addr.to_string())
+            .replace("{B1}", &b.addr.to_string())
+            + &format!(
+                "[[pool]]\nname = \"q\"\n[pool.engine_metrics]\n{FAST}[[pool.backend]]\n\
+                 addr = \"{}\"\n[admin]\nbind = \"127.0.0.1:0\"\n",
+                c.addr
+            )
+    };
+    let p = Proc::run(
+        "engine-metrics-reload",
+        &with(&format!("[pool.engine_metrics]\n{FAST}")),
+        &[],
+    );
+    let admin: SocketAddr = field(&p.wait_line(&["admin API listening"]), "addr")
+        .parse()
+        .expect("admin addr");
+    let scrape = || {
+        let mut s = TcpStream::connect(admin).expect("connect to admin");
+        s.set_read_timeout(Some(DEADLINE)).unwrap();
+        write!(
+            s,
+            "GET /metrics HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n"
+        )
+        .unwrap();
+        let mut text = String::new();
+        s.read_to_string(&mut text).expect("admin reply");
+        text
+    };
+    p.wait_line(&["stalled: 2 running"]);
+    let m = scrape();
+    assert_eq!(
+        value(&m, "ringlb_backend_engine_stalled", a.addr, ""),
+        Some(1.0)
+    );
+
+    std::fs::write(&p.config, with("")).unwrap();
+    p.signal(nix::sys::signal::Signal::SIGHUP);
+    p.wait_line(&["config reloaded"]);
+    p.wait_line(&[
+        "backend no longer stalled: engine metrics no longer scraped",
+        &a.addr.to_string(),
+    ]);
+    let m = scrape();
+    assert_eq!(
+        value(&m, "ringlb_backend_engine_stalled", a.addr, ""),
+        None,
+        "{m}"
+    );
+    assert_eq!(value(&m, "ringlb_backend_engine_fresh", a.addr, ""), None);
+    let up = format!(
+        "ringlb_backend_state{{pool=\"p\",backend=\"{}\",state=\"up\"}} 1",
+        a.addr
+    );
+    assert!(m.contains(&up), "a takes streams again\n{m}");
+    let (from_a, from_b) = (
+        a.scrapes.load(Ordering::SeqCst),
+        b.scrapes.load(Ordering::SeqCst),
+    );
+    c.wait_scrapes(5);
+    // One scrape may have been in flight at the reload.
+    assert!(
+        a.scrapes.load(Ordering::SeqCst) <= from_a + 1,
+        "a no longer scraped"
+    );
+    assert!(
+        b.scrapes.load(Ordering::SeqCst) <= from_b + 1,
+        "b no longer scraped"
+    );
+    let lb = p.listener("test");
+    let held: Vec<(TcpStream, String)> = (0..4).map(|_| open_stream(lb)).collect();
+    assert!(held.iter().any(|(_, n)| n == "a"), "a picked again");
+}
