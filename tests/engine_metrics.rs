@@ -207,8 +207,10 @@ fn open_stream(lb: SocketAddr) -> (TcpStream, String) {
     (s, name)
 }
 
-const FAST: &str = "flavor = \"vllm\"\ninterval = \"50ms\"\ntimeout = \"40ms\"\n\
-                    stale_after = \"300ms\"\nstall_after = \"1s\"\n";
+/// Scrapes every 50 ms; a reading lapses after 10 missed scrapes (a loaded CI host may miss a
+/// few), an engine stalls after 1 s.
+const FAST: &str = "flavor = \"vllm\"\ninterval = \"50ms\"\ntimeout = \"50ms\"\n\
+                    stale_after = \"500ms\"\nstall_after = \"1s\"\n";
 
 #[test]
 fn readings_show_in_metrics_and_status_and_go_stale_when_the_engine_stops_answering() {
@@ -311,6 +313,8 @@ fn a_stalled_engine_gets_no_new_stream_until_its_generation_counter_moves() {
     wait_for("a no longer stalled", || {
         stalled(&admin_get(&lb, "/metrics"), &a) == Some(0.0)
     });
+    // Idle from here, so a slow host cannot see it stall again before the streams below.
+    a.set(0, 0, 0.3, 501);
     // b holds 6 streams and a none: least connections sends the next ones to a.
     let more: Vec<(TcpStream, String)> = (0..3).map(|_| open_stream(lb_addr)).collect();
     for (_, name) in &more {
@@ -322,7 +326,7 @@ fn a_stalled_engine_gets_no_new_stream_until_its_generation_counter_moves() {
 fn auto_detects_the_engine_and_a_pool_without_engine_metrics_shows_none() {
     let a = Engine::spawn("a");
     a.set(5, 2, 0.75, 1);
-    let lb = run("interval = \"50ms\"\ntimeout = \"40ms\"\n", &[&a]);
+    let lb = run("interval = \"50ms\"\ntimeout = \"50ms\"\n", &[&a]);
     wait_for("auto found vLLM's series", || {
         value(
             &admin_get(&lb, "/metrics"),
@@ -388,6 +392,7 @@ fn the_binary_logs_each_transition_once_not_each_scrape() {
     a.wait_scrapes(5);
     a.set(2, 0, 0.3, 41);
     p.wait_line(&["backend no longer stalled", "generation counter moving"]);
+    a.set(0, 0, 0.3, 41);
     assert_eq!(p.lines_with(&[&stalled_line]).len(), 1, "{:#?}", p.lines());
 
     a.silence();
@@ -490,4 +495,26 @@ fn a_reload_that_drops_the_table_forgets_the_readings_and_clears_the_stall() {
     let lb = p.listener("test");
     let held: Vec<(TcpStream, String)> = (0..4).map(|_| open_stream(lb)).collect();
     assert!(held.iter().any(|(_, n)| n == "a"), "a picked again");
+}
+
+#[test]
+fn port_scrapes_a_sidecar_on_the_backends_ip() {
+    let (a, sidecar) = (Engine::spawn("a"), Engine::spawn("sidecar"));
+    a.set(1, 0, 0.1, 1);
+    sidecar.set(6, 3, 0.5, 1);
+    let keys = format!("{FAST}port = {}\n", sidecar.addr.port());
+    let lb = run(&keys, &[&a]);
+    wait_for("the sidecar's reading, under a's address", || {
+        value(
+            &admin_get(&lb, "/metrics"),
+            "ringlb_backend_engine_running",
+            a.addr,
+            "",
+        ) == Some(6.0)
+    });
+    assert_eq!(
+        a.scrapes.load(Ordering::SeqCst),
+        0,
+        "a itself is not scraped"
+    );
 }
