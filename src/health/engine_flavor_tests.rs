@@ -201,3 +201,41 @@ fn garbage_never_panics_and_odd_values_are_bounded() {
         "clamped here; the table's packing clamps counts further"
     );
 }
+
+#[test]
+#[ignore = "measurement, not a check: cargo test --release --lib parse_cost -- --ignored --nocapture"]
+fn parse_cost_of_a_large_vllm_scrape() {
+    // A vLLM-like scrape: the four series we read plus 12 histograms of 20 buckets for each
+    // of 4 models, and some gauges: about the size of a real multi-model server's.
+    let mut text = String::from(VLLM);
+    for h in 0..12 {
+        text += &format!(
+            "# HELP vllm:hist_{h}_seconds A histogram.\n# TYPE vllm:hist_{h}_seconds histogram\n"
+        );
+        for m in 0..4 {
+            for b in 0..20 {
+                text += &format!(
+                    "vllm:hist_{h}_seconds_bucket{{engine=\"0\",le=\"{}.0\",model_name=\"org/model-{m}\"}} {}.0\n",
+                    b,
+                    b * 7
+                );
+            }
+            text += &format!(
+                "vllm:hist_{h}_seconds_sum{{engine=\"0\",model_name=\"org/model-{m}\"}} 12.5\n"
+            );
+            text += &format!(
+                "vllm:hist_{h}_seconds_count{{engine=\"0\",model_name=\"org/model-{m}\"}} 140.0\n"
+            );
+        }
+    }
+    let n = 50;
+    let start = std::time::Instant::now();
+    for _ in 0..n {
+        let s = parse(&text)
+            .and_then(|p| p.read(&Series::vllm()))
+            .expect("reads");
+        assert_eq!(s.reading.running, 5);
+    }
+    let per = start.elapsed() / n;
+    println!("{} bytes: {per:?} per parse", text.len());
+}

@@ -261,5 +261,12 @@ async fn scrape(addr: SocketAddr, spec: &EngineScrape) -> Result<Parsed, ScrapeE
         Ok(body) => body?,
         Err(_) => return Err(ProbeError::Timeout(spec.timeout).into()),
     };
-    Ok(engine_flavor::parse(&String::from_utf8_lossy(&body))?)
+    // Off the control thread: a big scrape takes milliseconds to parse, which would delay
+    // every health check and admin answer sharing it; and a panic in the parser on some
+    // text becomes this scrape's error instead of ending the backend's scrape task.
+    let parsed =
+        tokio::task::spawn_blocking(move || engine_flavor::parse(&String::from_utf8_lossy(&body)))
+            .await
+            .map_err(|_| ReadError::Parse("the parser failed on this text".to_string()))?;
+    Ok(parsed?)
 }
