@@ -87,6 +87,7 @@ fn busy_table(kind: StrategyKind, backends: usize) -> (Registry, Arc<SharedTable
             check: None,
             count: Default::default(),
             least_load: Default::default(),
+            engine: None,
         }],
         health: HealthPolicy::default(),
     };

@@ -132,6 +132,14 @@ fn every_kind_of_bad_config_exits_2_with_its_location() {
             ":9:19",
             "connect_timeout",
         ),
+        (
+            &GOOD.replace(
+                "name = \"gpu\"",
+                "name = \"gpu\"\n[pool.engine_metrics]\nflavor = \"triton\"",
+            ),
+            ":10:10",
+            "flavor",
+        ),
         ("[[listener]\nname=", ":1:", ""),
     ];
     for (text, location, key) in cases {

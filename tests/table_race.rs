@@ -80,6 +80,7 @@ fn spec(generation: usize) -> TableSpec {
             check: None,
             count: Default::default(),
             least_load: Default::default(),
+            engine: None,
         })
         .collect();
     TableSpec {

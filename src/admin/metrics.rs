@@ -89,12 +89,65 @@ pub(super) const BACKEND: &[BackendRow] = &[
         read: Read::One(|b| Some(f64::from(b.snap.consecutive_failures))),
     },
     BackendRow {
+        name: "ringlb_backend_engine_running",
+        help: "Requests the backend's inference engine reports running (all its clients), from its last fresh scrape; absent without one.",
+        kind: Kind::Gauge,
+        read: Read::One(|b| b.snap.engine.map(|r| f64::from(r.running))),
+    },
+    BackendRow {
+        name: "ringlb_backend_engine_waiting",
+        help: "Requests the backend's inference engine reports queued, from its last fresh scrape; absent without one.",
+        kind: Kind::Gauge,
+        read: Read::One(|b| b.snap.engine.map(|r| f64::from(r.waiting))),
+    },
+    BackendRow {
+        name: "ringlb_backend_engine_kv_usage",
+        help: "KV-cache usage (0 to 1) the backend's inference engine reports, from its last fresh scrape; absent without one or if the engine does not publish it.",
+        kind: Kind::Gauge,
+        read: Read::One(|b| b.snap.engine.and_then(|r| r.kv_usage)),
+    },
+    BackendRow {
+        name: "ringlb_backend_engine_fresh",
+        help: "1 while the backend's last engine-metrics reading holds (scraped within stale_after); only for backends of pools with [pool.engine_metrics].",
+        kind: Kind::Gauge,
+        read: Read::One(|b| b.snap.engine_scraped.then(|| flag(b.snap.engine.is_some()))),
+    },
+    BackendRow {
+        name: "ringlb_backend_engine_stalled",
+        help: "1 while the engine reports requests running and its generation counter has not moved for stall_after (the backend takes no new stream); only for scraped backends.",
+        kind: Kind::Gauge,
+        read: Read::One(|b| b.snap.engine_scraped.then(|| flag(b.snap.engine_stalled))),
+    },
+    BackendRow {
+        name: "ringlb_backend_engine_scrapes_total",
+        help: "Engine-metrics scrapes of the backend, by result: ok (a reading), error (no answer, not 200, or not the engine's series); only for scraped backends.",
+        kind: Kind::Counter,
+        read: Read::ByLabel("result", |b| {
+            if !b.snap.engine_scraped {
+                return Vec::new();
+            }
+            let c = &b.snap.counters;
+            vec![
+                ("ok", c.engine_scrapes_ok as f64),
+                ("error", c.engine_scrapes_error as f64),
+            ]
+        }),
+    },
+    BackendRow {
         name: "ringlb_backend_latency_seconds",
         help: "Peak-EWMA estimate of connect time + time to first byte; absent before a sample.",
         kind: Kind::Gauge,
         read: Read::One(|b| b.snap.latency_ms.map(|ms| ms / 1e3)),
     },
 ];
+
+fn flag(b: bool) -> f64 {
+    if b {
+        1.0
+    } else {
+        0.0
+    }
+}
 
 /// One per-worker counter or gauge; `key` is its name in `/status`.
 pub(super) struct WorkerRow {

@@ -143,6 +143,7 @@ mod tests {
                 check: None,
                 count: Default::default(),
                 least_load: Default::default(),
+                engine: None,
             }],
             health: Default::default(),
         }

@@ -2,7 +2,9 @@
 //!
 //! Shape: `{version, config_digest, uptime_s, admitted, max_connections, reloads,
 //! reload_failures, io: {driver, reason}, listeners: [{name, addr, pool}], pools: [{name, balance, queue_size,
-//! queue_length, queue_dispatched, backends: [{addr, name, ...}]}], workers: [{id, ...counters}], totals}`.
+//! queue_length, queue_dispatched, backends: [{addr, name, ...}]}], workers: [{id, ...counters}],
+//! totals}`; a backend has `engine: {fresh, running, waiting, kv_usage, stalled, scrapes_ok,
+//! scrapes_error}` when its pool scrapes engine metrics, else `engine: null`.
 //! Fields may be added; none is renamed or removed (scripts and the page rely on them).
 
 use serde::Serialize;
@@ -80,6 +82,8 @@ struct Backend {
     /// Streams that ended, by close reason (only reasons seen so far).
     streams: Map<String, Value>,
     health: Health,
+    /// The engine's own load (`[pool.engine_metrics]`); null for a backend not scraped.
+    engine: Option<Engine>,
     /// The operator override in force (null: none).
     #[serde(rename = "override")]
     set: Option<Override>,
@@ -94,6 +98,34 @@ struct Health {
     /// "half_open" (picked again for trial connects) until a connect succeeds; else "up".
     passive: &'static str,
     consecutive_failures: u32,
+}
+
+/// What the engine-metrics scraper last published for a backend.
+#[derive(Serialize)]
+struct Engine {
+    /// The last reading holds (scraped within `stale_after`); the three values below are
+    /// null when it does not.
+    fresh: bool,
+    running: Option<u32>,
+    waiting: Option<u32>,
+    /// 0 to 1; null also when the engine does not publish it.
+    kv_usage: Option<f64>,
+    /// Requests running and the generation counter still for `stall_after`: no new streams.
+    stalled: bool,
+    scrapes_ok: u64,
+    scrapes_error: u64,
+}
+
+fn engine(s: &crate::balance::BackendSnapshot) -> Option<Engine> {
+    s.engine_scraped.then(|| Engine {
+        fresh: s.engine.is_some(),
+        running: s.engine.map(|r| r.running),
+        waiting: s.engine.map(|r| r.waiting),
+        kv_usage: s.engine.and_then(|r| r.kv_usage),
+        stalled: s.engine_stalled,
+        scrapes_ok: s.counters.engine_scrapes_ok,
+        scrapes_error: s.counters.engine_scrapes_error,
+    })
 }
 
 fn backend(b: &BackendSample) -> Backend {
@@ -131,6 +163,7 @@ fn backend(b: &BackendSample) -> Backend {
             },
             consecutive_failures: s.consecutive_failures,
         },
+        engine: engine(s),
         set: b.set,
     }
 }

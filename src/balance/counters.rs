@@ -1,5 +1,6 @@
 //! What happened to the streams of one backend, for metrics: bytes each way, streams ended by
-//! close reason, connect failures by kind, and connect-time and first-byte histograms. Kept in
+//! close reason, connect failures by kind, connect-time and first-byte histograms, and the
+//! engine-metrics scrapes of it. Kept in
 //! the backend's shared state (so counts survive reloads, like the active count) on cache
 //! lines of their own, written with relaxed atomic adds by whichever worker saw the event.
 //! Must never be read on the pick path, and never take a lock.
@@ -200,6 +201,9 @@ pub(crate) struct BackendCounters {
     connect_failures: [AtomicU64; ConnectFailure::ALL.len()],
     pub(crate) connect_time: LatencyHistogram,
     pub(crate) first_byte: LatencyHistogram,
+    /// Engine-metrics scrapes that gave a reading, and those that failed.
+    engine_scrapes_ok: AtomicU64,
+    engine_scrapes_error: AtomicU64,
 }
 
 impl BackendCounters {
@@ -221,6 +225,16 @@ impl BackendCounters {
         self.connect_failures[kind as usize].fetch_add(1, Ordering::Relaxed);
     }
 
+    /// One engine-metrics scrape of the backend, by the control plane's scraper.
+    pub(crate) fn engine_scraped(&self, ok: bool) {
+        let c = if ok {
+            &self.engine_scrapes_ok
+        } else {
+            &self.engine_scrapes_error
+        };
+        c.fetch_add(1, Ordering::Relaxed);
+    }
+
     pub(crate) fn snapshot(&self) -> CountersSnapshot {
         let r = |a: &AtomicU64| a.load(Ordering::Relaxed);
         CountersSnapshot {
@@ -231,6 +245,8 @@ impl BackendCounters {
                 .map(|k| (k, r(&self.connect_failures[k as usize]))),
             connect_time: self.connect_time.snapshot(),
             first_byte: self.first_byte.snapshot(),
+            engine_scrapes_ok: r(&self.engine_scrapes_ok),
+            engine_scrapes_error: r(&self.engine_scrapes_error),
         }
     }
 }
@@ -245,6 +261,9 @@ pub struct CountersSnapshot {
     pub connect_failures: [(ConnectFailure, u64); ConnectFailure::ALL.len()],
     pub connect_time: HistogramSnapshot,
     pub first_byte: HistogramSnapshot,
+    /// Engine-metrics scrapes that gave a reading / that failed (0 when not scraped).
+    pub engine_scrapes_ok: u64,
+    pub engine_scrapes_error: u64,
 }
 
 #[cfg(test)]

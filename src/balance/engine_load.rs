@@ -84,8 +84,6 @@ pub(crate) struct EngineLoad {
     stalled: AtomicBool,
 }
 
-// The scraper that publishes readings lands next; until then only tests write them.
-#[allow(dead_code)]
 impl EngineLoad {
     /// Publishes a scrape taken while `ours_at_scrape` of our streams were busy on the backend,
     /// valid until `fresh_until_ms`. (`BackendState::publish_engine` fills in our count.)

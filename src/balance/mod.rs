@@ -23,6 +23,7 @@ mod backend;
 mod check_state;
 mod counters;
 mod engine_load;
+mod engine_spec;
 mod guard;
 mod health;
 mod latency;
@@ -43,6 +44,7 @@ pub use counters::{
     LATENCY_BUCKETS_US,
 };
 pub use engine_load::EngineReading;
+pub use engine_spec::{EngineFlavor, EngineNames, EngineScrape};
 pub use guard::{ActiveGuard, MAX_IDLE_AFTER_MS};
 pub use pool::PoolTable;
 pub use registry::Registry;

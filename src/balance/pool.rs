@@ -8,6 +8,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use super::backend::{Backend, PickCtx};
+use super::engine_spec::EngineScrape;
 use super::guard::ActiveGuard;
 use super::request::{NoPick, Pick};
 use super::slow_start;
@@ -88,8 +89,13 @@ impl PoolTable {
         self.spec.check.as_ref()
     }
 
-    /// Each distinct backend's address and shared state, for the checker. A backend listed
-    /// twice (same address) shares one state and is listed once.
+    /// The pool's engine-metrics scrape, if it has one.
+    pub fn engine_scrape(&self) -> Option<&EngineScrape> {
+        self.spec.engine.as_ref()
+    }
+
+    /// Each distinct backend's address and shared state, for the checker and the scraper. A
+    /// backend listed twice (same address) shares one state and is listed once.
     pub(crate) fn check_targets(&self) -> Vec<(SocketAddr, SharedState)> {
         let mut targets: Vec<(SocketAddr, SharedState)> = Vec::with_capacity(self.backends.len());
         for b in &self.backends {
@@ -195,6 +201,8 @@ impl PoolTable {
                         check,
                         health: HealthState::of(b.weight, check, down, b.state.engine.stalled()),
                         engine: b.state.engine.read_at(now_ms),
+                        engine_scraped: self.spec.engine.is_some(),
+                        engine_stalled: b.state.engine.stalled(),
                     }
                 })
                 .collect(),

@@ -50,6 +50,11 @@ pub struct BackendSnapshot {
     /// The engine's own load from its last fresh scrape; None without `[pool.engine_metrics]`
     /// or when the last reading is stale.
     pub engine: Option<EngineReading>,
+    /// The pool scrapes this backend's engine metrics (`[pool.engine_metrics]`).
+    pub engine_scraped: bool,
+    /// The engine reports requests running but its generation counter stopped moving (also
+    /// while another cause takes the backend down, which `health` shows first).
+    pub engine_stalled: bool,
 }
 
 /// A backend's health as a state of its own, next to the operator's drain.

@@ -48,6 +48,9 @@ pub struct PoolSpec {
     pub count: CountMode,
     /// How `least_load` weighs the engine's figures.
     pub least_load: LeastLoadSpec,
+    /// The control plane scrapes each backend's engine metrics (`[pool.engine_metrics]`);
+    /// None = not scraped.
+    pub engine: Option<super::EngineScrape>,
 }
 
 /// What a stream counts as in `least_connections` and `least_load`.

@@ -109,8 +109,6 @@ impl BackendState {
         self.load().saturating_sub(self.quiet())
     }
 
-    // The engine-metrics scraper (control plane) calls it; it lands on its own branch.
-    #[allow(dead_code)]
     /// Publishes a scrape of the backend's engine, valid until `fresh_until_ms`, with how many
     /// of our streams were busy on it as it was taken (see `engine_load::Published`).
     pub(crate) fn publish_engine(&self, reading: EngineReading, fresh_until_ms: u64) {

@@ -146,6 +146,31 @@ pub(super) fn one_of<T: Copy>(
         })
 }
 
+/// A `path` key: starts with '/', printable ASCII without spaces (it goes into a request
+/// line as is), or `default` when absent.
+pub(super) fn request_path(
+    check: &Checker,
+    ctx: &str,
+    value: &Option<Spanned<String>>,
+    default: &str,
+) -> Result<String, ConfigError> {
+    let Some(value) = value else {
+        return Ok(default.to_string());
+    };
+    let text = value.get_ref();
+    let printable = text.bytes().all(|b| b.is_ascii_graphic());
+    if !text.starts_with('/') || !printable {
+        return Err(check.err(
+            &value.span(),
+            format!(
+                "{ctx}: `path` must start with '/' and hold no spaces or control characters, \
+                 got {text:?}"
+            ),
+        ));
+    }
+    Ok(text.clone())
+}
+
 /// The passive keys of pool `p`.
 pub(super) fn validate_passive(
     check: &Checker,
@@ -209,23 +234,7 @@ pub(super) fn validate_health(
         ("websocket", CheckKind::WebSocket),
     ];
     let kind = one_of(check, &h.check, ctx, "check", &kinds, CheckKind::Http)?;
-    let path = match &h.path {
-        None => DEFAULT_CHECK_PATH.to_string(),
-        Some(value) => {
-            let text = value.get_ref();
-            let printable = text.bytes().all(|b| b.is_ascii_graphic());
-            if !text.starts_with('/') || !printable {
-                return Err(check.err(
-                    &value.span(),
-                    format!(
-                        "{ctx}: `path` must start with '/' and hold no spaces or control \
-                         characters, got {text:?}"
-                    ),
-                ));
-            }
-            text.clone()
-        }
-    };
+    let path = request_path(check, ctx, &h.path, DEFAULT_CHECK_PATH)?;
     let expect_status = match &h.expect_status {
         None => vec![DEFAULT_EXPECT_STATUS],
         Some(list) => {

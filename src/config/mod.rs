@@ -14,6 +14,7 @@ mod binds;
 mod checks;
 mod dns;
 mod duration;
+mod engine_metrics;
 mod error;
 mod failover;
 mod handover;
@@ -35,6 +36,10 @@ pub use admin::MIN_TOKEN_LEN;
 pub use binds::BindSite;
 pub use dns::{DEFAULT_DNS_REFRESH, DNS_PORT, MIN_DNS_REFRESH};
 pub use duration::{format_duration, parse_duration};
+pub use engine_metrics::{
+    DEFAULT_ENGINE_INTERVAL, DEFAULT_ENGINE_PATH, DEFAULT_ENGINE_STALE_AFTER,
+    DEFAULT_ENGINE_STALL_AFTER, DEFAULT_ENGINE_TIMEOUT,
+};
 pub use error::ConfigError;
 pub use failover::{Failover, DEFAULT_REPLAY_BUFFER, MAX_REPLAY_BUFFER};
 pub use handover::{MAX_HANDOVER_PATH, SUGGESTED_HANDOVER_SOCKET};
@@ -191,6 +196,8 @@ pub struct Pool {
     pub passive: PassiveHealth,
     /// The active check (`[pool.health]`); None = no active check.
     pub health: Option<HealthCheck>,
+    /// The engine-metrics scrape (`[pool.engine_metrics]`); None = not scraped.
+    pub engine_metrics: Option<crate::balance::EngineScrape>,
     /// Replay to another backend, and the first-byte timeout (`replay_buffer`,
     /// `first_byte_timeout`).
     pub failover: Failover,

@@ -1,13 +1,15 @@
 //! Validation of one `[[pool]]` and its `[[pool.backend]]` entries.
 //!
 //! A pool that passes has a name, a known balance strategy, sane timeouts, checked tuning keys
-//! (see `tuning`), checked health keys (see `health`) and at least one backend with a distinct, connectable address, a weight and a
-//! tier in range. A backend's `addr` may be a DNS name (kept as a name, with its `dns_refresh`).
-//! It must never let through a backend the engine could not connect to (port 0) or a weight
-//! that would starve or overflow.
+//! (see `tuning`), checked health keys (see `health`), checked engine-metrics keys (see
+//! `engine_metrics`) and at least one backend with a distinct, connectable address, a weight
+//! and a tier in range. A backend's `addr` may be a DNS name (kept as a name, with its
+//! `dns_refresh`). It must never let through a backend the engine could not connect to (port
+//! 0) or a weight that would starve or overflow.
 
 use super::addr::{parse_backend_addr, BackendAddr};
 use super::checks::Checker;
+use super::engine_metrics::validate_engine_metrics;
 use super::error::ConfigError;
 use super::failover::validate_failover;
 use super::health::{validate_health, validate_passive};
@@ -73,6 +75,7 @@ pub(super) fn validate_pool(
     let passive = validate_passive(check, &ctx, p)?;
     let failover = validate_failover(check, &ctx, p)?;
     let health = validate_health(check, &ctx, p.health.as_ref())?;
+    let engine_metrics = validate_engine_metrics(check, &ctx, p.engine_metrics.as_ref())?;
     let send_proxy = super::routes::send_proxy(check, &ctx, &p.send_proxy)?;
     let count = super::load_aware::validate_count(check, &ctx, p)?;
     let least_load = super::load_aware::validate_least_load(check, &ctx, p.least_load.as_ref())?;
@@ -133,6 +136,7 @@ pub(super) fn validate_pool(
         max_connection_age_jitter: tuning.max_connection_age_jitter,
         passive,
         health,
+        engine_metrics,
         failover,
     };
     Ok((pool, name.span()))

@@ -101,6 +101,7 @@ pub(super) struct RawPool {
     pub idle_after: Option<Spanned<RawDuration>>,
     pub idle_weight: Option<Spanned<f64>>,
     pub least_load: Option<Spanned<super::load_aware::RawLeastLoad>>,
+    pub engine_metrics: Option<Spanned<RawEngineMetrics>>,
     #[serde(default)]
     pub backend: Vec<Spanned<RawBackend>>,
 }
@@ -119,6 +120,23 @@ pub(super) struct RawHealth {
     pub fall: Option<Spanned<i64>>,
     pub on_down: Option<Spanned<String>>,
     pub start: Option<Spanned<String>>,
+}
+
+/// A pool's `[pool.engine_metrics]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, expecting = "a [pool.engine_metrics] table")]
+pub(super) struct RawEngineMetrics {
+    pub path: Option<Spanned<String>>,
+    pub port: Option<Spanned<i64>>,
+    pub interval: Option<Spanned<RawDuration>>,
+    pub timeout: Option<Spanned<RawDuration>>,
+    pub flavor: Option<Spanned<String>>,
+    pub running: Option<Spanned<String>>,
+    pub waiting: Option<Spanned<String>>,
+    pub kv_usage: Option<Spanned<String>>,
+    pub generation: Option<Spanned<String>>,
+    pub stale_after: Option<Spanned<RawDuration>>,
+    pub stall_after: Option<Spanned<RawDuration>>,
 }
 
 /// One `[[pool.backend]]`.

@@ -91,6 +91,9 @@ impl Config {
             );
             let _ = writeln!(out, "  {}", pool_tuning(p));
             let _ = writeln!(out, "  {}", pool_health(p));
+            if let Some(m) = &p.engine_metrics {
+                let _ = writeln!(out, "  {}", super::engine_metrics::describe(m));
+            }
             for b in &p.backends {
                 let max = match b.max_connections {
                     0 => "unlimited".to_string(),

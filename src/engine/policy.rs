@@ -154,6 +154,7 @@ pub fn table_spec(config: &Config) -> TableSpec {
                     kv_full: p.least_load.kv_full,
                     waiting_full: p.least_load.waiting_full,
                 },
+                engine: p.engine_metrics.clone(),
             })
             .collect(),
         health: HealthPolicy::default(),

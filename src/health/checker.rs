@@ -138,7 +138,7 @@ async fn watch(target: Target, check: ActiveCheck) {
     }
 }
 
-fn random_below(d: Duration) -> Duration {
+pub(super) fn random_below(d: Duration) -> Duration {
     let ms = u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
     if ms == 0 {
         return Duration::ZERO;

@@ -9,17 +9,26 @@
 //! the shared table: a reload that adds, removes or changes checks is picked up within
 //! [`checker::RECONCILE_EVERY`].
 //!
+//! The engine-metrics scraper (`engine_metrics`) runs beside the checker the same way, one
+//! scrape per backend per interval of every pool with `[pool.engine_metrics]`: it publishes
+//! each engine's own load (running, waiting, KV usage) for picks to read, and takes a stalled
+//! engine (requests running, generation counter still) out of picks.
+//!
 //! This module runs on the control plane's runtime only: it must never run on, block or be
 //! waited on by an engine worker, never take a lock the pick path takes, and never panic on
 //! anything a backend sends.
 
 mod checker;
+mod engine_flavor;
+mod engine_metrics;
+mod engine_stall;
 mod probe;
 mod probe_http;
 mod probe_ws;
 mod state;
 
 pub use checker::Checker;
+pub use engine_metrics::{EngineScraper, ScrapeError, MAX_SCRAPE_BODY};
 pub use probe::{probe, ProbeError};
 
 use crate::balance::{ActiveCheck, CheckStart, HealthPolicy, OnDown, Probe};

@@ -3,7 +3,8 @@
 //! (by `Content-Length`, chunked, or until close) searched for `expect_body`.
 //!
 //! Reads at most [`MAX_HEAD`] bytes of head and [`MAX_BODY`] of body: a backend that sends more
-//! is judged on what fits. Must never panic on a malformed answer.
+//! is judged on what fits. [`get`] is the same exchange for the engine-metrics scraper, which
+//! needs the whole body under its own cap. Must never panic on a malformed answer.
 
 use std::net::SocketAddr;
 
@@ -34,24 +35,7 @@ pub(super) async fn check(
     expect_status: &[u16],
     expect_body: Option<&str>,
 ) -> Result<(), ProbeError> {
-    let request = format!(
-        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nUser-Agent: ringlb-health\r\nAccept: */*\r\n\
-         Connection: close\r\n\r\n"
-    );
-    stream.write_all(request.as_bytes()).await?;
-    let mut buf: Vec<u8> = Vec::with_capacity(1024);
-    let (status, head_len, framing) = loop {
-        if read_more(stream, &mut buf, MAX_HEAD).await? == 0 {
-            return Err(if buf.len() >= MAX_HEAD {
-                ProbeError::Protocol(format!("response head longer than {MAX_HEAD} bytes"))
-            } else {
-                ProbeError::Closed
-            });
-        }
-        if let Some(head) = parse_head(&buf)? {
-            break head;
-        }
-    };
+    let (status, head_len, framing, mut buf) = request(stream, addr, path, "health").await?;
     if !expect_status.contains(&status) {
         return Err(ProbeError::Status {
             status,
@@ -61,25 +45,98 @@ pub(super) async fn check(
     let Some(needle) = expect_body else {
         return Ok(());
     };
-    let limit = match framing {
-        Framing::Length(n) => head_len.saturating_add(n).min(head_len + MAX_BODY),
-        Framing::Chunked | Framing::UntilClose => head_len + MAX_BODY,
-    };
-    while buf.len() < limit && read_more(stream, &mut buf, limit).await? > 0 {
-        if framing == Framing::Chunked && buf[head_len..].ends_with(b"0\r\n\r\n") {
-            break;
-        }
-    }
-    let raw = &buf[head_len.min(buf.len())..];
-    let body = match framing {
-        Framing::Chunked => dechunk(raw),
-        _ => raw.to_vec(),
-    };
+    let body = read_body(stream, &mut buf, head_len, framing, MAX_BODY).await?;
     if contains(&body, needle.as_bytes()) {
         Ok(())
     } else {
         Err(ProbeError::Body(needle.to_string()))
     }
+}
+
+/// `GET path` and its status and whole body, for the engine-metrics scraper. A body longer
+/// than `max_body` is an error, not cut: half a scrape would read as lower load.
+pub(crate) async fn get(
+    stream: &mut TcpStream,
+    addr: SocketAddr,
+    path: &str,
+    max_body: usize,
+) -> Result<(u16, Vec<u8>), ProbeError> {
+    let (status, head_len, framing, mut buf) = request(stream, addr, path, "metrics").await?;
+    if let Framing::Length(n) = framing {
+        if n > max_body {
+            return Err(too_long(max_body));
+        }
+    }
+    // One byte past the cap tells a body of exactly `max_body` from a longer one.
+    let body = read_body(stream, &mut buf, head_len, framing, max_body + 1).await?;
+    if body.len() > max_body {
+        return Err(too_long(max_body));
+    }
+    if let Framing::Length(n) = framing {
+        if body.len() < n {
+            return Err(ProbeError::Closed);
+        }
+    }
+    Ok((status, body))
+}
+
+fn too_long(max: usize) -> ProbeError {
+    ProbeError::Protocol(format!("body longer than {max} bytes"))
+}
+
+/// Sends the request and reads up to the end of the head: (status, head length, framing,
+/// what was read so far).
+async fn request(
+    stream: &mut TcpStream,
+    addr: SocketAddr,
+    path: &str,
+    agent: &str,
+) -> Result<(u16, usize, Framing, Vec<u8>), ProbeError> {
+    let request = format!(
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nUser-Agent: ringlb-{agent}\r\nAccept: */*\r\n\
+         Connection: close\r\n\r\n"
+    );
+    stream.write_all(request.as_bytes()).await?;
+    let mut buf: Vec<u8> = Vec::with_capacity(1024);
+    loop {
+        if read_more(stream, &mut buf, MAX_HEAD).await? == 0 {
+            return Err(if buf.len() >= MAX_HEAD {
+                ProbeError::Protocol(format!("response head longer than {MAX_HEAD} bytes"))
+            } else {
+                ProbeError::Closed
+            });
+        }
+        if let Some((status, head_len, framing)) = parse_head(&buf)? {
+            return Ok((status, head_len, framing, buf));
+        }
+    }
+}
+
+/// The body after a head of `head_len` bytes in `buf`, reading at most `max` body bytes
+/// (what came is kept if the peer closes early).
+async fn read_body(
+    stream: &mut TcpStream,
+    buf: &mut Vec<u8>,
+    head_len: usize,
+    framing: Framing,
+    max: usize,
+) -> Result<Vec<u8>, ProbeError> {
+    let limit = match framing {
+        Framing::Length(n) => head_len.saturating_add(n.min(max)),
+        // A chunked body carries its sizes and a tail: allow for them past `max` of data.
+        Framing::Chunked => head_len.saturating_add(max.saturating_mul(2).max(max + 64)),
+        Framing::UntilClose => head_len.saturating_add(max),
+    };
+    while buf.len() < limit && read_more(stream, buf, limit).await? > 0 {
+        if framing == Framing::Chunked && buf[head_len..].ends_with(b"0\r\n\r\n") {
+            break;
+        }
+    }
+    let raw = &buf[head_len.min(buf.len())..];
+    Ok(match framing {
+        Framing::Chunked => dechunk(raw),
+        _ => raw.to_vec(),
+    })
 }
 
 /// Reads once into `buf`, never past `limit` bytes in all; 0 at EOF or at the limit.
@@ -180,5 +237,53 @@ mod tests {
         assert_eq!(dechunk(b"zz\r\n"), b"");
         assert!(contains(b"{\"status\":\"ok\"}", b"ok"));
         assert!(!contains(b"loading", b"ok"));
+    }
+
+    /// `get` against a one-shot server on 127.0.0.1:0 that sends `answer` and closes.
+    fn get_from(answer: &'static [u8], max_body: usize) -> Result<(u16, Vec<u8>), ProbeError> {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        rt.block_on(async {
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+            let addr = listener.local_addr()?;
+            let server = tokio::spawn(async move {
+                let (mut s, _) = listener.accept().await?;
+                let mut req = [0u8; 1024];
+                let _ = s.read(&mut req).await?;
+                s.write_all(answer).await?;
+                s.shutdown().await
+            });
+            let mut stream = TcpStream::connect(addr).await?;
+            let got = get(&mut stream, addr, "/metrics", max_body).await;
+            let _ = server.await;
+            got
+        })
+    }
+
+    #[test]
+    fn get_reads_bodies_by_length_chunks_or_close() {
+        let by_length = get_from(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello", 64);
+        assert_eq!(by_length.unwrap(), (200, b"hello".to_vec()));
+        let chunked = get_from(
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n2\r\nde\r\n0\r\n\r\n",
+            64,
+        );
+        assert_eq!(chunked.unwrap(), (200, b"abcde".to_vec()));
+        let until_close = get_from(b"HTTP/1.0 503 Unavailable\r\n\r\nbusy", 64);
+        assert_eq!(until_close.unwrap(), (503, b"busy".to_vec()));
+    }
+
+    #[test]
+    fn get_refuses_a_body_over_the_cap_or_cut_short() {
+        let declared = get_from(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nx", 10);
+        assert!(matches!(declared, Err(ProbeError::Protocol(m)) if m.contains("longer than 10")));
+        let sent = get_from(b"HTTP/1.1 200 OK\r\n\r\n0123456789ABC", 10);
+        assert!(matches!(sent, Err(ProbeError::Protocol(_))), "{sent:?}");
+        let exact = get_from(b"HTTP/1.1 200 OK\r\n\r\n0123456789", 10);
+        assert_eq!(exact.unwrap().1.len(), 10, "exactly the cap is fine");
+        let short = get_from(b"HTTP/1.1 200 OK\r\nContent-Length: 9\r\n\r\nabc", 64);
+        assert!(matches!(short, Err(ProbeError::Closed)), "{short:?}");
     }
 }

@@ -107,6 +107,7 @@ pub fn run_with(cfg: &Config, path: &Path, options: RunOptions) -> Result<(), Pr
     let mut server =
         Server::start_with_options(&resolved.expand(cfg), start).map_err(ProcessError::Engine)?;
     let _checker = crate::health::Checker::spawn(control.handle(), server.table().clone());
+    let _scraper = crate::health::EngineScraper::spawn(control.handle(), server.table().clone());
     // The admin state exists without `[admin]` too: reload goes through it.
     let state = Arc::new(admin::AdminState::new(server.observer(), cfg));
     state.seed_resolved(resolved);

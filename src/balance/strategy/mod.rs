@@ -119,6 +119,7 @@ pub(crate) mod test_support {
             check: None,
             count: Default::default(),
             least_load: Default::default(),
+            engine: None,
         }
     }
 

@@ -182,6 +182,7 @@ pub fn demo_config(opts: &DemoOptions, backends: &[MockBackend]) -> Config {
             max_connection_age_jitter: crate::config::DEFAULT_MAX_CONNECTION_AGE_JITTER,
             passive: crate::config::PassiveHealth::default(),
             health: None,
+            engine_metrics: None,
             failover: crate::config::Failover::default(),
             count: crate::config::Count::Streams,
             least_load: crate::config::LeastLoad::default(),
