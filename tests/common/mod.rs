@@ -5,6 +5,7 @@
 
 pub mod config_check;
 pub mod dns_server;
+pub mod engines;
 pub mod process;
 
 use std::io::{self, Read, Write};
