@@ -169,3 +169,60 @@ fn new_options_are_validated() {
         }
     }
 }
+
+#[tokio::test]
+async fn queued_client_requests_are_counted_and_timed_apart_from_the_external_load() {
+    let backend = MockBackend::start(MockOptions {
+        capacity: 2,
+        external_load: 1,
+        // The phantom holds its slot for the whole test, so only A's hang-up frees one.
+        max_tokens_dist: TokenDist::Fixed(5000),
+        ..opts("q")
+    })
+    .await
+    .unwrap();
+    let addr = backend.addr();
+    wait_for(addr, "the phantom stream runs", |s| {
+        value(s, "vllm:num_requests_running") == 1.0
+    })
+    .await;
+    // A takes the free slot at once; B finds none and queues until A hangs up.
+    let a = open_stream(addr, "a", 5000).await;
+    wait_for(addr, "A runs", |s| {
+        value(s, "vllm:num_requests_running") == 2.0
+    })
+    .await;
+    let s = scrape(addr).await;
+    assert_eq!(value(&s, "ringlb_mock_client_requests_queued_total"), 0.0);
+    let _b = open_stream(addr, "b", 5000).await;
+    wait_for(addr, "B waits", |s| {
+        value(s, "vllm:num_requests_waiting") >= 1.0
+    })
+    .await;
+    let waited_from = Instant::now();
+    // Long enough that B's wait is measurably more than an admission's microseconds.
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    drop(a);
+    let s = wait_for(addr, "B was admitted", |s| {
+        value(s, "ringlb_mock_client_requests_queued_total") == 1.0
+    })
+    .await;
+    let waited = value(&s, "ringlb_mock_client_queue_seconds_total");
+    assert!(
+        (0.045..=waited_from.elapsed().as_secs_f64() + 0.05).contains(&waited),
+        "B queued {waited} s"
+    );
+    let histogram = s
+        .samples
+        .iter()
+        .find(|x| x.metric == "vllm:request_queue_time_seconds")
+        .expect("the queue-time histogram");
+    let prometheus_parse::Value::Histogram(buckets) = &histogram.value else {
+        panic!("{:?}", histogram.value);
+    };
+    let inf = buckets.last().expect("buckets");
+    assert!(inf.less_than.is_infinite());
+    // The phantom, A and B at least (the phantom's restarts too): every admission is in it.
+    assert!(inf.count >= 3.0, "{buckets:?}");
+    assert_eq!(backend.stats().snapshot().client_queued, 1);
+}

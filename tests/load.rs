@@ -692,3 +692,75 @@ async fn binary_writes_json_and_exits_zero_or_two() {
         .unwrap();
     assert_eq!(bad.status.code(), Some(2), "needs --duration or --requests");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn max_tokens_dist_draws_each_requests_length_from_the_seed() {
+    let addr = sse_server(SseStyle::Chunked).await;
+    let dist: ringlb::tools::fleet::TokenDist =
+        "lognormal:median=20,sigma=1,max=300".parse().unwrap();
+    let run_logged = |seed: u64, name: &str| {
+        let path = std::env::temp_dir().join(format!("ringlb-load-{name}-{}", std::process::id()));
+        let mut o = opts(Mode::Sse, addr, 3, Limit::Requests(40));
+        o.max_tokens_dist = Some(dist);
+        o.seed = seed;
+        o.request_log = Some(path.clone());
+        async move {
+            let r = run(o).await.unwrap();
+            let text = std::fs::read_to_string(&path).unwrap();
+            std::fs::remove_file(&path).unwrap();
+            let lines: Vec<RequestLogEntry> = text
+                .lines()
+                .map(|l| serde_json::from_str(l).unwrap())
+                .collect();
+            (r, lines)
+        }
+    };
+    let (r, lines) = run_logged(9, "dist-a").await;
+    assert_clean(&r);
+    assert_eq!(lines.len(), 40);
+    // The server streams exactly what was asked: each request carried its own draw.
+    for l in &lines {
+        assert_eq!(Some(l.tokens), l.max_tokens, "{l:?}");
+    }
+    let mut asked: Vec<u64> = lines.iter().filter_map(|l| l.max_tokens).collect();
+    asked.sort_unstable();
+    let lengths = ringlb::tools::load::Lengths::Drawn { dist, seed: 9 };
+    let mut want: Vec<u64> = (0..40).map(|i| lengths.for_request(i)).collect();
+    want.sort_unstable();
+    assert_eq!(asked, want);
+    assert_eq!(r.tokens, want.iter().sum::<u64>());
+    assert!(asked.first() != asked.last(), "the lengths vary: {asked:?}");
+    let (_, again) = run_logged(9, "dist-b").await;
+    let mut again: Vec<u64> = again.iter().filter_map(|l| l.max_tokens).collect();
+    again.sort_unstable();
+    assert_eq!(again, want, "the same seed asks for the same lengths");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn inter_token_latency_and_time_per_token_follow_a_paced_stream() {
+    use ringlb::tools::fleet::{MockBackend, MockOptions};
+    let backend = MockBackend::start(MockOptions {
+        name: "paced".to_string(),
+        tokens_per_sec: 100.0,
+        ttft: Duration::from_millis(1),
+        ..MockOptions::default()
+    })
+    .await
+    .unwrap();
+    let mut o = opts(Mode::Sse, backend.addr(), 4, Limit::Requests(8));
+    o.max_tokens = 20;
+    let r = run(o).await.unwrap();
+    assert_clean(&r);
+    assert_eq!(r.tokens, 160);
+    // 19 gaps per stream at most (tokens that arrive in one read are one gap).
+    assert!(
+        (8..=8 * 19).contains(&r.itl.count),
+        "itl count {}",
+        r.itl.count
+    );
+    assert_eq!(r.tpot.count, 8);
+    // 100 tokens/s: 10 ms between tokens, whatever the timer's granularity adds.
+    for (name, m) in [("itl", r.itl), ("tpot", r.tpot)] {
+        assert!((8_000..=30_000).contains(&m.p50), "{name} {m:?}");
+    }
+}

@@ -5,6 +5,7 @@
 //! - [`demo`]: `ringlb demo`, the fleet and balancer with a live table, no files needed;
 //! - [`load`]: the `ringlb-load` load generator (SSE, WebSocket, HTTP, TCP echo, idle);
 //! - [`benchreport`]: the `ringlb-bench-report` writer of the benchmark report and chart;
+//! - [`lengths`]: completion-length distributions, shared by the mock fleet and the load tool;
 //! - [`soak`]: the `ringlb-soak` soak and fault driver behind `scripts/soak.sh`.
 //!
 //! Dependencies point one way only: tools may use the balancer's modules (the demo starts the
@@ -15,5 +16,6 @@
 pub mod benchreport;
 pub mod demo;
 pub mod fleet;
+pub mod lengths;
 pub mod load;
 pub mod soak;

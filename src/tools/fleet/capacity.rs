@@ -11,18 +11,21 @@
 //! are kept by guards so a cancelled or failed request can never leave them off by one. Must
 //! never hand out more slots or KV than it has, nor keep either for a client that is gone.
 
-use std::future::Future;
+use std::future::{poll_fn, Future};
+use std::pin::pin;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
+use std::task::Poll;
 use std::time::Duration;
 
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::time::Instant;
 
 use super::generate::{GenRequest, Generation, Need, Schedule};
-use super::lengths::TokenDist;
+use super::queue_time::Origin;
 use super::stall::StallSwitch;
 use super::stats::BackendStats;
+use crate::tools::lengths::TokenDist;
 
 /// What a [`Gpu`] is built from (validated options, with the slowdown applied).
 pub(crate) struct GpuSpec {
@@ -133,7 +136,8 @@ impl Gpu {
         }
     }
 
-    /// Queues a generation received at `received` and waits for a slot and its KV. Returns
+    /// Queues a generation received at `received` and waits for a slot and its KV (the wait is
+    /// recorded in the queue-time figures, by `origin`). Returns
     /// `None` (counted as aborted) if `client_gone` completes first: a client that hung up
     /// while queued must not consume a slot later. `need` must come from [`Gpu::need`] or
     /// [`Gpu::phantom_need`] (it fits the budget).
@@ -141,6 +145,7 @@ impl Gpu {
         &self,
         received: Instant,
         need: Need,
+        origin: Origin,
         client_gone: impl Future<Output = ()>,
     ) -> Option<Generation> {
         let id = self.stats.requests_total.fetch_add(1, Relaxed) + 1;
@@ -158,19 +163,31 @@ impl Gpu {
             };
             Some((slot, kv))
         };
-        let permits = {
+        let queued_at = Instant::now();
+        let (permits, queued) = {
             self.stats.waiting.fetch_add(1, Relaxed);
             let _waiting = Waiting(&self.stats);
-            tokio::select! {
-                biased;
-                permits = acquire => permits,
-                () = client_gone => None,
+            let mut acquire = pin!(acquire);
+            // One poll tells a request that got its slot and KV at once from one that queued,
+            // exactly, whatever the clock says.
+            match poll_fn(|cx| Poll::Ready(acquire.as_mut().poll(cx))).await {
+                Poll::Ready(permits) => (permits, false),
+                Poll::Pending => {
+                    let permits = tokio::select! {
+                        biased;
+                        permits = acquire => permits,
+                        () = client_gone => None,
+                    };
+                    (permits, true)
+                }
             }
         };
         let Some((permit, kv)) = permits else {
             self.stats.aborted_total.fetch_add(1, Relaxed);
             return None;
         };
+        let waited = queued_at.elapsed();
+        self.stats.queue_times.record(origin, waited, queued);
         self.stats.running.fetch_add(1, Relaxed);
         self.stats.kv_used.fetch_add(kv_tokens, Relaxed);
         BackendStats::add(&self.stats.prompt_tokens_total, need.prompt);

@@ -11,6 +11,7 @@ use super::conn::{Conn, Request};
 use super::generate::{token_text, GenRequest, Generation};
 use super::http::{response_head, Framing};
 use super::inference::Outcome;
+use super::queue_time::Origin;
 use super::server::Shared;
 use super::sse::{completion_chunk, push_chunk, push_event, DONE_EVENT, LAST_CHUNK};
 
@@ -47,7 +48,10 @@ pub(crate) async fn handle(
         }
     }
     let gpu = &shared.gpu;
-    let Some(gen) = gpu.admit(received, need, conn.client_gone()).await else {
+    let Some(gen) = gpu
+        .admit(received, need, Origin::Client, conn.client_gone())
+        .await
+    else {
         return Outcome::Drop;
     };
     let result = if gen_req.stream {

@@ -12,6 +12,7 @@ use std::sync::Arc;
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 
+use super::queue_time::Origin;
 use super::server::Shared;
 
 /// Starts `n` phantom streams on the current runtime, into `set`.
@@ -26,7 +27,12 @@ async fn phantom(shared: Arc<Shared>) {
         let need = shared.gpu.phantom_need();
         let admitted = shared
             .gpu
-            .admit(Instant::now(), need, std::future::pending())
+            .admit(
+                Instant::now(),
+                need,
+                Origin::External,
+                std::future::pending(),
+            )
             .await;
         let Some(mut gen) = admitted else {
             return;

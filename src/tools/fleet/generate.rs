@@ -19,8 +19,8 @@ use super::capacity::Slot;
 use super::stall::StallSwitch;
 use super::stats::BackendStats;
 
-/// Largest `max_tokens` accepted: keeps a non-streamed body (about 10 bytes a token) near 1 MB.
-pub(crate) const MAX_TOKENS: u64 = 100_000;
+// The largest `max_tokens` accepted is the one the length distributions draw up to.
+pub(crate) use crate::tools::lengths::MAX_TOKENS;
 
 /// Most tokens written in one batch, so one write stays small even at an unpaced rate.
 const MAX_BATCH: u64 = 256;

@@ -64,6 +64,7 @@ pub(crate) async fn serve(stream: TcpStream, shared: Arc<Shared>) {
             "/metrics" => {
                 let reading = metrics::Reading {
                     model: &shared.name,
+                    queue_times: Some(&shared.stats.queue_times),
                     stats: shared.stats.snapshot(),
                     kv_usage: shared.gpu.kv_usage(),
                 };

@@ -22,6 +22,7 @@
 
 use std::fmt::Write;
 
+use super::queue_time::QueueTimes;
 use super::stats::StatsSnapshot;
 
 /// The Prometheus text format's content type.
@@ -39,6 +40,8 @@ pub enum MetricsFlavor {
 /// One scrape's worth of values.
 pub(crate) struct Reading<'a> {
     pub model: &'a str,
+    /// vLLM flavor: rendered as `vllm:request_queue_time_seconds` and the client counters.
+    pub queue_times: Option<&'a QueueTimes>,
     pub stats: StatsSnapshot,
     /// KV usage 0..1 (slots in use over capacity without a KV budget).
     pub kv_usage: f64,
@@ -90,6 +93,9 @@ pub(crate) fn render(flavor: MetricsFlavor, r: &Reading<'_>) -> String {
             "# HELP {name} {help}\n# TYPE {name} {kind}\n{name}{labels} {value}\n"
         );
     }
+    if let (MetricsFlavor::Vllm, Some(q)) = (flavor, r.queue_times) {
+        q.render(&mut out, &labels);
+    }
     if flavor == MetricsFlavor::Tgi {
         // Only the +Inf bucket: enough for a valid histogram and for its sum and count.
         let name = "tgi_request_generated_tokens";
@@ -118,6 +124,7 @@ mod tests {
     fn reading(model: &str) -> Reading<'_> {
         Reading {
             model,
+            queue_times: None,
             stats: StatsSnapshot {
                 active: 3,
                 waiting: 2,

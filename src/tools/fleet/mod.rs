@@ -23,10 +23,10 @@ mod generate;
 mod health;
 mod http;
 mod inference;
-mod lengths;
 mod metrics;
 mod options;
 mod pattern;
+mod queue_time;
 mod raw;
 mod server;
 mod sse;
@@ -34,9 +34,9 @@ mod stall;
 mod stats;
 mod websocket;
 
+pub use crate::tools::lengths::{DistError, TokenDist, DEFAULT_MAX_TOKENS};
 pub use error::FleetError;
 pub use health::HealthMode;
-pub use lengths::{DistError, TokenDist, DEFAULT_MAX_TOKENS};
 pub use metrics::MetricsFlavor;
 pub use options::{
     MockOptions, Mode, DEFAULT_CAPACITY, DEFAULT_PROMPT_TOKENS, DEFAULT_TOKENS_PER_SEC,

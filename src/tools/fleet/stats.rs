@@ -9,6 +9,8 @@ use std::time::Duration;
 use hdrhistogram::Histogram;
 use parking_lot::Mutex;
 
+use super::queue_time::QueueTimes;
+
 /// Highest TTFT the histogram resolves, in microseconds (one hour): anything longer is a
 /// stuck request, clamped rather than dropped.
 const TTFT_MAX_US: u64 = 3_600_000_000;
@@ -34,6 +36,8 @@ pub struct BackendStats {
     pub(crate) bytes_in: AtomicU64,
     pub(crate) bytes_out: AtomicU64,
     ttft_us: Mutex<Histogram<u64>>,
+    /// Queue waits (`vllm:request_queue_time_seconds` and the client queue counters).
+    pub(crate) queue_times: QueueTimes,
 }
 
 /// A point-in-time copy of [`BackendStats`]; tokens/s is the difference of two snapshots.
@@ -75,6 +79,11 @@ pub struct StatsSnapshot {
     pub ttft_p99_us: u64,
     /// Largest time to first token, microseconds.
     pub ttft_max_us: u64,
+    /// Client requests that found no free slot (or KV) and queued
+    /// (`ringlb_mock_client_requests_queued_total`).
+    pub client_queued: u64,
+    /// Their total time queued, microseconds.
+    pub client_queued_us: u64,
 }
 
 impl BackendStats {
@@ -99,6 +108,7 @@ impl BackendStats {
             bytes_in: AtomicU64::new(0),
             bytes_out: AtomicU64::new(0),
             ttft_us: Mutex::new(hist),
+            queue_times: QueueTimes::default(),
         }
     }
 
@@ -124,6 +134,7 @@ impl BackendStats {
                 (h.len(), p50, p99, h.max())
             }
         };
+        let (client_queued, client_waited) = self.queue_times.client_queued();
         StatsSnapshot {
             active: self.running.load(Relaxed),
             waiting: self.waiting.load(Relaxed),
@@ -142,6 +153,8 @@ impl BackendStats {
             ttft_p50_us,
             ttft_p99_us,
             ttft_max_us,
+            client_queued,
+            client_queued_us: u64::try_from(client_waited.as_micros()).unwrap_or(u64::MAX),
         }
     }
 

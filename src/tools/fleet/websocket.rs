@@ -21,6 +21,7 @@ use tungstenite::Message;
 use super::conn::Conn;
 use super::generate::{token_text, GenRequest, Need};
 use super::http::Head;
+use super::queue_time::Origin;
 use super::server::Shared;
 
 /// Largest WebSocket message accepted: a request is a small JSON object.
@@ -100,7 +101,11 @@ where
 {
     // The socket is not read while queued: a hang-up shows at the first token's write.
     let client_gone = std::future::pending();
-    let Some(mut gen) = shared.gpu.admit(received, need, client_gone).await else {
+    let Some(mut gen) = shared
+        .gpu
+        .admit(received, need, Origin::Client, client_gone)
+        .await
+    else {
         return Ok(());
     };
     while let Some(batch) = gen.next_batch().await {

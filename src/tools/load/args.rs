@@ -9,8 +9,9 @@ use clap::{ArgGroup, CommandFactory, Parser};
 
 use super::options::{
     Limit, LoadOptions, Mode, DEFAULT_BACKEND_HEADER, DEFAULT_MAX_TOKENS, DEFAULT_MESSAGE_SIZE,
-    DEFAULT_PROMPT,
+    DEFAULT_PROMPT, DEFAULT_SEED,
 };
+use crate::tools::lengths::TokenDist;
 
 /// Load generator for ringlb and GPU inference servers: SSE and WebSocket token streams, HTTP,
 /// TCP echo and idle connections; closed loop, or open loop with --rate.
@@ -39,6 +40,14 @@ pub struct LoadArgs {
     /// max_tokens asked for per stream (sse, websocket).
     #[arg(long, default_value_t = DEFAULT_MAX_TOKENS)]
     pub max_tokens: u32,
+    /// Draw each stream's max_tokens from a distribution instead: fixed:N or
+    /// lognormal:median=M,sigma=S[,max=N] (the mock backend's syntax).
+    #[arg(long, value_name = "SPEC", conflicts_with = "max_tokens")]
+    pub max_tokens_dist: Option<TokenDist>,
+    /// Seed of the --max-tokens-dist draws: the same seed asks for the same lengths, request
+    /// by request, on every run.
+    #[arg(long, default_value_t = DEFAULT_SEED)]
+    pub seed: u64,
     /// Prompt sent per stream (sse, websocket).
     #[arg(long, default_value = DEFAULT_PROMPT)]
     pub prompt: String,
@@ -85,6 +94,8 @@ impl LoadArgs {
         let mut opts = LoadOptions::new(self.mode, self.target.clone(), connections, limit);
         opts.rate = self.rate;
         opts.max_tokens = self.max_tokens;
+        opts.max_tokens_dist = self.max_tokens_dist;
+        opts.seed = self.seed;
         opts.prompt = self.prompt.clone();
         opts.model = self.model.clone();
         opts.path = self.path.clone();
@@ -182,6 +193,26 @@ mod tests {
         assert_eq!(opts.rate, Some(50.0));
         assert_eq!(opts.backend_header.as_deref(), Some("x-backend"));
         assert!(!opts.progress);
+        assert_eq!(opts.max_tokens_dist, None);
+        let args = LoadArgs::try_parse_from([
+            "ringlb-load",
+            "sse",
+            "-t",
+            "h:1",
+            "-c",
+            "1",
+            "-n",
+            "1",
+            "--max-tokens-dist",
+            "lognormal:median=50,sigma=1,max=900",
+            "--seed",
+            "11",
+        ])
+        .unwrap();
+        let opts = args.to_options().unwrap();
+        let want: TokenDist = "lognormal:median=50,sigma=1,max=900".parse().unwrap();
+        assert_eq!(opts.max_tokens_dist, Some(want));
+        assert_eq!(opts.seed, 11);
         let args = LoadArgs::try_parse_from([
             "ringlb-load",
             "echo",
@@ -203,7 +234,33 @@ mod tests {
 
     #[test]
     fn cli_rejects_bad_arguments() {
-        let bad: [&[&str]; 5] = [
+        let bad: [&[&str]; 7] = [
+            &[
+                "ringlb-load",
+                "sse",
+                "-t",
+                "h:1",
+                "-c",
+                "1",
+                "-n",
+                "1",
+                "--max-tokens",
+                "5",
+                "--max-tokens-dist",
+                "fixed:5",
+            ],
+            &[
+                "ringlb-load",
+                "sse",
+                "-t",
+                "h:1",
+                "-c",
+                "1",
+                "-n",
+                "1",
+                "--max-tokens-dist",
+                "lognormal:median=5",
+            ],
             &["ringlb-load", "sse", "-t", "h:1", "-c", "1"],
             &[
                 "ringlb-load",

@@ -16,6 +16,7 @@ mod event_stream;
 mod histo;
 mod http;
 mod idle;
+mod lengths;
 mod options;
 mod progress;
 mod report;
@@ -33,9 +34,11 @@ pub use args::{parse_duration, LoadArgs};
 pub use cli::{run_cli, write_json};
 pub use error::{ErrorCounts, ErrorKind, LoadError, RequestError};
 pub use histo::MetricSummary;
+pub use lengths::Lengths;
 pub use options::{
     Limit, LoadOptions, Mode, DEFAULT_BACKEND_HEADER, DEFAULT_HTTP_PATH, DEFAULT_MAX_TOKENS,
-    DEFAULT_MESSAGE_SIZE, DEFAULT_PROMPT, DEFAULT_SSE_PATH, DEFAULT_TIMEOUT, DEFAULT_WS_PATH,
+    DEFAULT_MESSAGE_SIZE, DEFAULT_PROMPT, DEFAULT_SEED, DEFAULT_SSE_PATH, DEFAULT_TIMEOUT,
+    DEFAULT_WS_PATH,
 };
 pub use report::{ErrorSample, Report};
 pub use request_log::RequestLogEntry;

@@ -7,6 +7,8 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use super::error::LoadError;
+use super::lengths::Lengths;
+use crate::tools::lengths::TokenDist;
 
 /// Short completions: enough tokens to watch a stream spread over backends, short enough that a
 /// demo run finishes many streams per connection.
@@ -18,6 +20,8 @@ pub const DEFAULT_MESSAGE_SIZE: usize = 100;
 /// Long enough for a real model to stream a few hundred tokens, short enough that a hung
 /// backend shows up as a timeout within a demo run.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
+/// Any fixed number repeats a run's draws; zero is as good as any and easy to type.
+pub const DEFAULT_SEED: u64 = 0;
 /// The header the mock fleet (and the demo's real backends behind a tag) name themselves in.
 pub const DEFAULT_BACKEND_HEADER: &str = "x-backend";
 /// The cheapest endpoint that every inference server (vLLM, SGLang, TGI) exposes.
@@ -89,6 +93,10 @@ pub struct LoadOptions {
     /// Open loop: requests per second in total, on a fixed timetable.
     pub rate: Option<f64>,
     pub max_tokens: u32,
+    /// When set, each request's `max_tokens` is drawn from this (seeded by `seed`) instead.
+    pub max_tokens_dist: Option<TokenDist>,
+    /// Seed of the `max_tokens_dist` draws.
+    pub seed: u64,
     pub prompt: String,
     /// Sent as `"model"` in SSE requests when set (some servers require it).
     pub model: Option<String>,
@@ -115,6 +123,8 @@ impl LoadOptions {
             limit,
             rate: None,
             max_tokens: DEFAULT_MAX_TOKENS,
+            max_tokens_dist: None,
+            seed: DEFAULT_SEED,
             prompt: DEFAULT_PROMPT.to_string(),
             model: None,
             path: None,
@@ -136,6 +146,17 @@ impl LoadOptions {
             Mode::Sse => DEFAULT_SSE_PATH,
             Mode::Websocket => DEFAULT_WS_PATH,
             Mode::Http | Mode::TcpEcho | Mode::Idle => DEFAULT_HTTP_PATH,
+        }
+    }
+
+    /// Where each stream's `max_tokens` comes from.
+    pub fn lengths(&self) -> Lengths {
+        match self.max_tokens_dist {
+            Some(dist) => Lengths::Drawn {
+                dist,
+                seed: self.seed,
+            },
+            None => Lengths::Fixed(u64::from(self.max_tokens)),
         }
     }
 
@@ -196,6 +217,14 @@ impl LoadOptions {
         if !http_like && self.path.is_some() {
             return bad("--path needs sse, websocket or http");
         }
+        if let Some(dist) = &self.max_tokens_dist {
+            if !self.mode.streams_tokens() {
+                return bad("--max-tokens-dist needs sse or websocket");
+            }
+            if let Err(e) = dist.check() {
+                return bad(&format!("--max-tokens-dist: {e}"));
+            }
+        }
         if self.mode == Mode::Idle {
             if !matches!(self.limit, Limit::Duration(_)) {
                 return bad("idle connections are held for --duration; --requests does not apply");
@@ -252,5 +281,34 @@ mod tests {
         let mut o = opts(Mode::TcpEcho);
         o.backend_header = Some("x-backend".into());
         assert!(o.validate().is_err());
+        let mut o = opts(Mode::Http);
+        o.max_tokens_dist = Some(TokenDist::Fixed(5));
+        assert!(o.validate().is_err(), "lengths need a token stream");
+        let mut o = opts(Mode::Sse);
+        o.max_tokens_dist = Some(TokenDist::LogNormal {
+            median: -3.0,
+            sigma: 1.0,
+            max: 10,
+        });
+        assert!(
+            o.validate().is_err(),
+            "a bad distribution from code is refused"
+        );
+    }
+
+    #[test]
+    fn lengths_follow_the_options() {
+        let mut o = opts(Mode::Sse);
+        assert_eq!(o.lengths(), Lengths::Fixed(u64::from(DEFAULT_MAX_TOKENS)));
+        o.max_tokens_dist = Some(TokenDist::Fixed(7));
+        o.seed = 3;
+        o.validate().unwrap();
+        assert_eq!(
+            o.lengths(),
+            Lengths::Drawn {
+                dist: TokenDist::Fixed(7),
+                seed: 3
+            }
+        );
     }
 }

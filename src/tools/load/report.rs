@@ -53,6 +53,13 @@ pub struct Report {
     pub ttfb: MetricSummary,
     /// Start to the first token (sse, websocket).
     pub ttft: MetricSummary,
+    /// Inter-token latency: gaps between the reads that carried tokens, successful streams.
+    #[serde(default)]
+    pub itl: MetricSummary,
+    /// Time per output token after the first, one value per successful stream (a client's
+    /// tokens/s is 1e6 / tpot).
+    #[serde(default)]
+    pub tpot: MetricSummary,
     /// Start to the end of the response or stream (idle: how long each connection was held).
     pub request: MetricSummary,
     /// Open loop: intended start to the request being sent (waiting for a free connection).
@@ -102,6 +109,8 @@ impl Report {
             connect: rec.connect.summary(),
             ttfb: rec.ttfb.summary(),
             ttft: rec.ttft.summary(),
+            itl: rec.itl.summary(),
+            tpot: rec.tpot.summary(),
             request: rec.request.summary(),
             queue: rec.queue.summary(),
             connections_opened: rec.connections_opened,
@@ -196,6 +205,8 @@ impl Report {
             ("connect", &self.connect),
             ("first byte", &self.ttfb),
             ("first token", &self.ttft),
+            ("inter-token", &self.itl),
+            ("per token", &self.tpot),
             (
                 if self.mode == Mode::Idle {
                     "held"

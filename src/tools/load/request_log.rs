@@ -35,6 +35,9 @@ pub struct RequestLogEntry {
     /// The backend header's value, when the response head carried it.
     pub backend: Option<String>,
     pub tokens: u64,
+    /// The `max_tokens` the stream asked for (sse, websocket).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_tokens: Option<u64>,
 }
 
 /// The open request log of a run: a buffered file behind a lock (one short write per request).
@@ -99,6 +102,7 @@ impl RequestLog {
             detail: error.map(|e| e.detail.clone()),
             backend: sample.backend.clone(),
             tokens: sample.tokens,
+            max_tokens: sample.max_tokens,
         }
     }
 

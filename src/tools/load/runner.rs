@@ -174,7 +174,7 @@ async fn worker<P: Protocol>(proto: Arc<P>, ctx: Arc<Ctx>, mut stop: watch::Rece
             intended = Some(Instant::now().max(at));
         }
         let connected = tokio::select! {
-            c = one_request(&*proto, &ctx, &mut conn, intended) => c,
+            c = one_request(&*proto, &ctx, &mut conn, intended, ticket.seq) => c,
             () = stopped(&mut stop) => {
                 ctx.stats.record_cancelled();
                 return;
@@ -197,6 +197,7 @@ async fn one_request<P: Protocol>(
     ctx: &Ctx,
     slot: &mut Option<P::Conn>,
     intended: Option<Instant>,
+    seq: u64,
 ) -> bool {
     let stats = &ctx.stats;
     let timeout = ctx.opts.timeout;
@@ -237,6 +238,7 @@ async fn one_request<P: Protocol>(
     let start = intended.unwrap_or(sent);
     let mut sample = Sample {
         started: Some(start),
+        seq,
         ..Sample::default()
     };
     let result = tokio::time::timeout(timeout, proto.request(conn, &mut sample)).await;

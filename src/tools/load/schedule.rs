@@ -15,10 +15,12 @@ pub const DEFAULT_BACKOFF_MIN: Duration = Duration::from_millis(10);
 /// that comes back is used again within a second.
 pub const DEFAULT_BACKOFF_MAX: Duration = Duration::from_secs(1);
 
-/// Permission to run one request; `intended` is its timetabled start in open loop.
+/// Permission to run one request; `intended` is its timetabled start in open loop, `seq` its
+/// number in the run (0-based, in the order tickets are handed out).
 #[derive(Debug, Clone, Copy)]
 pub struct Ticket {
     pub intended: Option<Instant>,
+    pub seq: u64,
 }
 
 /// Hands out tickets to all connections of a run; shared, lock-free.
@@ -58,7 +60,10 @@ impl Schedule {
                     return None;
                 }
             }
-            return Some(Ticket { intended: None });
+            return Some(Ticket {
+                intended: None,
+                seq: i,
+            });
         };
         let offset = Duration::try_from_secs_f64(i as f64 / rate).ok()?;
         if let Limit::Duration(d) = self.limit {
@@ -69,6 +74,7 @@ impl Schedule {
         let intended = self.t0.checked_add(offset)?;
         Some(Ticket {
             intended: Some(intended),
+            seq: i,
         })
     }
 }
@@ -107,6 +113,7 @@ mod tests {
         let s = Schedule::new(t0, Limit::Duration(Duration::from_secs(1)), Some(200.0));
         let tickets: Vec<_> = std::iter::from_fn(|| s.next()).collect();
         assert_eq!(tickets.len(), 200);
+        assert!(tickets.iter().enumerate().all(|(i, t)| t.seq == i as u64));
         let at = |i: usize| tickets[i].intended.unwrap() - t0;
         assert_eq!(at(0), Duration::ZERO);
         assert_eq!(at(100), Duration::from_millis(500));

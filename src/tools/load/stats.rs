@@ -24,10 +24,21 @@ pub const NO_BACKEND: &str = "(none)";
 /// reports the bytes and tokens it received.
 #[derive(Debug, Default)]
 pub struct Sample {
+    /// The request's number in the run (its ticket's), set before it runs: what a
+    /// per-request draw (`--max-tokens-dist`) is keyed on.
+    pub seq: u64,
+    /// The `max_tokens` the request asked for (sse, websocket).
+    pub max_tokens: Option<u64>,
     /// When the request began (its intended start in open loop), for the request log.
     pub started: Option<Instant>,
     pub first_byte: Option<Instant>,
     pub first_token: Option<Instant>,
+    /// When the latest token arrived.
+    pub last_token: Option<Instant>,
+    /// Inter-token latencies, microseconds: the gap before each read that carried tokens,
+    /// after the first (tokens that arrive in one read are one gap, as in vLLM's
+    /// benchmark_serving, which times chunks).
+    pub gaps_us: Vec<u32>,
     pub bytes_in: u64,
     pub bytes_out: u64,
     pub tokens: u64,
@@ -41,9 +52,30 @@ impl Sample {
 
     pub fn add_tokens(&mut self, n: u64) {
         if n > 0 {
-            self.first_token.get_or_insert_with(Instant::now);
-            self.tokens += n;
+            self.add_tokens_at(n, Instant::now());
         }
+    }
+
+    /// [`add_tokens`](Self::add_tokens) with the arrival time given (tests).
+    pub fn add_tokens_at(&mut self, n: u64, now: Instant) {
+        if n == 0 {
+            return;
+        }
+        self.first_token.get_or_insert(now);
+        if let Some(last) = self.last_token {
+            let gap = now.saturating_duration_since(last).as_micros();
+            self.gaps_us.push(u32::try_from(gap).unwrap_or(u32::MAX));
+        }
+        self.last_token = Some(now);
+        self.tokens += n;
+    }
+
+    /// Time per output token after the first: (last - first) / (tokens - 1); a client's
+    /// decode rate is its inverse. None for a stream of fewer than two tokens.
+    pub fn tpot(&self) -> Option<Duration> {
+        let (first, last) = (self.first_token?, self.last_token?);
+        let steps = u32::try_from(self.tokens.checked_sub(1)?).ok()?;
+        (steps > 0).then(|| last.saturating_duration_since(first) / steps)
     }
 }
 
@@ -52,6 +84,10 @@ pub struct Recorder {
     pub connect: Histo,
     pub ttfb: Histo,
     pub ttft: Histo,
+    /// Gaps between token reads of successful streams (see [`Sample::gaps_us`]).
+    pub itl: Histo,
+    /// Time per output token of each successful stream of two tokens or more.
+    pub tpot: Histo,
     pub request: Histo,
     pub queue: Histo,
     pub ok: u64,
@@ -83,6 +119,8 @@ impl Stats {
             connect: Histo::new()?,
             ttfb: Histo::new()?,
             ttft: Histo::new()?,
+            itl: Histo::new()?,
+            tpot: Histo::new()?,
             request: Histo::new()?,
             queue: Histo::new()?,
             ok: 0,
@@ -143,6 +181,12 @@ impl Stats {
         }
         if let Some(at) = sample.first_token {
             rec.ttft.record(at.saturating_duration_since(start));
+        }
+        for &gap in &sample.gaps_us {
+            rec.itl.record(Duration::from_micros(u64::from(gap)));
+        }
+        if let Some(tpot) = sample.tpot() {
+            rec.tpot.record(tpot);
         }
         add_traffic(&mut rec, &sample);
         if self.count_backends {
@@ -205,4 +249,48 @@ fn add_traffic(rec: &mut Recorder, sample: &Sample) {
     rec.bytes_in += sample.bytes_in;
     rec.bytes_out += sample.bytes_out;
     rec.tokens += sample.tokens;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn gaps_are_between_token_reads_and_tpot_spans_the_stream() {
+        let t0 = Instant::now();
+        let ms = |n| t0 + Duration::from_millis(n);
+        let mut s = Sample::default();
+        assert_eq!(s.tpot(), None);
+        s.add_tokens_at(1, ms(100));
+        assert_eq!(s.tpot(), None, "one token has no decode time");
+        s.add_tokens_at(0, ms(105));
+        s.add_tokens_at(1, ms(120));
+        s.add_tokens_at(2, ms(150));
+        assert_eq!(s.first_token, Some(ms(100)));
+        assert_eq!(s.gaps_us, vec![20_000, 30_000]);
+        assert_eq!(s.tokens, 4);
+        assert_eq!(s.tpot(), Some(Duration::from_millis(50) / 3));
+    }
+
+    #[test]
+    fn only_successful_streams_feed_itl_and_tpot() {
+        let stats = Stats::new(false).unwrap();
+        let t0 = Instant::now();
+        let mut ok = Sample::default();
+        for i in 0..3 {
+            ok.add_tokens_at(1, t0 + Duration::from_millis(10 * i));
+        }
+        stats.record_ok(t0, t0 + Duration::from_millis(30), ok);
+        let mut failed = Sample::default();
+        failed.add_tokens_at(1, t0);
+        failed.add_tokens_at(1, t0 + Duration::from_secs(5));
+        stats.record_error(&RequestError::closed("gone"), failed);
+        stats.with_recorder(|rec| {
+            let itl = rec.itl.summary();
+            assert_eq!(itl.count, 2);
+            assert!((9_990..=10_010).contains(&itl.max), "{itl:?}");
+            assert_eq!(rec.tpot.summary().count, 1);
+            assert_eq!(rec.tokens, 5);
+        });
+    }
 }

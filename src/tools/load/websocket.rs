@@ -10,6 +10,7 @@ use tokio_tungstenite::WebSocketStream;
 use tungstenite::{Message, Utf8Bytes};
 
 use super::error::{ErrorKind, RequestError};
+use super::lengths::Lengths;
 use super::options::LoadOptions;
 use super::runner::{Protocol, Reuse};
 use super::stats::Sample;
@@ -17,7 +18,10 @@ use super::wire::connect_tcp;
 
 pub struct Ws {
     url: String,
-    prompt: Utf8Bytes,
+    /// The message of every stream, when they all ask for the same `max_tokens`.
+    fixed: Option<Utf8Bytes>,
+    prompt_text: String,
+    lengths: Lengths,
     backend_header: Option<String>,
 }
 
@@ -28,16 +32,20 @@ pub struct WsConn {
 
 impl Ws {
     pub fn new(opts: &LoadOptions) -> Self {
-        let prompt = serde_json::json!({
-            "prompt": opts.prompt,
-            "max_tokens": opts.max_tokens,
-        });
+        let lengths = opts.lengths();
         Ws {
             url: format!("ws://{}{}", opts.target, opts.path()),
-            prompt: Utf8Bytes::from(prompt.to_string()),
+            fixed: lengths.fixed().map(|n| message(&opts.prompt, n)),
+            prompt_text: opts.prompt.clone(),
+            lengths,
             backend_header: opts.backend_header.clone(),
         }
     }
+}
+
+fn message(prompt: &str, max_tokens: u64) -> Utf8Bytes {
+    let msg = serde_json::json!({ "prompt": prompt, "max_tokens": max_tokens });
+    Utf8Bytes::from(msg.to_string())
 }
 
 fn ws_error(what: &str, err: tungstenite::Error) -> RequestError {
@@ -67,11 +75,17 @@ impl Protocol for Ws {
     }
 
     async fn request(&self, conn: &mut WsConn, sample: &mut Sample) -> Result<Reuse, RequestError> {
+        let max_tokens = self.lengths.for_request(sample.seq);
+        sample.max_tokens = Some(max_tokens);
+        let prompt = match &self.fixed {
+            Some(prompt) => prompt.clone(),
+            None => message(&self.prompt_text, max_tokens),
+        };
+        sample.bytes_out += prompt.len() as u64;
         conn.ws
-            .send(Message::Text(self.prompt.clone()))
+            .send(Message::Text(prompt))
             .await
             .map_err(|e| ws_error("send prompt", e))?;
-        sample.bytes_out += self.prompt.len() as u64;
         sample.backend.clone_from(&conn.backend);
         loop {
             let msg = match conn.ws.next().await {

@@ -2,9 +2,12 @@
 //! fixed count, or a long-tailed log-normal draw like the output lengths of real chat traffic
 //! (most answers short, a few very long), which is what makes streams on a GPU fleet unequal.
 //!
-//! An explicit `max_tokens` in a request always wins; this is only the fallback. Must never
+//! Shared by the mock backend (`--max-tokens-dist`: the length of a request that does not say;
+//! an explicit `max_tokens` in a request always wins) and the load tool (`ringlb-load
+//! --max-tokens-dist`: the `max_tokens` each request asks for, drawn per request from a seed),
+//! so a benchmark can put the long tail on either side with the same syntax. Must never
 //! produce a count of zero (a phantom stream of zero tokens would restart in a tight loop) nor
-//! one above [`MAX_TOKENS`](super::generate::MAX_TOKENS).
+//! one above [`MAX_TOKENS`].
 
 use std::fmt;
 use std::str::FromStr;
@@ -12,7 +15,10 @@ use std::str::FromStr;
 use rand::Rng;
 use rand_distr::{Distribution, LogNormal};
 
-use super::generate::MAX_TOKENS;
+/// The longest completion anything here asks for or generates: keeps a mock's non-streamed
+/// body (about 10 bytes a token) near 1 MB, and is beyond what real engines generate per
+/// request.
+pub const MAX_TOKENS: u64 = 100_000;
 
 /// OpenAI's default when a completions request has no `max_tokens`.
 pub const DEFAULT_MAX_TOKENS: u64 = 16;
@@ -113,7 +119,7 @@ impl fmt::Display for TokenDist {
 
 impl TokenDist {
     /// Checks the parameters (they may come from Rust code, not only from [`FromStr`]).
-    pub(crate) fn check(&self) -> Result<(), DistError> {
+    pub fn check(&self) -> Result<(), DistError> {
         let bad = |key, expect, value: String| Err(DistError::Value { key, expect, value });
         match *self {
             TokenDist::Fixed(n) => count("fixed", &n.to_string()).map(drop),
@@ -131,7 +137,7 @@ impl TokenDist {
     }
 
     /// One completion length, at least 1 and at most the distribution's max.
-    pub(crate) fn sample<R: Rng + ?Sized>(&self, rng: &mut R) -> u64 {
+    pub fn sample<R: Rng + ?Sized>(&self, rng: &mut R) -> u64 {
         match *self {
             TokenDist::Fixed(n) => n,
             TokenDist::LogNormal { median, sigma, max } => match LogNormal::new(median.ln(), sigma)
