@@ -2,38 +2,14 @@
 //! used, and every bad value is one `file:line:column: message` line that points at it and
 //! names the key (same style as tests/config_health.rs).
 
+mod common;
+
 use std::time::Duration;
 
+use common::config_check::*;
+use ringlb::config::parse;
+
 use ringlb::balance::{EngineFlavor, EngineNames};
-use ringlb::config::{parse, Config, ConfigError};
-
-fn text(lines: &[&str]) -> String {
-    lines.join("\n") + "\n"
-}
-
-fn ok(lines: &[&str]) -> Config {
-    match parse(&text(lines), "t.toml") {
-        Ok(c) => c,
-        Err(e) => panic!("expected a valid config, got: {e}"),
-    }
-}
-
-fn fails(lines: &[&str], at: &str, needles: &[&str]) -> ConfigError {
-    let err = match parse(&text(lines), "t.toml") {
-        Ok(c) => panic!("expected an error at {at}, got {c:?}"),
-        Err(e) => e,
-    };
-    let msg = err.to_string();
-    assert!(
-        msg.starts_with(&format!("t.toml:{at}: ")),
-        "wrong place: {msg}"
-    );
-    assert!(!msg.contains('\n'), "not one line: {msg:?}");
-    for needle in needles {
-        assert!(msg.contains(needle), "{msg:?} lacks {needle:?}");
-    }
-    err
-}
 
 /// Lines 1-6 the listener and pool, `[pool.engine_metrics]` on line 7, `keys` from line 8.
 fn engine_with(keys: &[&'static str]) -> Vec<&'static str> {
